@@ -1,0 +1,1 @@
+"""ActiveLearningAnalyzer (filled by the analyzer issue)."""

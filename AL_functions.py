@@ -1,0 +1,1 @@
+"""Core active-learning heuristics (filled by the analyses issue)."""
