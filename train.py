@@ -1,2 +1,92 @@
-def main(argv=None):
+"""Train the base MobileNetV3Small classifier on the first ``labeled_size`` images of a dataset.
+
+Run ``python train.py --help``. Importable: ``train_model(additional_indices=..., output_dir=..., ...)`` is how
+the active-learning cycle retrains with extra (absolute) training-set indices.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+from altoolkit.cli import FLIP_BY_DEFAULT, add_dataset_arguments, dataset_classes, dataset_from_args, keras_verbosity
+from altoolkit.data import DEFAULT_IMAGE_SIZE, load_dataset
+from altoolkit.errors import cli_entry
+from altoolkit.training import DEFAULT_MODELS_DIR, TrainingRecipe, TrainResult, default_run_dir
+from altoolkit.training import train_model as train_on_dataset
+
+IMAGENET_DEFAULTS = {"learning_rate": 3e-4, "batch_size": 2}
+
+
+def train_model(additional_indices: Sequence[int] | None = None, output_dir: str | Path | None = None, *,
+                dataset_name: str = "cifar10", classes: Sequence[int | str] | None = None,
+                data_path: str | Path | None = None, image_size: int = DEFAULT_IMAGE_SIZE, dataset=None,
+                labeled_size: int = 500, epochs: int = 30, batch_size: int = 32, learning_rate: float = 1e-3,
+                validation_fraction: float = 0.1, weights: str | None = None, flip_augmentation: bool | None = None,
+                seed: int = 42, overwrite: bool = False, verbose: int = 1) -> TrainResult:
+    """Load the data (unless ``dataset`` is given) and train; see :func:`altoolkit.training.train_model`.
+
+    ``classes=None`` means the dataset's default (airplane/automobile/ship for CIFAR-10, all otherwise).
+    """
+    if dataset is None:
+        class_list = dataset_classes(dataset_name, None) if classes is None else list(classes)
+        dataset = load_dataset(dataset_name, path=data_path, classes=class_list, image_size=image_size)
+    if flip_augmentation is None:
+        flip_augmentation = dataset.name in FLIP_BY_DEFAULT
+    recipe = TrainingRecipe(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                            validation_fraction=validation_fraction, weights=weights,
+                            flip_augmentation=flip_augmentation)
+    return train_on_dataset(additional_indices, output_dir, dataset=dataset, labeled_size=labeled_size,
+                            recipe=recipe, seed=seed, overwrite=overwrite, verbose=verbose)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="train.py", description="Train the base MobileNetV3Small model on the first --labeled-size "
+                                     "training images (the labeled set the analyses assume).")
+    add_dataset_arguments(parser)
+    group = parser.add_argument_group("training")
+    group.add_argument("--labeled-size", type=int, default=500, help="first N training images (default: 500)")
+    group.add_argument("--epochs", type=int, default=30, help="default: 30")
+    group.add_argument("--batch-size", type=int, default=None, help="default: 32 (2 with --weights imagenet)")
+    group.add_argument("--learning-rate", type=float, default=None,
+                       help="Adam learning rate (default: 1e-3; 3e-4 with --weights imagenet)")
+    group.add_argument("--validation-fraction", type=float, default=0.1,
+                       help="last part of the labeled set held out to pick the best epoch (default: 0.1)")
+    group.add_argument("--weights", choices=("none", "imagenet"), default="none",
+                       help="'none' trains from scratch offline (default); 'imagenet' needs the network")
+    group.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                       help="random horizontal flips while training (default: on for cifar10 and fashion_mnist)")
+    group.add_argument("--seed", type=int, default=42, help="fixes the initial weights and shuffling (default: 42)")
+    group.add_argument("--output-dir", default=None,
+                       help=f"run directory (default: {DEFAULT_MODELS_DIR}/<labeled-size>_train)")
+    group.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    group.add_argument("--quiet", action="store_true", help="no Keras progress output")
+    return parser
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    weights = None if args.weights == "none" else args.weights
+    imagenet = weights == "imagenet"
+    dataset = dataset_from_args(args)
+    output_dir = Path(args.output_dir) if args.output_dir else default_run_dir(args.labeled_size)
+    print(f"data: {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test images, "
+          f"classes {', '.join(dataset.class_names)}")
+    result = train_model(
+        output_dir=output_dir, dataset=dataset, labeled_size=args.labeled_size, epochs=args.epochs,
+        batch_size=args.batch_size or (IMAGENET_DEFAULTS["batch_size"] if imagenet else 32),
+        learning_rate=args.learning_rate or (IMAGENET_DEFAULTS["learning_rate"] if imagenet else 1e-3),
+        validation_fraction=args.validation_fraction, weights=weights, flip_augmentation=args.flip,
+        seed=args.seed, overwrite=args.overwrite, verbose=keras_verbosity(args.quiet))
+    print(f"test accuracy: {result.test_accuracy:.3f} on {result.metrics['test_size']} test images "
+          f"(chance {result.metrics['chance_accuracy']:.3f}); best epoch {result.metrics['best_epoch']}")
+    print(f"model: {result.model_path}")
+    print(f"metrics: {result.output_dir / 'metrics.json'}  plot: {result.output_dir / 'training_history.png'}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -22,6 +22,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(handle)
     temporary = Path(temporary)
+    os.chmod(temporary, 0o666 & ~_current_umask())
     try:
         yield temporary
         os.replace(temporary, target)
@@ -69,6 +70,7 @@ def atomic_directory(target: str | os.PathLike, overwrite: bool = False) -> Iter
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(temporary, 0o777 & ~_current_umask())
     try:
         yield temporary
         if target.exists():
@@ -92,6 +94,13 @@ def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
         for chunk in iter(lambda: handle.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _current_umask() -> int:
+    """The process umask (temporary files are created 0600; finished outputs get normal permissions)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _json_default(value):

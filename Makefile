@@ -1,0 +1,29 @@
+# The README's commands. Each target creates the virtual environment (.venv) and installs the project first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= results/demo
+
+.PHONY: install demo test benchmark clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# The main job, end to end on the embedded digits data.
+demo: $(STAMP)
+	$(BIN)/python train.py --dataset digits --labeled-size 500 --epochs 30 --output-dir $(DEMO_DIR)/models/500_train --overwrite
+
+# The test suite. pytest's exit code 5 ("no tests collected") is a failure here, with a message saying so.
+test: $(STAMP)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: tests/ must hold test_*.py files" >&2; fi; \
+	exit $$status
+
+clean:
+	rm -rf $(VENV) .pytest_cache results/demo

@@ -1,0 +1,44 @@
+"""Command-line options shared by every entry point (dataset choice, image size), so they read the same everywhere."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from altoolkit.data import DATASET_NAMES, DEFAULT_IMAGE_SIZE, Dataset, load_dataset, parse_classes
+
+DEFAULT_CLASSES = {"cifar10": "airplane,automobile,ship"}
+FLIP_BY_DEFAULT = ("cifar10", "fashion_mnist")
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser, default: str = "cifar10") -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--dataset", default=default, choices=DATASET_NAMES,
+                       help=f"data source (default: {default})")
+    group.add_argument("--classes", default=None,
+                       help="comma-separated class ids or names to keep, remapped to 0..K-1 in this order, "
+                            "or 'all' (default: airplane,automobile,ship for cifar10, all classes otherwise)")
+    group.add_argument("--data-path", default=None,
+                       help="archive, folder or .npz to read (cifar10: cifar-10-python.tar.gz or "
+                            "cifar-10-batches-py/, also $AL_CIFAR10_PATH; required for folder and npz)")
+    group.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE,
+                       help=f"images are resized to this square size (default: {DEFAULT_IMAGE_SIZE})")
+
+
+def dataset_classes(name: str, classes: str | None) -> list[int | str] | None:
+    """The class list an entry point uses: explicit, 'all', or the dataset's default subset."""
+    if classes is not None and classes.strip().lower() == "all":
+        return None
+    return parse_classes(classes if classes is not None else DEFAULT_CLASSES.get(name))
+
+
+def dataset_from_args(args: argparse.Namespace) -> Dataset:
+    return load_dataset(args.dataset, path=args.data_path, classes=dataset_classes(args.dataset, args.classes),
+                        image_size=args.image_size)
+
+
+def keras_verbosity(quiet: bool) -> int:
+    """Keras' progress bar on a terminal, one line per epoch in logs, nothing when quiet."""
+    if quiet:
+        return 0
+    return 1 if sys.stdout.isatty() else 2

@@ -1,0 +1,200 @@
+"""Train the base classifier on the labeled set (+ extra absolute indices) and evaluate it on the test split.
+
+The labeled set is always the first ``labeled_size`` training images; its last ``validation_fraction`` is a
+fixed validation split used to keep the best epoch (the test split is never used to choose anything).
+A run is written to a temporary directory and renamed into place, so a killed run leaves no partial model.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from altoolkit.data import Dataset
+from altoolkit.errors import ToolkitError
+from altoolkit.files import atomic_directory, write_json
+
+DEFAULT_MODELS_DIR = Path("models")
+MODEL_FILENAME = "best_model.keras"
+METRICS_FILENAME = "metrics.json"
+HISTORY_PLOT_FILENAME = "training_history.png"
+
+
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """Everything that decides how a model is trained (recorded in metrics.json)."""
+
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    validation_fraction: float = 0.1
+    weights: str | None = None
+    backbone_size: int | None = None
+    dropout: float = 0.3
+    bn_momentum: float = 0.9
+    flip_augmentation: bool = False
+
+    def validate(self) -> None:
+        if not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1:
+            raise ToolkitError(f"epochs must be a positive integer, got {self.epochs!r}")
+        if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
+            raise ToolkitError(f"batch size must be a positive integer, got {self.batch_size!r}")
+        if not self.learning_rate > 0:
+            raise ToolkitError(f"learning rate must be positive, got {self.learning_rate!r}")
+        if not 0 <= self.validation_fraction < 1:
+            raise ToolkitError(f"validation fraction must be in [0, 1), got {self.validation_fraction!r}")
+
+
+@dataclass
+class TrainResult:
+    """Where a training run went and how well its model does on the test split."""
+
+    output_dir: Path
+    model_path: Path
+    test_accuracy: float
+    per_class_accuracy: dict[str, float]
+    metrics: dict = field(repr=False)
+
+
+def training_indices(dataset: Dataset, labeled_size: int, additional_indices: Sequence[int] | None,
+                     validation_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) absolute indices: the first ``labeled_size`` images (last part held out) + extras."""
+    available = len(dataset.x_train)
+    if not isinstance(labeled_size, (int, np.integer)) or labeled_size < 2:
+        raise ToolkitError(f"labeled size must be an integer of at least 2, got {labeled_size!r}")
+    if labeled_size > available:
+        raise ToolkitError(f"labeled size {labeled_size} is larger than the {available} training images "
+                           f"of {dataset.name}: use --labeled-size {available} or less")
+    n_validation = int(round(labeled_size * validation_fraction))
+    if validation_fraction > 0:
+        n_validation = max(1, n_validation)
+    if labeled_size - n_validation < 1:
+        raise ToolkitError(f"labeled size {labeled_size} leaves no training image after the validation split")
+    train = np.arange(labeled_size - n_validation)
+    validation = np.arange(labeled_size - n_validation, labeled_size)
+    extra = np.asarray([] if additional_indices is None else additional_indices)
+    if extra.size:
+        if not np.issubdtype(extra.dtype, np.integer):
+            raise ToolkitError("additional indices must be integers (absolute training-set indices)")
+        extra = extra.astype(np.int64).reshape(-1)
+        bad = extra[(extra < labeled_size) | (extra >= available)]
+        if bad.size:
+            raise ToolkitError(f"additional index {int(bad[0])} is outside the pool: extra images must have "
+                               f"absolute indices in {labeled_size}..{available - 1}")
+        if len(np.unique(extra)) != len(extra):
+            raise ToolkitError("additional indices contain duplicates: each image can be added once")
+        train = np.concatenate([train, extra])
+    return train, validation
+
+
+def evaluate_model(model, dataset: Dataset, batch_size: int = 256) -> dict:
+    """Overall and per-class accuracy of ``model`` on the dataset's test split."""
+    from altoolkit.model import check_input_shape
+
+    check_input_shape(model, dataset.image_shape)
+    probabilities = model.predict(dataset.x_test, batch_size=batch_size, verbose=0)
+    return accuracy_report(probabilities.argmax(axis=1), dataset.y_test, dataset.class_names)
+
+
+def accuracy_report(predicted: np.ndarray, truth: np.ndarray, class_names: Sequence[str]) -> dict:
+    """Accuracy overall and per class (None for a class absent from ``truth``)."""
+    correct = predicted == truth
+    per_class = {}
+    for label, name in enumerate(class_names):
+        members = truth == label
+        per_class[name] = float(correct[members].mean()) if members.any() else None
+    return {"accuracy": float(correct.mean()) if len(truth) else float("nan"),
+            "per_class_accuracy": per_class, "test_size": int(len(truth))}
+
+
+def default_run_dir(labeled_size: int, models_dir: str | Path = DEFAULT_MODELS_DIR) -> Path:
+    """The design's default run directory, ``models/<labeled_size>_train/``."""
+    return Path(models_dir) / f"{labeled_size}_train"
+
+
+def train_model(additional_indices: Sequence[int] | None = None, output_dir: str | Path | None = None, *,
+                dataset: Dataset, labeled_size: int = 500, recipe: TrainingRecipe = TrainingRecipe(),
+                seed: int = 42, overwrite: bool = False, verbose: int = 1,
+                run_info: dict | None = None) -> TrainResult:
+    """Train MobileNetV3Small on the first ``labeled_size`` images plus ``additional_indices``.
+
+    Writes ``best_model.keras`` (best validation accuracy), ``metrics.json`` (test accuracy, recipe, data
+    fingerprint, indices used) and ``training_history.png`` into ``output_dir`` (default
+    ``models/<labeled_size>_train``), atomically. Same seed → same validation split, same initial weights.
+    """
+    import keras
+
+    from altoolkit.model import build_model
+    from altoolkit.plots import plot_training_history
+
+    recipe.validate()
+    train_idx, validation_idx = training_indices(dataset, labeled_size, additional_indices,
+                                                 recipe.validation_fraction)
+    output_dir = Path(output_dir) if output_dir is not None else default_run_dir(labeled_size)
+    if output_dir.exists() and not overwrite:
+        raise ToolkitError(f"{output_dir} already exists: pass --overwrite to replace it or choose --output-dir")
+    started = time.perf_counter()
+    keras.utils.set_random_seed(seed)
+    model = build_model(dataset.num_classes, input_shape=dataset.image_shape, weights=recipe.weights,
+                        backbone_size=recipe.backbone_size, dropout=recipe.dropout,
+                        bn_momentum=recipe.bn_momentum, flip_augmentation=recipe.flip_augmentation, seed=seed)
+    model.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    with atomic_directory(output_dir, overwrite=overwrite) as work_dir:
+        model_path = work_dir / MODEL_FILENAME
+        has_validation = len(validation_idx) > 0
+        checkpoint = keras.callbacks.ModelCheckpoint(
+            model_path, monitor="val_accuracy" if has_validation else "accuracy", save_best_only=True,
+            verbose=0)
+        history = model.fit(
+            dataset.x_train[train_idx], dataset.y_train[train_idx], batch_size=recipe.batch_size,
+            epochs=recipe.epochs, shuffle=True, callbacks=[checkpoint], verbose=verbose,
+            validation_data=((dataset.x_train[validation_idx], dataset.y_train[validation_idx])
+                             if has_validation else None))
+        training_seconds = time.perf_counter() - started
+        best_model = keras.models.load_model(model_path, compile=False, safe_mode=True)
+        evaluation = evaluate_model(best_model, dataset)
+        history_dict = {key: [float(v) for v in values] for key, values in history.history.items()}
+        monitored = history_dict["val_accuracy" if has_validation else "accuracy"]
+        metrics = {
+            "test_accuracy": evaluation["accuracy"],
+            "per_class_accuracy": evaluation["per_class_accuracy"],
+            "test_size": evaluation["test_size"],
+            "best_epoch": int(np.argmax(monitored)) + 1,
+            "best_validation_accuracy": float(np.max(monitored)) if has_validation else None,
+            "chance_accuracy": 1.0 / dataset.num_classes,
+            "dataset": {"name": dataset.name, "source": dataset.source, "fingerprint": dataset.fingerprint,
+                        "class_names": list(dataset.class_names), "image_shape": list(dataset.image_shape)},
+            "labeled_size": int(labeled_size),
+            "additional_indices": [int(i) for i in (additional_indices if additional_indices is not None else [])],
+            "train_size": int(len(train_idx)),
+            "validation_indices": [int(validation_idx[0]), int(validation_idx[-1]) + 1] if has_validation else None,
+            "seed": int(seed),
+            "recipe": {key: getattr(recipe, key) for key in recipe.__dataclass_fields__},
+            "history": history_dict,
+            "training_seconds": round(training_seconds, 2),
+            "versions": library_versions(),
+            **(run_info or {}),
+        }
+        write_json(work_dir / METRICS_FILENAME, metrics)
+        plot_training_history(history_dict, work_dir / HISTORY_PLOT_FILENAME,
+                              title=f"{dataset.name}: {len(train_idx)} training images, seed {seed}")
+    return TrainResult(output_dir=output_dir, model_path=output_dir / MODEL_FILENAME,
+                       test_accuracy=evaluation["accuracy"],
+                       per_class_accuracy=evaluation["per_class_accuracy"], metrics=metrics)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that decide a run's numbers (for manifests and metrics)."""
+    import keras
+    import matplotlib
+    import sklearn
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__, "scikit-learn": sklearn.__version__, "matplotlib": matplotlib.__version__}
