@@ -1,0 +1,123 @@
+"""One forward pass per image range: probabilities + embeddings, cached on disk by model file and data range.
+
+Running the uncertainty, diversity and novelty modules one after another costs one pass over the pool (and one
+over the labeled set for novelty), not one per module: the second module finds the first one's cache.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from altoolkit.data import Dataset
+from altoolkit.errors import ToolkitError
+from altoolkit.files import atomic_path, file_sha256
+
+DEFAULT_CACHE_DIR = Path("results") / ".cache"
+
+
+@dataclass(frozen=True)
+class RangeOutputs:
+    """The model's outputs for training images ``start..end-1`` (absolute indices)."""
+
+    start: int
+    end: int
+    probabilities: np.ndarray
+    embeddings: np.ndarray
+    from_cache: bool
+    seconds: float
+
+    @property
+    def indices(self) -> np.ndarray:
+        return np.arange(self.start, self.end)
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+
+def validate_pool_range(dataset: Dataset, labeled_size: int, start_idx: int, end_idx: int) -> None:
+    """The pool ``start_idx..end_idx-1`` must be non-empty, inside the data and after the labeled set."""
+    available = len(dataset.x_train)
+    for name, value in (("labeled size", labeled_size), ("start index", start_idx), ("end index", end_idx)):
+        if not isinstance(value, (int, np.integer)) or value < 0:
+            raise ToolkitError(f"{name} must be a non-negative integer, got {value!r}")
+    if start_idx >= end_idx:
+        raise ToolkitError(f"start index {start_idx} must be smaller than end index {end_idx}")
+    if end_idx > available:
+        raise ToolkitError(f"end index {end_idx} is outside the data: {dataset.name} has {available} training "
+                           f"images, use --end-idx {available} or less")
+    if labeled_size > available:
+        raise ToolkitError(f"labeled size {labeled_size} is larger than the {available} training images")
+    if start_idx < labeled_size:
+        raise ToolkitError(f"the pool {start_idx}..{end_idx - 1} overlaps the labeled set (the first "
+                           f"{labeled_size} images): use --start-idx {labeled_size} or more")
+
+
+class ModelOutputCache:
+    """Computes (or reads back) probabilities and embeddings of a model over index ranges of a dataset.
+
+    The model is loaded and checked against the data once; cache files are keyed by the model file's SHA-256,
+    the dataset fingerprint and the range, and written atomically.
+    """
+
+    def __init__(self, model_path: str | os.PathLike, dataset: Dataset,
+                 cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR, batch_size: int = 256, model=None):
+        from altoolkit.model import load_classifier
+
+        self.model_path = Path(model_path)
+        self.dataset = dataset
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.batch_size = batch_size
+        self._model = model if model is not None else load_classifier(self.model_path)
+        self._check_model_fits_data(self._model)
+        self.model_digest = file_sha256(self.model_path)[:16]
+        self._two_outputs = None
+
+    @property
+    def model(self):
+        return self._model
+
+    def outputs(self, start: int, end: int) -> RangeOutputs:
+        """Outputs for images ``start..end-1``, from the cache when this model and data were seen before."""
+        started = time.perf_counter()
+        cache_file = self._cache_file(start, end)
+        if cache_file is not None and cache_file.is_file():
+            try:
+                with np.load(cache_file, allow_pickle=False) as cached:
+                    probabilities, embeddings = cached["probabilities"], cached["embeddings"]
+                return RangeOutputs(start, end, probabilities, embeddings, True, time.perf_counter() - started)
+            except (OSError, ValueError, KeyError):
+                cache_file.unlink(missing_ok=True)
+        probabilities, embeddings = self._predict(self.dataset.x_train[start:end])
+        if cache_file is not None:
+            with atomic_path(cache_file) as temporary:
+                with open(temporary, "wb") as handle:
+                    np.savez(handle, probabilities=probabilities, embeddings=embeddings)
+        return RangeOutputs(start, end, probabilities, embeddings, False, time.perf_counter() - started)
+
+    def _predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from altoolkit.model import probabilities_and_embeddings, probabilities_and_embeddings_model
+
+        if self._two_outputs is None:
+            self._two_outputs = probabilities_and_embeddings_model(self._model)
+        return probabilities_and_embeddings(self._two_outputs, images, batch_size=self.batch_size)
+
+    def _cache_file(self, start: int, end: int) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        return self.cache_dir / f"{self.model_digest}_{self.dataset.fingerprint}_{start}-{end}.npz"
+
+    def _check_model_fits_data(self, model) -> None:
+        from altoolkit.model import check_input_shape
+
+        check_input_shape(model, self.dataset.image_shape, name=str(self.model_path))
+        classes = model.outputs[0].shape[-1]
+        if classes != self.dataset.num_classes:
+            raise ToolkitError(f"{self.model_path} predicts {classes} classes but the data has "
+                               f"{self.dataset.num_classes} ({', '.join(self.dataset.class_names)}): "
+                               "pass the --dataset/--classes the model was trained on")
