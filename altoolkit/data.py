@@ -14,6 +14,7 @@ import hashlib
 import os
 import pickle
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -91,6 +92,7 @@ def load_dataset(name: str = "cifar10", *, path: str | os.PathLike | None = None
                "digits": _load_digits, "folder": lambda: _load_folder(path, int(image_size)),
                "npz": lambda: _load_npz(path)}
     raw = loaders[name]()
+    _check_labels(raw)
     dataset = Dataset(name=name, **raw)
     if classes is not None:
         dataset = select_classes(dataset, classes)
@@ -139,6 +141,18 @@ def _class_id(dataset: Dataset, item: int | str) -> int:
     return dataset.class_names.index(item)
 
 
+def _check_labels(raw: dict) -> None:
+    """One label per image, each in 0..K-1 for the K class names, or an error naming the source."""
+    last = len(raw["class_names"]) - 1
+    for split in ("train", "test"):
+        x, y = raw[f"x_{split}"], np.asarray(raw[f"y_{split}"])
+        if len(x) != len(y):
+            raise ToolkitError(f"{raw['source']}: {len(x)} {split} images but {len(y)} {split} labels")
+        if len(y) and (int(y.min()) < 0 or int(y.max()) > last):
+            raise ToolkitError(f"{raw['source']}: {split} labels must lie in 0..{last} (one per class name), "
+                               f"found {int(y.min())}..{int(y.max())}")
+
+
 def _as_rgb_size(dataset: Dataset, size: int) -> Dataset:
     return Dataset(name=dataset.name, source=dataset.source,
                    x_train=_to_rgb_uint8(dataset.x_train, size), y_train=dataset.y_train.astype(np.int64),
@@ -148,9 +162,11 @@ def _as_rgb_size(dataset: Dataset, size: int) -> Dataset:
 
 def _to_rgb_uint8(images: np.ndarray, size: int) -> np.ndarray:
     """Grayscale → RGB and bilinear resize to size×size, keeping uint8 (done in chunks to bound memory)."""
+    if not len(images):
+        return np.zeros((0, size, size, 3), dtype=np.uint8)
     if images.ndim == 3:
         images = images[..., None]
-    if images.shape[1:3] != (size, size) and len(images):
+    if images.shape[1:3] != (size, size):
         import tensorflow as tf
 
         chunks = []
@@ -236,7 +252,7 @@ def _read_cifar10_tar(location: Path, names: list[str]) -> dict[str, bytes]:
                 base = member.name.rsplit("/", 1)[-1]
                 if member.isfile() and base in names:
                     blobs[base] = archive.extractfile(member).read()
-    except (tarfile.TarError, OSError, EOFError) as error:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
         raise ToolkitError(f"cannot read the CIFAR-10 archive {location}: {error}") from None
     missing = [name for name in names if name not in blobs]
     if missing:
@@ -253,10 +269,10 @@ def _unpickle(blob: bytes, location: Path, name: str) -> dict:
 
 def _load_fashion_mnist(path) -> dict:
     """Debian's dataset-fashion-mnist files (idx format) if present, else keras.datasets.fashion_mnist."""
-    folder = Path(path) if path is not None else Path(os.environ.get("AL_FASHION_MNIST_DIR",
-                                                                     FASHION_MNIST_DEBIAN_DIR))
     if path is not None:
-        _existing(path, "Fashion-MNIST folder")
+        folder = _existing(path, "Fashion-MNIST folder")
+    else:
+        folder = Path(os.environ.get("AL_FASHION_MNIST_DIR", FASHION_MNIST_DEBIAN_DIR))
     files = {key: folder / f"{key}-idx{3 if 'images' in key else 1}-ubyte.gz"
              for key in ("train-images", "train-labels", "t10k-images", "t10k-labels")}
     if all(file.is_file() for file in files.values()):
@@ -284,11 +300,13 @@ def _read_idx(file: Path) -> np.ndarray:
     try:
         with gzip.open(file, "rb") as handle:
             data = handle.read()
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zlib.error) as error:
         raise ToolkitError(f"cannot read {file}: {error}") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise ToolkitError(f"{file} is not an idx file of unsigned bytes")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise ToolkitError(f"{file} is truncated: its header ends before the {ndim} dimensions")
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(shape)):
@@ -379,8 +397,9 @@ def _load_npz(path) -> dict:
             names = archive["class_names"] if "class_names" in archive.files else None
     except ToolkitError:
         raise
-    except (OSError, ValueError, EOFError, KeyError) as error:
-        raise ToolkitError(f"cannot read {file} as .npz: {error}") from None
+    except (OSError, ValueError, EOFError, KeyError, zlib.error) as error:
+        raise ToolkitError(f"cannot read {file} as .npz ({error}): save plain numeric arrays x_train, y_train, "
+                           "x_test, y_test (and a string array class_names) with numpy.savez") from None
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] not in (1, 3)):
@@ -388,10 +407,11 @@ def _load_npz(path) -> dict:
         if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
             raise ToolkitError(f"{file}: y_{split} must be {len(x)} integer labels, got {y.dtype} {y.shape}")
         arrays[f"x_{split}"] = _to_uint8(x)
-    num_classes = int(max(arrays["y_train"].max(initial=0), arrays["y_test"].max(initial=0))) + 1
-    class_names = tuple(str(n) for n in names) if names is not None else tuple(f"class_{i}" for i in range(num_classes))
-    if min(arrays["y_train"].min(initial=0), arrays["y_test"].min(initial=0)) < 0 or num_classes > len(class_names):
-        raise ToolkitError(f"{file}: labels must lie in 0..{len(class_names) - 1} (one per class name)")
+    if names is not None:
+        class_names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in np.atleast_1d(names))
+    else:
+        num_classes = int(max(arrays["y_train"].max(initial=0), arrays["y_test"].max(initial=0))) + 1
+        class_names = tuple(f"class_{i}" for i in range(num_classes))
     return dict(source=f"npz file {file}", class_names=class_names, **arrays)
 
 

@@ -1,0 +1,618 @@
+"""Every data source of altoolkit.data on small generated files, and every bad input it must reject clearly."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import re
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from altoolkit.data import (CIFAR10_CLASSES, DATASET_NAMES, DIGITS_TRAIN_SIZE, FASHION_MNIST_CLASSES,
+                            FASHION_MNIST_DEBIAN_DIR, load_dataset, parse_classes, select_classes)
+from altoolkit.errors import ToolkitError
+
+CIFAR_PER_BATCH = 6
+CIFAR_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+CIFAR_TRAIN_SIZE = 5 * CIFAR_PER_BATCH
+
+
+@pytest.fixture(autouse=True)
+def no_data_env(monkeypatch):
+    """Tests see none of the developer's data-location variables."""
+    for name in ("AL_CIFAR10_PATH", "AL_DATA_DIR", "AL_FASHION_MNIST_DIR"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def assert_one_line(excinfo) -> None:
+    assert "\n" not in str(excinfo.value)
+
+
+# ---------------------------------------------------------------- digits
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def test_digits_shapes_labels_and_names(digits):
+    assert digits.x_train.shape == (DIGITS_TRAIN_SIZE, 32, 32, 3) == (1347, 32, 32, 3)
+    assert digits.x_test.shape == (450, 32, 32, 3)
+    assert digits.x_train.dtype == digits.x_test.dtype == np.uint8
+    assert digits.y_train.dtype == np.int64
+    assert set(digits.y_train) == set(digits.y_test) == set(range(10))
+    assert digits.class_names == tuple(str(d) for d in range(10))
+    assert digits.num_classes == 10 and digits.image_shape == (32, 32, 3)
+
+
+def test_digits_order_is_fixed(digits):
+    assert load_dataset("digits").fingerprint == digits.fingerprint
+
+
+def test_digits_grayscale_becomes_three_equal_channels(digits):
+    assert np.array_equal(digits.x_train[..., 0], digits.x_train[..., 1])
+    assert np.array_equal(digits.x_train[..., 0], digits.x_train[..., 2])
+    assert digits.x_train.max() > 200
+
+
+def test_digits_other_image_size():
+    data = load_dataset("digits", image_size=40)
+    assert data.x_train.shape == (1347, 40, 40, 3) and data.x_test.shape == (450, 40, 40, 3)
+
+
+# ---------------------------------------------------------------- cifar10 (generated official archive)
+
+def cifar_image(index: int) -> np.ndarray:
+    """Channel-major row of 3072 bytes: red 200, green = pixel position mod 256, blue = image index."""
+    red = np.full(1024, 200)
+    green = np.arange(1024) % 256
+    blue = np.full(1024, index)
+    return np.concatenate([red, green, blue]).astype(np.uint8)
+
+
+def cifar_label(index: int) -> int:
+    return index % 10
+
+
+def write_cifar_folder(folder: Path, skip: tuple[str, ...] = (), labels_for=cifar_label) -> Path:
+    folder.mkdir(parents=True)
+    for number, name in enumerate(CIFAR_BATCHES):
+        if name in skip:
+            continue
+        indices = range(number * CIFAR_PER_BATCH, (number + 1) * CIFAR_PER_BATCH)
+        batch = {b"data": np.stack([cifar_image(i) for i in indices]), b"labels": [labels_for(i) for i in indices]}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    meta = {b"label_names": [name.encode() for name in CIFAR10_CLASSES]}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
+    return folder
+
+
+def tar_gz(folder: Path, archive: Path) -> Path:
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname=folder.name)
+    return archive
+
+
+@pytest.fixture(scope="module")
+def cifar_archive(tmp_path_factory) -> Path:
+    """A small cifar-10-python.tar.gz alone in its folder."""
+    work = tmp_path_factory.mktemp("cifar_build")
+    folder = write_cifar_folder(work / "cifar-10-batches-py")
+    return tar_gz(folder, tmp_path_factory.mktemp("cifar_dir") / "cifar-10-python.tar.gz")
+
+
+def assert_is_generated_cifar(data) -> None:
+    assert data.x_train.shape == (CIFAR_TRAIN_SIZE, 32, 32, 3)
+    assert data.x_test.shape == (CIFAR_PER_BATCH, 32, 32, 3)
+    assert data.class_names == CIFAR10_CLASSES
+    assert list(data.y_train) == [cifar_label(i) for i in range(CIFAR_TRAIN_SIZE)]
+    assert list(data.x_train[:, 0, 0, 2]) == list(range(CIFAR_TRAIN_SIZE))
+    assert list(data.x_test[:, 0, 0, 2]) == list(range(CIFAR_TRAIN_SIZE, CIFAR_TRAIN_SIZE + CIFAR_PER_BATCH))
+
+
+def test_cifar10_from_archive_path(cifar_archive):
+    data = load_dataset("cifar10", path=cifar_archive)
+    assert_is_generated_cifar(data)
+    assert str(cifar_archive) in data.source
+
+
+def test_cifar10_from_extracted_folder(cifar_archive, tmp_path):
+    with tarfile.open(cifar_archive) as tar:
+        tar.extractall(tmp_path, filter="data")
+    from_batches = load_dataset("cifar10", path=tmp_path / "cifar-10-batches-py")
+    from_parent = load_dataset("cifar10", path=tmp_path)
+    assert_is_generated_cifar(from_batches)
+    assert from_parent.fingerprint == from_batches.fingerprint == load_dataset("cifar10", path=cifar_archive).fingerprint
+
+
+def test_cifar10_from_env_path(cifar_archive, monkeypatch):
+    monkeypatch.setenv("AL_CIFAR10_PATH", str(cifar_archive))
+    assert_is_generated_cifar(load_dataset("cifar10"))
+
+
+def test_cifar10_from_data_dir_and_env_data_dir(cifar_archive, monkeypatch):
+    assert_is_generated_cifar(load_dataset("cifar10", data_dir=cifar_archive.parent))
+    monkeypatch.setenv("AL_DATA_DIR", str(cifar_archive.parent))
+    assert_is_generated_cifar(load_dataset("cifar10"))
+
+
+def test_cifar10_pixels_are_channels_last(cifar_archive):
+    data = load_dataset("cifar10", path=cifar_archive, image_size=32)
+    assert np.all(data.x_train[..., 0] == 200)
+    expected_green = (np.arange(1024) % 256).reshape(32, 32)
+    assert np.array_equal(data.x_train[3, :, :, 1], expected_green)
+    assert np.all(data.x_train[7, :, :, 2] == 7)
+
+
+def test_cifar10_resizes_to_image_size(cifar_archive):
+    data = load_dataset("cifar10", path=cifar_archive, image_size=48)
+    assert data.x_train.shape == (CIFAR_TRAIN_SIZE, 48, 48, 3)
+    assert np.all(data.x_train[..., 0] == 200)
+
+
+@pytest.mark.parametrize("classes", [[0, 1, 8], ["airplane", "automobile", "ship"]])
+def test_cifar10_class_subset_remaps_and_keeps_order(cifar_archive, classes):
+    data = load_dataset("cifar10", path=cifar_archive, classes=classes)
+    kept = [i for i in range(CIFAR_TRAIN_SIZE) if cifar_label(i) in (0, 1, 8)]
+    assert data.class_names == ("airplane", "automobile", "ship")
+    assert list(data.x_train[:, 0, 0, 2]) == kept
+    assert list(data.y_train) == [{0: 0, 1: 1, 8: 2}[cifar_label(i)] for i in kept]
+
+
+def test_cifar10_class_subset_follows_given_order(cifar_archive):
+    data = load_dataset("cifar10", path=cifar_archive, classes=["ship", "airplane"])
+    assert data.class_names == ("ship", "airplane")
+    assert list(data.y_train) == [{8: 0, 0: 1}[cifar_label(i)] for i in data.x_train[:, 0, 0, 2]]
+
+
+def test_cifar10_class_id_out_of_range(cifar_archive):
+    with pytest.raises(ToolkitError, match=r"class id 10 is out of range: cifar10 has classes 0\.\.9") as excinfo:
+        load_dataset("cifar10", path=cifar_archive, classes=[0, 10])
+    assert_one_line(excinfo)
+
+
+def test_cifar10_offline_without_local_copy_names_both_remedies(tmp_path, monkeypatch):
+    import keras.datasets.cifar10
+
+    def no_network():
+        raise Exception("URL fetch failure: no network")
+
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", no_network)
+    monkeypatch.setenv("AL_DATA_DIR", str(tmp_path))
+    with pytest.raises(ToolkitError, match=r"not available offline.*cifar-10-python\.tar\.gz.*"
+                                           rf"{re.escape(str(tmp_path))}.*AL_CIFAR10_PATH.*connect to the network") as excinfo:
+        load_dataset("cifar10")
+    assert_one_line(excinfo)
+
+
+def test_cifar10_missing_explicit_path(tmp_path):
+    with pytest.raises(ToolkitError, match=r"CIFAR-10 archive or folder not found: .*nowhere\.tar\.gz does not exist"):
+        load_dataset("cifar10", path=tmp_path / "nowhere.tar.gz")
+
+
+def test_cifar10_corrupt_archive(tmp_path):
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    archive.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    with pytest.raises(ToolkitError, match=r"cannot read the CIFAR-10 archive .*cifar-10-python\.tar\.gz"):
+        load_dataset("cifar10", path=archive)
+
+
+def test_cifar10_truncated_archive(cifar_archive, tmp_path):
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    archive.write_bytes(cifar_archive.read_bytes()[:cifar_archive.stat().st_size // 2])
+    with pytest.raises(ToolkitError, match=r"CIFAR-10 archive|CIFAR-10 python-version archive"):
+        load_dataset("cifar10", path=archive)
+
+
+def test_cifar10_archive_missing_a_batch(tmp_path):
+    folder = write_cifar_folder(tmp_path / "build" / "cifar-10-batches-py", skip=("data_batch_3",))
+    archive = tar_gz(folder, tmp_path / "cifar-10-python.tar.gz")
+    with pytest.raises(ToolkitError, match=r"not the CIFAR-10 python-version archive: data_batch_3 missing"):
+        load_dataset("cifar10", path=archive)
+
+
+def test_cifar10_folder_missing_a_batch(tmp_path):
+    folder = write_cifar_folder(tmp_path / "cifar-10-batches-py", skip=("test_batch",))
+    with pytest.raises(ToolkitError, match=r"not a CIFAR-10 python-version folder: test_batch is missing"):
+        load_dataset("cifar10", path=folder)
+
+
+def test_cifar10_corrupt_batch(tmp_path):
+    folder = write_cifar_folder(tmp_path / "cifar-10-batches-py")
+    (folder / "data_batch_2").write_bytes(b"not a pickle at all")
+    with pytest.raises(ToolkitError, match=r"batch data_batch_2 is corrupt"):
+        load_dataset("cifar10", path=folder)
+
+
+def test_cifar10_batch_with_wrong_contents(tmp_path):
+    folder = write_cifar_folder(tmp_path / "cifar-10-batches-py")
+    (folder / "data_batch_4").write_bytes(pickle.dumps({b"labels": [0, 1]}))
+    with pytest.raises(ToolkitError, match=r"does not hold CIFAR-10 batches in the official format"):
+        load_dataset("cifar10", path=folder)
+
+
+def test_cifar10_labels_out_of_range(tmp_path):
+    folder = write_cifar_folder(tmp_path / "cifar-10-batches-py", labels_for=lambda i: 12 if i == 4 else 0)
+    with pytest.raises(ToolkitError, match=r"train labels must lie in 0\.\.9 .*found 0\.\.12"):
+        load_dataset("cifar10", path=folder)
+
+
+# ---------------------------------------------------------------- fashion_mnist (generated idx files)
+
+def write_idx(file: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(file, "wb") as handle:
+        handle.write(header + array.astype(np.uint8).tobytes())
+
+
+def write_fashion_folder(folder: Path) -> Path:
+    """5 train and 3 test 28×28 images, image i filled with the value 10·i, label i mod 10."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, start, count in (("train", 0, 5), ("t10k", 5, 3)):
+        values = np.arange(start, start + count)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", np.repeat(values * 10, 28 * 28).reshape(count, 28, 28))
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", values % 10)
+    return folder
+
+
+def test_fashion_mnist_from_folder_is_resized_rgb(tmp_path):
+    data = load_dataset("fashion_mnist", path=write_fashion_folder(tmp_path))
+    assert data.x_train.shape == (5, 32, 32, 3) and data.x_test.shape == (3, 32, 32, 3)
+    assert data.x_train.dtype == np.uint8
+    assert list(data.y_train) == [0, 1, 2, 3, 4] and list(data.y_test) == [5, 6, 7]
+    assert np.all(data.x_train[2] == 20) and np.all(data.x_test[0] == 50)
+    assert data.class_names == FASHION_MNIST_CLASSES
+
+
+def test_fashion_mnist_path_with_tilde(tmp_path, monkeypatch):
+    write_fashion_folder(tmp_path / "fm")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert load_dataset("fashion_mnist", path="~/fm").x_train.shape == (5, 32, 32, 3)
+
+
+def test_fashion_mnist_from_env_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("AL_FASHION_MNIST_DIR", str(write_fashion_folder(tmp_path)))
+    assert load_dataset("fashion_mnist", image_size=28).x_train.shape == (5, 28, 28, 3)
+
+
+@pytest.mark.skipif(not FASHION_MNIST_DEBIAN_DIR.is_dir(),
+                    reason=f"Debian package dataset-fashion-mnist is not installed ({FASHION_MNIST_DEBIAN_DIR})")
+def test_fashion_mnist_debian_package_is_the_default():
+    data = load_dataset("fashion_mnist")
+    assert str(FASHION_MNIST_DEBIAN_DIR) in data.source
+    assert data.x_train.shape == (60000, 32, 32, 3) and data.x_test.shape == (10000, 32, 32, 3)
+    assert set(data.y_train) == set(data.y_test) == set(range(10))
+    assert np.array_equal(data.x_test[..., 0], data.x_test[..., 2]) and data.x_test.max() == 255
+
+
+def test_fashion_mnist_truncated_idx(tmp_path):
+    folder = write_fashion_folder(tmp_path)
+    file = folder / "train-images-idx3-ubyte.gz"
+    with gzip.open(file, "rb") as handle:
+        data = handle.read()
+    with gzip.open(file, "wb") as handle:
+        handle.write(data[:-100])
+    with pytest.raises(ToolkitError, match=r"train-images-idx3-ubyte\.gz is truncated: expected 3920 values"):
+        load_dataset("fashion_mnist", path=folder)
+
+
+def test_fashion_mnist_idx_header_cut_short(tmp_path):
+    folder = write_fashion_folder(tmp_path)
+    with gzip.open(folder / "t10k-labels-idx1-ubyte.gz", "wb") as handle:
+        handle.write(bytes([0, 0, 8, 1, 0]))
+    with pytest.raises(ToolkitError, match=r"t10k-labels-idx1-ubyte\.gz is truncated: its header ends"):
+        load_dataset("fashion_mnist", path=folder)
+
+
+def test_fashion_mnist_cut_gzip_stream(tmp_path):
+    folder = write_fashion_folder(tmp_path)
+    file = folder / "train-labels-idx1-ubyte.gz"
+    file.write_bytes(file.read_bytes()[:15])
+    with pytest.raises(ToolkitError, match=r"cannot read .*train-labels-idx1-ubyte\.gz"):
+        load_dataset("fashion_mnist", path=folder)
+
+
+def test_fashion_mnist_not_idx(tmp_path):
+    folder = write_fashion_folder(tmp_path)
+    with gzip.open(folder / "t10k-images-idx3-ubyte.gz", "wb") as handle:
+        handle.write(b"hello world")
+    with pytest.raises(ToolkitError, match=r"t10k-images-idx3-ubyte\.gz is not an idx file"):
+        load_dataset("fashion_mnist", path=folder)
+
+
+def test_fashion_mnist_image_and_label_counts_differ(tmp_path):
+    folder = write_fashion_folder(tmp_path)
+    write_idx(folder / "train-labels-idx1-ubyte.gz", np.arange(4))
+    with pytest.raises(ToolkitError, match=r"5 train images but 4 train labels"):
+        load_dataset("fashion_mnist", path=folder)
+
+
+def test_fashion_mnist_folder_without_idx_files(tmp_path):
+    with pytest.raises(ToolkitError, match=r"lacks the Fashion-MNIST idx files"):
+        load_dataset("fashion_mnist", path=tmp_path)
+
+
+def test_fashion_mnist_offline_without_package(tmp_path, monkeypatch):
+    import keras.datasets.fashion_mnist
+
+    def no_network():
+        raise Exception("URL fetch failure: no network")
+
+    monkeypatch.setattr(keras.datasets.fashion_mnist, "load_data", no_network)
+    monkeypatch.setenv("AL_FASHION_MNIST_DIR", str(tmp_path))
+    with pytest.raises(ToolkitError, match=r"apt-get install dataset-fashion-mnist.*--data-path"):
+        load_dataset("fashion_mnist")
+
+
+# ---------------------------------------------------------------- folder
+
+def save_image(file: Path, value: int, mode: str = "RGB", size: tuple[int, int] = (16, 16)) -> None:
+    """A solid image whose first channel is ``value``."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    color = {"L": value, "RGB": (value, 0, 255 - value), "RGBA": (value, 0, 255 - value, 128)}[mode]
+    Image.new(mode, size, color).save(file)
+
+
+def write_flat_folder(root: Path) -> Path:
+    """root/cat (values 10..50) and root/dog (values 110..150): ten PNGs."""
+    for name, base in (("cat", 10), ("dog", 110)):
+        for i in range(5):
+            save_image(root / name / f"img_{i}.png", base + 10 * i)
+    return root
+
+
+def test_folder_flat_split_is_80_20_and_deterministic(tmp_path):
+    root = write_flat_folder(tmp_path / "images")
+    data = load_dataset("folder", path=root, image_size=16)
+    assert data.class_names == ("cat", "dog")
+    assert data.x_train.shape == (8, 16, 16, 3) and data.x_test.shape == (2, 16, 16, 3)
+    values = np.concatenate([data.x_train[:, 0, 0, 0], data.x_test[:, 0, 0, 0]])
+    labels = np.concatenate([data.y_train, data.y_test])
+    assert sorted(values) == [10, 20, 30, 40, 50, 110, 120, 130, 140, 150]
+    assert all(label == (value > 100) for value, label in zip(values, labels))
+    assert load_dataset("folder", path=root, image_size=16).fingerprint == data.fingerprint
+
+
+def test_folder_train_test_layout(tmp_path):
+    for split, count in (("train", 3), ("test", 2)):
+        for name, base in (("ant", 10), ("bee", 110)):
+            for i in range(count):
+                save_image(tmp_path / split / name / f"{i}.png", base + 10 * i)
+    data = load_dataset("folder", path=tmp_path, image_size=16)
+    assert data.class_names == ("ant", "bee")
+    assert data.x_train.shape == (6, 16, 16, 3)
+    assert list(data.x_test[:, 0, 0, 0]) == [10, 20, 110, 120] and list(data.y_test) == [0, 0, 1, 1]
+    assert sorted(data.x_train[:, 0, 0, 0]) == [10, 20, 30, 110, 120, 130]
+    assert load_dataset("folder", path=tmp_path, image_size=16).fingerprint == data.fingerprint
+
+
+def test_folder_test_class_unknown_to_train(tmp_path):
+    save_image(tmp_path / "train" / "ant" / "0.png", 1)
+    save_image(tmp_path / "test" / "wasp" / "0.png", 1)
+    with pytest.raises(ToolkitError, match=r"test has classes missing from train/: wasp"):
+        load_dataset("folder", path=tmp_path)
+
+
+def test_folder_converts_modes_and_sizes_to_rgb(tmp_path):
+    save_image(tmp_path / "a" / "gray.png", 90, mode="L", size=(20, 30))
+    save_image(tmp_path / "a" / "rgba.png", 60, mode="RGBA", size=(64, 64))
+    save_image(tmp_path / "b" / "photo.jpg", 200, size=(50, 40))
+    save_image(tmp_path / "b" / "small.png", 30, size=(8, 8))
+    save_image(tmp_path / "b" / "wide.png", 70, size=(100, 10))
+    data = load_dataset("folder", path=tmp_path, image_size=24)
+    images = np.concatenate([data.x_train, data.x_test])
+    assert images.shape == (5, 24, 24, 3) and images.dtype == np.uint8
+    by_red = {int(image[0, 0, 0]): image for image in images if abs(int(image[0, 0, 0]) - 200) > 5}
+    assert np.all(by_red[90] == 90)
+    assert np.all(by_red[60][..., 0] == 60) and np.all(by_red[60][..., 2] == 195)
+    jpeg = [image for image in images if abs(int(image[0, 0, 0]) - 200) <= 5]
+    assert len(jpeg) == 1 and abs(int(jpeg[0][..., 2].mean()) - 55) <= 5
+
+
+def test_folder_with_too_few_images_for_a_test_split(tmp_path):
+    save_image(tmp_path / "a" / "0.png", 1)
+    save_image(tmp_path / "b" / "0.png", 2)
+    data = load_dataset("folder", path=tmp_path, image_size=16)
+    assert data.x_train.shape == (2, 16, 16, 3) and data.x_test.shape == (0, 16, 16, 3)
+
+
+def test_folder_empty_class(tmp_path):
+    root = write_flat_folder(tmp_path)
+    (root / "empty_class").mkdir()
+    with pytest.raises(ToolkitError, match=r"class folder .*empty_class has no images") as excinfo:
+        load_dataset("folder", path=root)
+    assert_one_line(excinfo)
+
+
+def test_folder_corrupt_image(tmp_path):
+    root = write_flat_folder(tmp_path)
+    (root / "dog" / "broken.png").write_bytes(b"these bytes are not an image")
+    with pytest.raises(ToolkitError, match=r"cannot read image .*dog/broken\.png.*remove or replace the file"):
+        load_dataset("folder", path=root)
+
+
+def test_folder_truncated_image(tmp_path):
+    root = write_flat_folder(tmp_path)
+    save_image(root / "cat" / "big.png", 5, size=(200, 200))
+    file = root / "cat" / "big.png"
+    file.write_bytes(file.read_bytes()[:60])
+    with pytest.raises(ToolkitError, match=r"cannot read image .*cat/big\.png"):
+        load_dataset("folder", path=root)
+
+
+def test_folder_without_class_folders(tmp_path):
+    save_image(tmp_path / "loose.png", 1)
+    with pytest.raises(ToolkitError, match=r"has no class sub-folders: put each class's images in root/<class name>/"):
+        load_dataset("folder", path=tmp_path)
+
+
+def test_folder_path_does_not_exist(tmp_path):
+    with pytest.raises(ToolkitError, match=r"image folder not found: .*missing does not exist"):
+        load_dataset("folder", path=tmp_path / "missing")
+
+
+def test_folder_path_is_a_file(tmp_path):
+    file = tmp_path / "one.png"
+    save_image(file, 1)
+    with pytest.raises(ToolkitError, match=r"one\.png is not a folder"):
+        load_dataset("folder", path=file)
+
+
+@pytest.mark.parametrize("name", ["folder", "npz"])
+def test_dataset_needing_a_path(name):
+    with pytest.raises(ToolkitError, match=rf"dataset '{name}' needs a path: pass --data-path"):
+        load_dataset(name)
+
+
+# ---------------------------------------------------------------- npz
+
+UNPICKLED = []
+
+
+def record_unpickling() -> None:
+    UNPICKLED.append("unpickled")
+
+
+class Tripwire:
+    """Records it was unpickled: the npz loader must never get that far."""
+
+    def __reduce__(self):
+        return record_unpickling, ()
+
+
+def npz_arrays(**changes) -> dict:
+    rng = np.random.default_rng(0)
+    arrays = dict(x_train=rng.integers(0, 256, (6, 10, 10), dtype=np.uint8), y_train=np.array([0, 1, 2, 0, 1, 2]),
+                  x_test=rng.integers(0, 256, (3, 10, 10), dtype=np.uint8), y_test=np.array([2, 1, 0]),
+                  class_names=np.array(["red", "green", "blue"]))
+    arrays.update(changes)
+    return {key: value for key, value in arrays.items() if value is not None}
+
+
+def write_npz(file: Path, **changes) -> Path:
+    np.savez(file, **npz_arrays(**changes))
+    return file
+
+
+def test_npz_grayscale_uint8(tmp_path):
+    file = write_npz(tmp_path / "data.npz")
+    data = load_dataset("npz", path=file, image_size=10)
+    source = npz_arrays()
+    assert data.x_train.shape == (6, 10, 10, 3) and data.x_test.shape == (3, 10, 10, 3)
+    assert np.array_equal(data.x_train[..., 1], source["x_train"])
+    assert list(data.y_train) == [0, 1, 2, 0, 1, 2] and list(data.y_test) == [2, 1, 0]
+    assert data.class_names == ("red", "green", "blue")
+    assert load_dataset("npz", path=file).x_train.shape == (6, 32, 32, 3)
+
+
+def test_npz_float_unit_range_and_channels(tmp_path):
+    file = write_npz(tmp_path / "data.npz", x_train=np.full((6, 10, 10, 3), 0.2, dtype=np.float32),
+                     x_test=np.ones((3, 10, 10, 1)))
+    data = load_dataset("npz", path=file, image_size=10)
+    assert data.x_train.dtype == np.uint8 and np.all(data.x_train == 51)
+    assert data.x_test.shape == (3, 10, 10, 3) and np.all(data.x_test == 255)
+
+
+def test_npz_without_class_names(tmp_path):
+    data = load_dataset("npz", path=write_npz(tmp_path / "data.npz", class_names=None))
+    assert data.class_names == ("class_0", "class_1", "class_2")
+
+
+def test_npz_empty_test_split_gets_the_image_size(tmp_path):
+    file = write_npz(tmp_path / "data.npz", x_test=np.zeros((0, 10, 10), np.uint8), y_test=np.zeros(0, np.int64))
+    data = load_dataset("npz", path=file)
+    assert data.x_test.shape == (0, 32, 32, 3) and data.y_test.shape == (0,)
+
+
+def test_npz_class_names_as_bytes(tmp_path):
+    file = write_npz(tmp_path / "data.npz", class_names=np.array([b"red", b"green", b"blue"]))
+    assert load_dataset("npz", path=file).class_names == ("red", "green", "blue")
+
+
+def test_npz_missing_key(tmp_path):
+    file = write_npz(tmp_path / "data.npz", y_test=None)
+    with pytest.raises(ToolkitError, match=r"data\.npz lacks the keys y_test \(expected x_train, y_train"):
+        load_dataset("npz", path=file)
+
+
+def test_npz_labels_out_of_range(tmp_path):
+    file = write_npz(tmp_path / "data.npz", y_test=np.array([0, 3, 1]))
+    with pytest.raises(ToolkitError, match=r"test labels must lie in 0\.\.2 \(one per class name\), found 0\.\.3"):
+        load_dataset("npz", path=file)
+
+
+def test_npz_negative_labels(tmp_path):
+    file = write_npz(tmp_path / "data.npz", class_names=None, y_train=np.array([0, -1, 2, 0, 1, 2]))
+    with pytest.raises(ToolkitError, match=r"train labels must lie in 0\.\.2"):
+        load_dataset("npz", path=file)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(x_train=np.zeros((6, 10, 10, 4), np.uint8)), r"x_train must be N×H×W, N×H×W×1 or N×H×W×3"),
+    (dict(y_train=np.zeros(6, np.float32)), r"y_train must be 6 integer labels"),
+    (dict(y_test=np.zeros(2, np.int64)), r"y_test must be 3 integer labels"),
+])
+def test_npz_bad_shapes_or_dtypes(tmp_path, changes, message):
+    with pytest.raises(ToolkitError, match=message):
+        load_dataset("npz", path=write_npz(tmp_path / "data.npz", **changes))
+
+
+def test_npz_object_array_is_never_unpickled(tmp_path):
+    file = write_npz(tmp_path / "data.npz", x_train=np.array([Tripwire()] * 6, dtype=object))
+    with pytest.raises(ToolkitError, match=r"cannot read .*data\.npz as \.npz .*save plain numeric arrays"):
+        load_dataset("npz", path=file)
+    assert UNPICKLED == []
+
+
+def test_npz_not_a_zip(tmp_path):
+    file = tmp_path / "data.npz"
+    file.write_bytes(b"garbage" * 20)
+    with pytest.raises(ToolkitError, match=r"cannot read .*data\.npz as \.npz"):
+        load_dataset("npz", path=file)
+
+
+def test_npz_missing_file(tmp_path):
+    with pytest.raises(ToolkitError, match=r"\.npz file not found: .*absent\.npz does not exist"):
+        load_dataset("npz", path=tmp_path / "absent.npz")
+
+
+# ---------------------------------------------------------------- names, sizes, class lists
+
+def test_unknown_dataset_lists_valid_names():
+    with pytest.raises(ToolkitError, match=rf"unknown dataset 'mnist': choose one of {', '.join(DATASET_NAMES)}"):
+        load_dataset("mnist")
+
+
+@pytest.mark.parametrize("size", [4, 32.0, "32"])
+def test_bad_image_size(size):
+    with pytest.raises(ToolkitError, match=r"image size must be an integer of at least 8"):
+        load_dataset("digits", image_size=size)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("0,1,8", [0, 1, 8]), (" 0, 1 ,8 ", [0, 1, 8]), ("airplane,ship", ["airplane", "ship"]),
+    ("", None), (None, None),
+])
+def test_parse_classes(text, expected):
+    assert parse_classes(text) == expected
+
+
+@pytest.mark.parametrize("classes, message", [
+    ([], r"the class list is empty"),
+    (["3", "zebra"], r"unknown class 'zebra': digits has 0, 1, 2"),
+    ([1, 1], r"names a class twice"),
+    ([-1], r"class id -1 is out of range"),
+])
+def test_select_classes_rejects_bad_lists(digits, classes, message):
+    with pytest.raises(ToolkitError, match=message):
+        select_classes(digits, classes)
+
+
+def test_select_classes_by_name_on_digits(digits):
+    subset = select_classes(digits, ["7", 2])
+    assert subset.class_names == ("7", "2")
+    assert np.array_equal(subset.y_train, np.where(digits.y_train[np.isin(digits.y_train, [7, 2])] == 7, 0, 1))
