@@ -42,3 +42,32 @@ def keras_verbosity(quiet: bool) -> int:
     if quiet:
         return 0
     return 1 if sys.stdout.isatty() else 2
+
+
+DEFAULT_MODEL_PATH = "models/500_train/best_model.keras"
+DEFAULT_LABELED_SIZE = 500
+DEFAULT_START_IDX = 501
+DEFAULT_END_IDX = 1000
+
+
+def add_pool_arguments(parser: argparse.ArgumentParser, output_dir: str) -> None:
+    """Model, labeled set, pool range and output options of the analysis entry points."""
+    group = parser.add_argument_group("pool")
+    group.add_argument("--model", default=DEFAULT_MODEL_PATH, help=f"trained .keras model (default: {DEFAULT_MODEL_PATH})")
+    group.add_argument("--labeled-size", type=int, default=DEFAULT_LABELED_SIZE,
+                       help=f"the labeled set is the first N training images (default: {DEFAULT_LABELED_SIZE})")
+    group.add_argument("--start-idx", type=int, default=DEFAULT_START_IDX,
+                       help=f"first pool image, 0-based absolute training index (default: {DEFAULT_START_IDX})")
+    group.add_argument("--end-idx", type=int, default=DEFAULT_END_IDX,
+                       help=f"end of the pool, exclusive (default: {DEFAULT_END_IDX})")
+    group.add_argument("--output-dir", default=output_dir, help=f"where files go (default: {output_dir})")
+    group.add_argument("--cache-dir", default=None,
+                       help="where the model's outputs are cached (default: results/.cache)")
+    group.add_argument("--no-plots", action="store_true", help="skip the figures")
+    group.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def data_options(args: argparse.Namespace) -> dict:
+    """The dataset options of a run, as recorded in its run files (so a later step can reload the same data)."""
+    return {"dataset_name": args.dataset, "classes": dataset_classes(args.dataset, args.classes),
+            "data_path": args.data_path, "image_size": args.image_size}

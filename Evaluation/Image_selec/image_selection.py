@@ -1,0 +1,78 @@
+"""Intersection: the pool images that are uncertain, far from their cluster centroid AND novel.
+
+Standalone, after the three analyses: ``python Evaluation/Image_selec/image_selection.py`` (or ``python -m
+Evaluation.Image_selec.image_selection``) reads ``results/{uncertainty,diversity,novelty}/*_indices.npy`` (and
+the run files beside them, which say which model, data and pool they came from) and writes
+``results/intersection/intersection_indices.npy``, ``summary.txt``, ``images/`` and
+``intersection_visualization.png``. An empty intersection writes valid empty files and says how to widen it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from altoolkit.analyses import ANALYSES, load_analysis, open_pool, run_intersection
+from altoolkit.cli import DEFAULT_END_IDX, DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX
+from altoolkit.errors import ToolkitError, cli_entry
+
+DEFAULT_RESULTS_DIR = "results"
+DEFAULT_OUTPUT_DIR = "results/intersection"
+MUST_AGREE = ("start_idx", "end_idx", "labeled_size", "dataset_fingerprint", "model_sha256")
+
+
+def analyze_intersection(uncertainty_indices, diversity_indices, novelty_indices, start_idx=DEFAULT_START_IDX,
+                         end_idx=DEFAULT_END_IDX, output_dir=DEFAULT_OUTPUT_DIR, save_images=True,
+                         create_visualization=True, verbose=True, *, model_path=DEFAULT_MODEL_PATH,
+                         labeled_size=DEFAULT_LABELED_SIZE, dataset=None, dataset_name="cifar10", classes=None,
+                         data_path=None, image_size=32, cache_dir=None, scores=None):
+    """Return (intersection indices relative to ``start_idx``, stats with count, percentage, distribution).
+
+    ``scores`` (optional) maps each analysis name to its score arrays, so the summary can list each
+    image's entropy, centroid distance and novelty.
+    """
+    context = open_pool(model_path, labeled_size, start_idx, end_idx, dataset=dataset, dataset_name=dataset_name,
+                        classes=classes, data_path=data_path, image_size=image_size, cache_dir=cache_dir)
+    index_sets = {"uncertainty": uncertainty_indices, "diversity": diversity_indices, "novelty": novelty_indices}
+    return run_intersection(context, index_sets, output_dir, scores, save_images, create_visualization, verbose)
+
+
+def intersection_from_results(results_dir=DEFAULT_RESULTS_DIR, output_dir=DEFAULT_OUTPUT_DIR, save_images=True,
+                              create_visualization=True, verbose=True, cache_dir=None):
+    """Intersect the three analyses saved under ``results_dir``; they must share model, data and pool."""
+    loaded = {name: load_analysis(Path(results_dir) / name, name) for name in ANALYSES}
+    runs = {name: run for name, (_, _, run) in loaded.items()}
+    for key in MUST_AGREE:
+        values = {name: run.get(key) for name, run in runs.items()}
+        if len(set(map(str, values.values()))) > 1:
+            raise ToolkitError(f"the three analyses in {results_dir} disagree on {key} ({values}): "
+                               "re-run them with the same model, data and --start-idx/--end-idx")
+    first = runs["uncertainty"]
+    options = first["data_options"]
+    indices, scores = ({name: loaded[name][0] for name in ANALYSES}, {name: loaded[name][1] for name in ANALYSES})
+    result = analyze_intersection(
+        indices["uncertainty"], indices["diversity"], indices["novelty"], first["start_idx"], first["end_idx"],
+        output_dir, save_images, create_visualization, verbose, model_path=first["model_path"],
+        labeled_size=first["labeled_size"], dataset_name=options["dataset_name"], classes=options["classes"],
+        data_path=options["data_path"], image_size=options["image_size"], cache_dir=cache_dir, scores=scores)
+    return result
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results-dir", default=DEFAULT_RESULTS_DIR,
+                        help="folder holding uncertainty/, diversity/ and novelty/ (default: results)")
+    parser.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help=f"default: {DEFAULT_OUTPUT_DIR}")
+    parser.add_argument("--cache-dir", default=None, help="model-output cache (default: results/.cache)")
+    parser.add_argument("--no-images", action="store_true", help="do not save the selected images as PNG")
+    parser.add_argument("--no-plots", action="store_true", help="skip the figures")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    args = parser.parse_args(argv)
+    intersection_from_results(args.results_dir, args.output_dir, not args.no_images, not args.no_plots,
+                              not args.quiet, args.cache_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""Novelty analysis: pool images far from the labeled set (mean distance to the k nearest labeled embeddings).
+
+Standalone: ``python Evaluation/Novelty/novelty.py --dataset digits`` (or ``python -m Evaluation.Novelty.novelty``)
+writes ``results/novelty/novelty_indices.npy`` (indices relative to ``--start-idx``), ``novelty_scores.npz``,
+``novelty_run.json``, ``summary.txt`` and two plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from altoolkit.analyses import open_pool, run_novelty
+from altoolkit.cli import (DEFAULT_END_IDX, DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX,
+                           add_dataset_arguments, add_pool_arguments, dataset_classes)
+from altoolkit.errors import cli_entry
+
+DEFAULT_OUTPUT_DIR = "results/novelty"
+
+
+def analyze_novelty(model_path=DEFAULT_MODEL_PATH, labeled_size=DEFAULT_LABELED_SIZE, start_idx=DEFAULT_START_IDX,
+                    end_idx=DEFAULT_END_IDX, k_neighbors=5, output_dir=DEFAULT_OUTPUT_DIR, verbose=True, *,
+                    novelty_percentile=75, dataset=None, dataset_name="cifar10", classes=None, data_path=None,
+                    image_size=32, cache_dir=None, plots=True):
+    """Return (novel-image indices relative to ``start_idx``, scores {novelty}, stats)."""
+    context = open_pool(model_path, labeled_size, start_idx, end_idx, dataset=dataset, dataset_name=dataset_name,
+                        classes=classes, data_path=data_path, image_size=image_size, cache_dir=cache_dir)
+    return run_novelty(context, output_dir, k_neighbors, novelty_percentile, plots=plots, verbose=verbose)
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_dataset_arguments(parser)
+    add_pool_arguments(parser, DEFAULT_OUTPUT_DIR)
+    parser.add_argument("--k-neighbors", type=int, default=5, help="labeled neighbours averaged (default: 5)")
+    parser.add_argument("--novelty-percentile", type=float, default=75,
+                        help="novel = score above this percentile (default: 75)")
+    args = parser.parse_args(argv)
+    analyze_novelty(args.model, args.labeled_size, args.start_idx, args.end_idx, args.k_neighbors, args.output_dir,
+                    not args.quiet, novelty_percentile=args.novelty_percentile, dataset_name=args.dataset,
+                    classes=dataset_classes(args.dataset, args.classes), data_path=args.data_path,
+                    image_size=args.image_size, cache_dir=args.cache_dir, plots=not args.no_plots)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,428 @@
+"""Run one analysis over a pool and write its files: the layer between the pure heuristics and the entry points.
+
+A :class:`PoolContext` holds a dataset, a pool range and the model's outputs for it (one forward pass, cached).
+``uncertainty``/``diversity``/``novelty``/``intersection`` functions here call :mod:`AL_functions`, then write
+``<name>_indices.npy`` (relative to the pool start), ``<name>_scores.npz``, ``<name>_run.json``,
+``summary.txt`` and plots into an output directory. The Evaluation modules and the analyzer both use them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import AL_functions as alf
+from altoolkit.data import Dataset
+from altoolkit.errors import ToolkitError
+from altoolkit.files import load_npy, save_npy, write_json, write_text
+from altoolkit.outputs import DEFAULT_CACHE_DIR, ModelOutputCache, RangeOutputs, validate_pool_range
+from altoolkit.plots import (plot_cluster_projection, plot_image_grid, plot_intersection_overview,
+                             plot_score_histograms)
+
+ANALYSES = ("uncertainty", "diversity", "novelty")
+SET_LABELS = {"uncertainty": "uncertain", "diversity": "far from centroid", "novelty": "novel"}
+GRID_TOP = 16
+GRID_BOTTOM = 8
+PROJECTION_MAX_POINTS = 5000
+
+
+@dataclass
+class PoolContext:
+    """A pool range of a dataset and the model's outputs for it and for the labeled set (each computed once)."""
+
+    dataset: Dataset
+    model_path: Path
+    labeled_size: int
+    start_idx: int
+    end_idx: int
+    cache: ModelOutputCache
+    data_options: dict = field(default_factory=dict)
+    _pool: RangeOutputs | None = None
+    _labeled: RangeOutputs | None = None
+
+    @property
+    def pool(self) -> RangeOutputs:
+        if self._pool is None:
+            self._pool = self.cache.outputs(self.start_idx, self.end_idx)
+        return self._pool
+
+    @property
+    def labeled(self) -> RangeOutputs:
+        if self._labeled is None:
+            self._labeled = self.cache.outputs(0, self.labeled_size)
+        return self._labeled
+
+    @property
+    def pool_size(self) -> int:
+        return self.end_idx - self.start_idx
+
+    @property
+    def true_labels(self) -> np.ndarray:
+        return self.dataset.y_train[self.start_idx:self.end_idx]
+
+    def describe(self) -> dict:
+        """What a run was computed from (written into every ``*_run.json``)."""
+        return {"model_path": str(self.model_path), "model_sha256": self.cache.model_digest,
+                "dataset": self.dataset.name, "dataset_fingerprint": self.dataset.fingerprint,
+                "class_names": list(self.dataset.class_names), "data_options": self.data_options,
+                "labeled_size": self.labeled_size, "start_idx": self.start_idx, "end_idx": self.end_idx}
+
+
+def prepare_pool(model_path: str | os.PathLike, dataset: Dataset, labeled_size: int, start_idx: int,
+                 end_idx: int, cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR,
+                 data_options: dict | None = None, model=None) -> PoolContext:
+    """Check the range and the model against the data; outputs are computed on first use."""
+    validate_pool_range(dataset, labeled_size, start_idx, end_idx)
+    cache = ModelOutputCache(model_path, dataset, cache_dir=cache_dir, model=model)
+    return PoolContext(dataset=dataset, model_path=Path(model_path), labeled_size=labeled_size,
+                       start_idx=start_idx, end_idx=end_idx, cache=cache, data_options=data_options or {})
+
+
+def open_pool(model_path: str | os.PathLike, labeled_size: int, start_idx: int, end_idx: int, *,
+              dataset: Dataset | None = None, dataset_name: str = "cifar10", classes=None,
+              data_path: str | os.PathLike | None = None, image_size: int = 32,
+              cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR) -> PoolContext:
+    """Load the dataset (unless given) and prepare the pool; the Evaluation modules' common first step.
+
+    ``classes=None`` means the dataset's default classes (airplane/automobile/ship for CIFAR-10).
+    """
+    from altoolkit.cli import dataset_classes
+    from altoolkit.data import load_dataset
+
+    if classes is None:
+        classes = dataset_classes(dataset_name, None)
+    options = {"dataset_name": dataset_name, "classes": list(classes) if classes is not None else None,
+               "data_path": str(data_path) if data_path is not None else None, "image_size": image_size}
+    if dataset is None:
+        dataset = load_dataset(dataset_name, path=data_path, classes=classes, image_size=image_size)
+    else:
+        options = {"dataset_name": dataset.name, "classes": list(dataset.class_names), "data_path": None,
+                   "image_size": dataset.image_shape[0]}
+    if cache_dir is None:
+        cache_dir = DEFAULT_CACHE_DIR
+    return prepare_pool(model_path, dataset, labeled_size, start_idx, end_idx, cache_dir, options)
+
+
+def class_distribution(context: PoolContext, relative_indices: np.ndarray) -> dict[str, int]:
+    """Selected images per class, by the pool's true labels (the simulation's oracle)."""
+    labels = context.true_labels[relative_indices]
+    counts = np.bincount(labels, minlength=context.dataset.num_classes)
+    return {name: int(count) for name, count in zip(context.dataset.class_names, counts)}
+
+
+def selection_stats(context: PoolContext, relative_indices: np.ndarray) -> dict:
+    """Count, percentage of the pool and per-class distribution of a selection."""
+    count = int(len(relative_indices))
+    return {"count": count, "pool_size": context.pool_size,
+            "percentage": round(100.0 * count / context.pool_size, 2) if context.pool_size else 0.0,
+            "distribution": class_distribution(context, relative_indices),
+            "distribution_source": "true labels"}
+
+
+def score_summary(values: np.ndarray) -> dict:
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return {"min": None, "mean": None, "max": None}
+    return {"min": float(values.min()), "mean": float(values.mean()), "max": float(values.max())}
+
+
+def run_uncertainty(context: PoolContext, output_dir: str | os.PathLike, threshold_percentile: float = 50,
+                    plots: bool = True, verbose: bool = True):
+    """Uncertain images (top ``threshold_percentile`` % by entropy or margin); returns (indices, scores, stats)."""
+    started = time.perf_counter()
+    result = alf.select_uncertain(context.pool.probabilities, threshold_percentile)
+    scores = {"entropy": result.entropy, "margin": result.margin, "least_confidence": result.least_confidence}
+    stats = selection_stats(context, result.indices)
+    stats.update(parameters={"threshold_percentile": threshold_percentile},
+                 thresholds={"entropy": result.entropy_threshold, "margin": result.margin_threshold},
+                 criterion_counts={name: int((result.criterion == name).sum()) for name in ("entropy", "margin", "both")},
+                 scores={name: score_summary(values) for name, values in scores.items()},
+                 seconds=round(time.perf_counter() - started, 4))
+    lines = [f"threshold percentile: {threshold_percentile} (top {threshold_percentile}% by entropy OR margin)",
+             f"entropy threshold: {result.entropy_threshold:.4f}   margin threshold: {result.margin_threshold:.4f}",
+             "fired by: " + ", ".join(f"{name} only {n}" if name != "both" else f"both {n}"
+                                      for name, n in stats["criterion_counts"].items())]
+    _write_analysis("uncertainty", context, Path(output_dir), result.indices, scores, stats, lines, verbose)
+    if plots:
+        details = {"H": result.entropy, "M": result.margin}
+        _plot_grid_and_histograms("uncertainty", context, Path(output_dir), result.indices, result.entropy,
+                                  details, {"entropy": result.entropy, "margin": result.margin},
+                                  {"entropy": result.entropy_threshold, "margin": result.margin_threshold})
+    return result.indices, scores, stats
+
+
+def run_diversity(context: PoolContext, output_dir: str | os.PathLike, n_clusters: int = 20,
+                  far_percentile: float = 75, random_state: int = 0, plots: bool = True, verbose: bool = True):
+    """K-means on pool embeddings: far-from-centroid images and one representative per cluster."""
+    started = time.perf_counter()
+    result = alf.analyze_diversity_embeddings(context.pool.embeddings, n_clusters, far_percentile, random_state)
+    scores = {"distance": result.distances, "cluster": result.cluster_labels,
+              "representatives": result.representatives}
+    stats = selection_stats(context, result.indices)
+    cluster_sizes = np.bincount(result.cluster_labels, minlength=n_clusters)
+    stats.update(parameters={"n_clusters": n_clusters, "far_percentile": far_percentile,
+                             "random_state": random_state},
+                 thresholds={"distance": result.threshold}, scores={"distance": score_summary(result.distances)},
+                 cluster_sizes=[int(size) for size in cluster_sizes],
+                 representatives=[int(i) + context.start_idx for i in result.representatives],
+                 seconds=round(time.perf_counter() - started, 4))
+    lines = [f"k-means: {n_clusters} clusters (random_state {random_state}); sizes {stats['cluster_sizes']}",
+             f"far = distance to own centroid above the {far_percentile}th percentile ({result.threshold:.4f})",
+             f"cluster representatives (absolute indices): {stats['representatives']}"]
+    output_dir = Path(output_dir)
+    _write_analysis("diversity", context, output_dir, result.indices, scores, stats, lines, verbose)
+    if plots:
+        _plot_grid_and_histograms("diversity", context, output_dir, result.indices, result.distances,
+                                  {"d": result.distances, "c": result.cluster_labels},
+                                  {"distance to centroid": result.distances},
+                                  {"distance to centroid": result.threshold})
+        points, explained, shown = _projection(context.pool.embeddings, random_state)
+        keep = np.zeros(context.pool_size, dtype=bool)
+        keep[shown] = True
+        keep[result.representatives] = True
+        position = np.cumsum(keep) - 1
+        far_shown = result.indices[keep[result.indices]]
+        plot_cluster_projection(points[keep], result.cluster_labels[keep], position[result.representatives],
+                                position[far_shown], output_dir / "diversity_clusters.png",
+                                f"Diversity: pool embeddings (PCA), {n_clusters} k-means clusters"
+                                + (f" ({keep.sum()} of {context.pool_size} points shown)"
+                                   if keep.sum() < context.pool_size else ""), explained)
+    return result.indices, scores, stats
+
+
+def run_novelty(context: PoolContext, output_dir: str | os.PathLike, k_neighbors: int = 5,
+                novelty_percentile: float = 75, plots: bool = True, verbose: bool = True):
+    """Images whose mean distance to the k nearest labeled embeddings is above the percentile threshold."""
+    started = time.perf_counter()
+    result = alf.analyze_novelty_embeddings(context.pool.embeddings, context.labeled.embeddings, k_neighbors,
+                                            novelty_percentile)
+    scores = {"novelty": result.scores}
+    stats = selection_stats(context, result.indices)
+    stats.update(parameters={"k_neighbors": k_neighbors, "novelty_percentile": novelty_percentile},
+                 thresholds={"novelty": result.threshold}, scores={"novelty": score_summary(result.scores)},
+                 seconds=round(time.perf_counter() - started, 4))
+    lines = [f"novelty = mean distance to the {k_neighbors} nearest of the {context.labeled_size} labeled "
+             f"embeddings; novel above the {novelty_percentile}th percentile ({result.threshold:.4f})"]
+    _write_analysis("novelty", context, Path(output_dir), result.indices, scores, stats, lines, verbose)
+    if plots:
+        _plot_grid_and_histograms("novelty", context, Path(output_dir), result.indices, result.scores,
+                                  {"nov": result.scores}, {"novelty": result.scores},
+                                  {"novelty": result.threshold})
+    return result.indices, scores, stats
+
+
+def run_intersection(context: PoolContext, index_sets: dict[str, np.ndarray], output_dir: str | os.PathLike,
+                     scores: dict[str, dict[str, np.ndarray]] | None = None, save_images: bool = True,
+                     create_visualization: bool = True, verbose: bool = True):
+    """Images in all three sets; writes indices, a per-image summary, the images and a Venn-style figure."""
+    output_dir = Path(output_dir)
+    missing = [name for name in ANALYSES if name not in index_sets]
+    if missing:
+        raise ToolkitError(f"the intersection needs all three analyses; missing: {', '.join(missing)}")
+    for name, indices in index_sets.items():
+        indices = np.asarray(indices)
+        if indices.size and (indices.min() < 0 or indices.max() >= context.pool_size):
+            raise ToolkitError(f"{name} indices fall outside the pool of {context.pool_size} images: "
+                               "re-run the analyses with the same --start-idx/--end-idx")
+    intersection = alf.intersect_indices(*(index_sets[name] for name in ANALYSES))
+    stats = selection_stats(context, intersection)
+    stats["sets"] = {name: int(len(np.unique(index_sets[name]))) for name in ANALYSES}
+    stats["regions"] = venn_regions(context.pool_size, [index_sets[name] for name in ANALYSES])
+    save_npy(output_dir / "intersection_indices.npy", intersection)
+    write_json(output_dir / "intersection_run.json", {**context.describe(), "stats": stats,
+                                                     "absolute_indices": intersection + context.start_idx})
+    write_text(output_dir / "summary.txt", _intersection_summary(context, intersection, stats, scores or {}))
+    if save_images:
+        _save_images(context, intersection, output_dir / "images")
+    if create_visualization:
+        plot_intersection_overview(
+            stats["regions"], tuple(SET_LABELS[name] for name in ANALYSES), stats["distribution"],
+            output_dir / "intersection_visualization.png",
+            f"{context.dataset.name}: pool {context.start_idx}..{context.end_idx - 1} "
+            f"({context.pool_size} images), {stats['count']} meet all three criteria")
+        if len(intersection):
+            _plot_selected_grid(context, intersection, scores or {}, output_dir / "intersection_samples.png")
+    if verbose:
+        if len(intersection):
+            print(f"intersection: {stats['count']} images ({stats['percentage']}% of the pool) meet all three "
+                  f"criteria; per class {stats['distribution']} -> {output_dir}")
+        else:
+            print(f"intersection: no image meets all three criteria (sets of {stats['sets']}); wrote empty "
+                  f"results to {output_dir}. Lower the thresholds (threshold_percentile up, far/novelty "
+                  "percentiles down) or widen the pool.")
+    return intersection, stats
+
+
+def venn_regions(pool_size: int, index_sets: list[np.ndarray]) -> dict[str, int]:
+    """Counts of images per membership pattern over three sets, e.g. ``"101"`` = in sets 1 and 3 only."""
+    membership = np.zeros((pool_size, len(index_sets)), dtype=bool)
+    for column, indices in enumerate(index_sets):
+        membership[np.asarray(indices, dtype=np.int64), column] = True
+    codes = membership @ (1 << np.arange(len(index_sets))[::-1])
+    counts = np.bincount(codes, minlength=1 << len(index_sets))
+    return {format(code, f"0{len(index_sets)}b"): int(count) for code, count in enumerate(counts)}
+
+
+def load_analysis(directory: str | os.PathLike, name: str) -> tuple[np.ndarray, dict, dict]:
+    """Read back an analysis' indices, scores and run description; a missing file is one clear error."""
+    directory = Path(directory)
+    files = {"indices": directory / f"{name}_indices.npy", "scores": directory / f"{name}_scores.npz",
+             "run": directory / f"{name}_run.json"}
+    absent = [str(path) for path in files.values() if not path.is_file()]
+    if absent:
+        raise ToolkitError(f"missing {', '.join(absent)}: run the {name} analysis first "
+                           f"(python -m Evaluation.{name.capitalize()}.{name})")
+    import json
+
+    try:
+        indices = load_npy(files["indices"])
+        with np.load(files["scores"], allow_pickle=False) as archive:
+            scores = {key: archive[key] for key in archive.files}
+        run = json.loads(files["run"].read_text())
+    except (OSError, ValueError) as error:
+        raise ToolkitError(f"cannot read the {name} results in {directory}: {error}; re-run the analysis") from None
+    return indices, scores, run
+
+
+def _write_analysis(name: str, context: PoolContext, output_dir: Path, indices: np.ndarray,
+                    scores: dict[str, np.ndarray], stats: dict, lines: list[str], verbose: bool) -> None:
+    save_npy(output_dir / f"{name}_indices.npy", indices)
+    _save_scores(output_dir / f"{name}_scores.npz", scores)
+    write_json(output_dir / f"{name}_run.json", {**context.describe(), "stats": stats,
+                                                "absolute_indices": indices + context.start_idx})
+    header = [f"{name} analysis",
+              f"model: {context.model_path} (sha256 {context.cache.model_digest})",
+              f"data: {context.dataset.name} ({context.dataset.source}); pool = training images "
+              f"{context.start_idx}..{context.end_idx - 1} ({context.pool_size}); labeled = first {context.labeled_size}",
+              f"selected: {stats['count']} images ({stats['percentage']}% of the pool)",
+              f"per class ({stats['distribution_source']}): {stats['distribution']}"]
+    score_lines = [f"{key}: min {value['min']:.4f}  mean {value['mean']:.4f}  max {value['max']:.4f}"
+                   for key, value in stats["scores"].items() if value["min"] is not None]
+    write_text(output_dir / "summary.txt", "\n".join(header + lines + score_lines) + "\n")
+    if verbose:
+        print(f"{name}: {stats['count']} of {context.pool_size} pool images selected "
+              f"({stats['percentage']}%) -> {output_dir}")
+
+
+def _save_scores(target: Path, scores: dict[str, np.ndarray]) -> None:
+    from altoolkit.files import atomic_path
+
+    with atomic_path(target) as temporary:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, **{key: np.asarray(value) for key, value in scores.items()})
+
+
+def _grid_choice(scores: np.ndarray) -> np.ndarray:
+    """The highest-scoring images, then the lowest-scoring ones, so the grid shows the contrast."""
+    order = np.argsort(-scores, kind="stable")
+    top = order[:GRID_TOP]
+    bottom = [i for i in order[::-1][:GRID_BOTTOM] if i not in set(top.tolist())]
+    return np.concatenate([top, np.asarray(bottom[::-1], dtype=np.int64)])
+
+
+def _plot_grid_and_histograms(name: str, context: PoolContext, output_dir: Path, selected_indices: np.ndarray,
+                              ranking: np.ndarray, details: dict[str, np.ndarray],
+                              histogram_scores: dict[str, np.ndarray], thresholds: dict[str, float]) -> None:
+    shown = _grid_choice(ranking)
+    selected = np.zeros(context.pool_size, dtype=bool)
+    selected[selected_indices] = True
+    plot_image_grid(context.dataset.x_train[context.start_idx + shown], _titles(context, shown, details),
+                    selected[shown], output_dir / f"{name}_samples.png",
+                    f"{name.capitalize()}: the {GRID_TOP} highest and {GRID_BOTTOM} lowest scoring pool images")
+    plot_score_histograms(histogram_scores, thresholds, output_dir / f"{name}_histogram.png",
+                          f"{name.capitalize()} scores over {context.pool_size} pool images "
+                          f"({len(selected_indices)} selected)")
+
+
+def _titles(context: PoolContext, relative: np.ndarray, details: dict[str, np.ndarray]) -> list[str]:
+    names = context.dataset.class_names
+    predicted = context.pool.predicted
+    titles = []
+    for index in relative:
+        detail = " ".join(f"{key}={_short(values[index])}" for key, values in details.items())
+        titles.append(f"#{context.start_idx + index} true {names[context.true_labels[index]]}\n"
+                      f"pred {names[predicted[index]]} {detail}")
+    return titles
+
+
+def _short(value) -> str:
+    return str(int(value)) if np.issubdtype(np.asarray(value).dtype, np.integer) else f"{float(value):.2f}"
+
+
+def _projection(embeddings: np.ndarray, random_state: int) -> tuple[np.ndarray, tuple[float, float], np.ndarray]:
+    """2-D PCA of the embeddings, and a seeded subset of at most PROJECTION_MAX_POINTS rows to draw."""
+    from sklearn.decomposition import PCA
+
+    components = min(2, embeddings.shape[1], len(embeddings))
+    pca = PCA(n_components=components, random_state=random_state)
+    points = pca.fit_transform(embeddings)
+    if components < 2:
+        points = np.column_stack([points, np.zeros((len(points), 2 - components))])
+    ratios = tuple(pca.explained_variance_ratio_.tolist() + [0.0] * (2 - components))
+    shown = np.arange(len(points))
+    if len(points) > PROJECTION_MAX_POINTS:
+        shown = np.sort(np.random.default_rng(random_state).choice(len(points), PROJECTION_MAX_POINTS, replace=False))
+    return points, ratios, shown
+
+
+def _intersection_summary(context: PoolContext, intersection: np.ndarray, stats: dict,
+                          scores: dict[str, dict[str, np.ndarray]]) -> str:
+    names = context.dataset.class_names
+    lines = ["intersection of uncertainty, diversity and novelty",
+             f"data: {context.dataset.name}; pool = training images {context.start_idx}..{context.end_idx - 1} "
+             f"({context.pool_size})",
+             "set sizes: " + ", ".join(f"{SET_LABELS[name]} {count}" for name, count in stats["sets"].items()),
+             f"in all three: {stats['count']} images ({stats['percentage']}% of the pool)",
+             f"per class ({stats['distribution_source']}): {stats['distribution']}", ""]
+    if not len(intersection):
+        lines.append("No image met all three criteria. Lower the thresholds (a larger threshold_percentile, "
+                     "smaller far/novelty percentiles) or analyse a larger pool.")
+        return "\n".join(lines) + "\n"
+    lines.append("absolute  relative  class        criteria")
+    for index in intersection:
+        lines.append(f"{context.start_idx + index:8d}  {index:8d}  {names[context.true_labels[index]]:<12} "
+                     + _criteria_text(scores, int(index)))
+    return "\n".join(lines) + "\n"
+
+
+def _criteria_text(scores: dict[str, dict[str, np.ndarray]], index: int) -> str:
+    parts = ["uncertain", "far", "novel"]
+    uncertainty, diversity, novelty = (scores.get(name, {}) for name in ANALYSES)
+    if "entropy" in uncertainty:
+        parts[0] = f"uncertain (entropy {uncertainty['entropy'][index]:.3f}, margin {uncertainty['margin'][index]:.3f})"
+    if "distance" in diversity:
+        parts[1] = (f"far (distance {diversity['distance'][index]:.3f} to centroid of cluster "
+                    f"{int(diversity['cluster'][index])})")
+    if "novelty" in novelty:
+        parts[2] = f"novel (k-NN distance {novelty['novelty'][index]:.3f})"
+    return "; ".join(parts)
+
+
+def _save_images(context: PoolContext, intersection: np.ndarray, folder: Path) -> None:
+    """One PNG per selected image, named by absolute index and class (replacing an earlier run's images)."""
+    from PIL import Image
+
+    from altoolkit.files import atomic_directory
+
+    names = context.dataset.class_names
+    with atomic_directory(folder, overwrite=True) as work:
+        for index in intersection:
+            label = names[context.true_labels[index]].replace("/", "-").replace(" ", "_")
+            Image.fromarray(context.dataset.x_train[context.start_idx + index]).save(
+                work / f"{context.start_idx + index:06d}_{label}.png")
+
+
+def _plot_selected_grid(context: PoolContext, intersection: np.ndarray, scores: dict, target: Path) -> None:
+    shown = intersection[:40]
+    details = {}
+    if "entropy" in scores.get("uncertainty", {}):
+        details["H"] = scores["uncertainty"]["entropy"]
+    if "novelty" in scores.get("novelty", {}):
+        details["nov"] = scores["novelty"]["novelty"]
+    plot_image_grid(context.dataset.x_train[context.start_idx + shown], _titles(context, shown, details),
+                    np.ones(len(shown), dtype=bool), target,
+                    f"Intersection: {len(shown)} of {len(intersection)} selected images")
