@@ -31,6 +31,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 DIGITS_TRAIN_SIZE = 1347
 FOLDER_TEST_FRACTION = 0.2
 FOLDER_ORDER_SEED = 0
+UNLABELED = -1
+"""Training label of an image nobody has labeled yet (allowed in .npz ``y_train``: a pool without labels)."""
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 FASHION_MNIST_CLASSES = ("t-shirt/top", "trouser", "pullover", "dress", "coat",
@@ -100,7 +102,10 @@ def load_dataset(name: str = "cifar10", *, path: str | os.PathLike | None = None
 
 
 def select_classes(dataset: Dataset, classes: Sequence[int | str]) -> Dataset:
-    """Keep only ``classes`` (ids or names), relabelled 0..K-1 in the given order, image order preserved."""
+    """Keep only ``classes`` (ids or names), relabelled 0..K-1 in the given order, image order preserved.
+
+    Unlabeled training images (label ``UNLABELED``) are kept: their class is unknown.
+    """
     if len(classes) == 0:
         raise ToolkitError("the class list is empty: give at least one class id or name")
     ids = []
@@ -110,10 +115,12 @@ def select_classes(dataset: Dataset, classes: Sequence[int | str]) -> Dataset:
         raise ToolkitError(f"the class list {list(classes)} names a class twice")
     lookup = np.full(dataset.num_classes, -1, dtype=np.int64)
     lookup[ids] = np.arange(len(ids))
-    keep_train = lookup[dataset.y_train] >= 0
+    unlabeled = dataset.y_train == UNLABELED
+    keep_train = unlabeled | (lookup[np.where(unlabeled, 0, dataset.y_train)] >= 0)
     keep_test = lookup[dataset.y_test] >= 0
     return Dataset(name=dataset.name, source=dataset.source,
-                   x_train=dataset.x_train[keep_train], y_train=lookup[dataset.y_train[keep_train]],
+                   x_train=dataset.x_train[keep_train],
+                   y_train=np.where(unlabeled[keep_train], UNLABELED, lookup[dataset.y_train[keep_train]]),
                    x_test=dataset.x_test[keep_test], y_test=lookup[dataset.y_test[keep_test]],
                    class_names=tuple(dataset.class_names[i] for i in ids))
 
@@ -148,7 +155,8 @@ def _check_labels(raw: dict) -> None:
         x, y = raw[f"x_{split}"], np.asarray(raw[f"y_{split}"])
         if len(x) != len(y):
             raise ToolkitError(f"{raw['source']}: {len(x)} {split} images but {len(y)} {split} labels")
-        if len(y) and (int(y.min()) < 0 or int(y.max()) > last):
+        lowest = UNLABELED if (split == "train" and raw["source"].startswith("npz")) else 0
+        if len(y) and (int(y.min()) < lowest or int(y.max()) > last):
             raise ToolkitError(f"{raw['source']}: {split} labels must lie in 0..{last} (one per class name), "
                                f"found {int(y.min())}..{int(y.max())}")
 

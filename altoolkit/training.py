@@ -89,6 +89,11 @@ def training_indices(dataset: Dataset, labeled_size: int, additional_indices: Se
         if len(np.unique(extra)) != len(extra):
             raise ToolkitError("additional indices contain duplicates: each image can be added once")
         train = np.concatenate([train, extra])
+    unlabeled = np.flatnonzero(dataset.y_train[np.concatenate([train, validation])] < 0)
+    if unlabeled.size:
+        index = int(np.concatenate([train, validation])[unlabeled[0]])
+        raise ToolkitError(f"training image {index} has no label ({unlabeled.size} of the chosen images are "
+                           "unlabeled): label them before training on them")
     return train, validation
 
 

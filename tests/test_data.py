@@ -545,9 +545,21 @@ def test_npz_labels_out_of_range(tmp_path):
         load_dataset("npz", path=file)
 
 
-def test_npz_negative_labels(tmp_path):
-    file = write_npz(tmp_path / "data.npz", class_names=None, y_train=np.array([0, -1, 2, 0, 1, 2]))
+def test_npz_labels_below_unlabeled_marker_are_rejected(tmp_path):
+    file = write_npz(tmp_path / "data.npz", class_names=None, y_train=np.array([0, -2, 2, 0, 1, 2]))
     with pytest.raises(ToolkitError, match=r"train labels must lie in 0\.\.2"):
+        load_dataset("npz", path=file)
+
+
+def test_npz_unlabeled_training_images_are_kept_through_class_selection(tmp_path):
+    file = write_npz(tmp_path / "data.npz", class_names=None, y_train=np.array([0, -1, 2, 0, 1, -1]))
+    dataset = load_dataset("npz", path=file, classes=[2, 0])
+    assert dataset.y_train.tolist() == [1, -1, 0, 1, -1]
+
+
+def test_npz_test_labels_must_be_known(tmp_path):
+    file = write_npz(tmp_path / "data.npz", class_names=None, y_test=np.array([0, -1, 2]))
+    with pytest.raises(ToolkitError, match=r"test labels must lie in 0\.\.2"):
         load_dataset("npz", path=file)
 
 
