@@ -1,1 +1,413 @@
-"""ActiveLearningAnalyzer (filled by the analyzer issue)."""
+"""The whole active-learning cycle: analyses → intersection → class-balance check → retraining → AL vs random.
+
+    analyzer = ActiveLearningAnalyzer(model_path="models/500_train/best_model.keras", labeled_size=500,
+                                      start_idx=501, end_idx=4000, target_per_class=50)
+    analyzer.run_all(uncertainty_params={"threshold_percentile": 50}, diversity_params={"n_clusters": 20},
+                     novelty_params={"k_neighbors": 5})
+    intersection, stats = analyzer.find_intersection(save_images=True, create_visualization=True)
+    print(analyzer.get_summary())
+
+When every class target is met, ``find_intersection`` retrains with the labeled set plus the selected images and,
+as the control, with the same number of images drawn at random from the same pool (same seed, same recipe),
+then compares both with the base model on the test split. ``python AL_cycle.py --help`` runs the same from
+the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+import AL_functions as alf
+from altoolkit.analyses import ANALYSES, PoolContext, open_pool, run_diversity, run_intersection, run_novelty
+from altoolkit.analyses import run_uncertainty
+from altoolkit.balance import ClassBalance, normalise_targets, parse_targets, recommendations
+from altoolkit.cli import (DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX, FLIP_BY_DEFAULT,
+                           add_dataset_arguments, dataset_classes, keras_verbosity)
+from altoolkit.errors import ToolkitError, cli_entry
+from altoolkit.files import file_sha256, write_json
+from altoolkit.training import (METRICS_FILENAME, MODEL_FILENAME, TrainingRecipe, evaluate_model,
+                                library_versions, train_model)
+
+DEFAULT_END_IDX = 4000
+DEFAULT_OUTPUT_DIR = "results"
+
+
+class ActiveLearningAnalyzer:
+    """Runs the three analyses on one forward pass, intersects them, checks class targets, retrains and compares.
+
+    Args:
+        model_path: the base model (``.keras``), e.g. ``models/500_train/best_model.keras``; never modified.
+        labeled_size: the labeled set is the first ``labeled_size`` training images.
+        start_idx, end_idx: the pool is training images ``start_idx..end_idx-1`` (0-based, end exclusive).
+        target_per_class: selected images wanted per class: an int for every class, ``{class_name: n}``, or None.
+        dataset / dataset_name, classes, data_path, image_size: the data (see :func:`altoolkit.data.load_dataset`).
+        output_dir: analyses, comparison and the run manifest go here.
+        models_dir: retrained models go here (default: the folder holding the base model's run directory).
+        seed: seeds the k-means, the random control's draw and retraining (default: the base model's seed).
+        training: recipe overrides for retraining (epochs, batch_size, learning_rate, ...); by default the
+            base model's recipe from its ``metrics.json``.
+        auto_retrain: retrain and compare as soon as ``find_intersection`` finds every target met.
+    """
+
+    def __init__(self, model_path: str | os.PathLike = DEFAULT_MODEL_PATH, labeled_size: int = DEFAULT_LABELED_SIZE,
+                 start_idx: int = DEFAULT_START_IDX, end_idx: int = DEFAULT_END_IDX,
+                 target_per_class: int | Mapping[str, int] | None = None, *, dataset=None,
+                 dataset_name: str = "cifar10", classes=None, data_path: str | os.PathLike | None = None,
+                 image_size: int = 32, output_dir: str | os.PathLike = DEFAULT_OUTPUT_DIR,
+                 models_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+                 seed: int | None = None, training: Mapping | None = None, auto_retrain: bool = True,
+                 verbose: bool = True):
+        self.model_path = Path(model_path)
+        self.labeled_size, self.start_idx, self.end_idx = labeled_size, start_idx, end_idx
+        self.output_dir = Path(output_dir)
+        self.models_dir = Path(models_dir) if models_dir is not None else self.model_path.parent.parent
+        self.auto_retrain = auto_retrain
+        self.verbose = verbose
+        self.timings: dict[str, float] = {}
+        started = time.perf_counter()
+        self.context: PoolContext = open_pool(model_path, labeled_size, start_idx, end_idx, dataset=dataset,
+                                              dataset_name=dataset_name, classes=classes, data_path=data_path,
+                                              image_size=image_size, cache_dir=cache_dir)
+        self.timings["load_data_and_model"] = time.perf_counter() - started
+        self.dataset = self.context.dataset
+        self.targets = normalise_targets(target_per_class, self.dataset.class_names)
+        self.base_metrics = self._read_base_metrics()
+        self.seed = int(seed if seed is not None else self.base_metrics.get("seed", 42))
+        self.recipe = self._retraining_recipe(training or {})
+        self.results: dict[str, dict] = {}
+        self.intersection: np.ndarray | None = None
+        self.intersection_stats: dict | None = None
+        self.balance: ClassBalance | None = None
+        self.advice: list[str] = []
+        self.comparison: dict | None = None
+        self.model_sha256 = file_sha256(self.model_path)
+
+    def run_uncertainty(self, threshold_percentile: float = 50, plots: bool = True):
+        """Uncertain pool images (top ``threshold_percentile`` % by entropy or margin)."""
+        return self._run("uncertainty", run_uncertainty, {"threshold_percentile": threshold_percentile}, plots)
+
+    def run_diversity(self, n_clusters: int = 20, far_percentile: float = 75, plots: bool = True):
+        """Far-from-centroid pool images after k-means on the embeddings (seeded by the analyzer's seed)."""
+        params = {"n_clusters": n_clusters, "far_percentile": far_percentile, "random_state": self.seed}
+        return self._run("diversity", run_diversity, params, plots)
+
+    def run_novelty(self, k_neighbors: int = 5, novelty_percentile: float = 75, plots: bool = True):
+        """Pool images far from the labeled set (mean distance to the k nearest labeled embeddings)."""
+        return self._run("novelty", run_novelty, {"k_neighbors": k_neighbors,
+                                                  "novelty_percentile": novelty_percentile}, plots)
+
+    def run_all(self, uncertainty_params: Mapping | None = None, diversity_params: Mapping | None = None,
+                novelty_params: Mapping | None = None, plots: bool = True) -> dict[str, dict]:
+        """The three analyses on one forward pass over the pool (and one over the labeled set)."""
+        self._forward_pass()
+        self.run_uncertainty(**dict(uncertainty_params or {}), plots=plots)
+        self.run_diversity(**dict(diversity_params or {}), plots=plots)
+        self.run_novelty(**dict(novelty_params or {}), plots=plots)
+        return self.results
+
+    def find_intersection(self, save_images: bool = True, create_visualization: bool = True):
+        """Images meeting all three criteria; then the class-balance check and, if met, retraining.
+
+        Returns (intersection indices relative to ``start_idx``, stats with count, percentage, distribution).
+        """
+        missing = [name for name in ANALYSES if name not in self.results]
+        if missing:
+            raise ToolkitError(f"run the analyses before find_intersection (missing: {', '.join(missing)}): "
+                               "call analyzer.run_all() first")
+        started = time.perf_counter()
+        index_sets = {name: self.results[name]["indices"] for name in ANALYSES}
+        scores = {name: self.results[name]["scores"] for name in ANALYSES}
+        self.intersection, self.intersection_stats = run_intersection(
+            self.context, index_sets, self.output_dir / "intersection", scores, save_images,
+            create_visualization, self.verbose)
+        self.timings["intersection"] = time.perf_counter() - started
+        self._check_balance()
+        self.write_manifest()
+        if self.balance is not None and self.balance.all_met and self.auto_retrain:
+            if len(self.intersection) == 0:
+                self._say("retraining skipped: the intersection is empty, there is nothing to add")
+            else:
+                self.retrain_and_compare()
+        return self.intersection, self.intersection_stats
+
+    def retrain_and_compare(self) -> dict:
+        """Train base+AL and base+random (same size, same pool, seed and recipe); compare all three on the test split."""
+        if self.intersection is None:
+            raise ToolkitError("call find_intersection() before retrain_and_compare()")
+        if len(self.intersection) == 0:
+            raise ToolkitError("the intersection is empty: there are no images to retrain with")
+        count = len(self.intersection)
+        al_indices = self.intersection + self.start_idx
+        random_indices = alf.random_indices(self.context.pool_size, count, seed=self.seed) + self.start_idx
+        started = time.perf_counter()
+        base = evaluate_model(self.context.cache.model, self.dataset)
+        al_run = self._train_with("al", al_indices)
+        random_run = self._train_with("random", random_indices)
+        self.timings["retraining"] = time.perf_counter() - started
+        self.comparison = self._compare(base, al_run, random_run, al_indices, random_indices)
+        self.write_manifest()
+        return self.comparison
+
+    def get_summary(self) -> str:
+        """A readable account of the cycle so far: model, data, analyses, intersection, balance, accuracies."""
+        lines = ["Active-learning cycle", f"  model: {self.model_path} (sha256 {self.model_sha256[:16]})",
+                 f"  data: {self.dataset.name} [{', '.join(self.dataset.class_names)}], fingerprint "
+                 f"{self.dataset.fingerprint}",
+                 f"  labeled: first {self.labeled_size} images; pool: {self.start_idx}..{self.end_idx - 1} "
+                 f"({self.context.pool_size} images)"]
+        for name in ANALYSES:
+            if name not in self.results:
+                lines.append(f"  {name}: not run")
+                continue
+            stats = self.results[name]["stats"]
+            scores = ", ".join(f"{key} mean {value['mean']:.3f} (min {value['min']:.3f}, max {value['max']:.3f})"
+                               for key, value in stats["scores"].items() if value["mean"] is not None)
+            lines.append(f"  {name}: {stats['count']} selected ({stats['percentage']}%); {scores}")
+        if self.intersection_stats is not None:
+            stats = self.intersection_stats
+            lines.append(f"  intersection: {stats['count']} images ({stats['percentage']}% of the pool)")
+            lines.append(f"  class distribution ({stats['distribution_source']}): {stats['distribution']}")
+        if self.balance is not None:
+            lines.append("  balance: " + ("all targets met" if self.balance.all_met else "targets not met"))
+            lines.extend(f"    {line}" for line in self.balance.lines())
+            lines.extend(f"    -> {line}" for line in self.advice)
+        elif self.intersection_stats is not None:
+            lines.append("  balance: no targets set")
+        if self.comparison is not None:
+            accuracy = self.comparison["accuracy"]
+            lines.append(f"  test accuracy: base {accuracy['base']:.3f}, +AL {accuracy['al']:.3f}, "
+                         f"+random {accuracy['random']:.3f}")
+            lines.append(f"  {self.comparison['verdict']}")
+        return "\n".join(lines)
+
+    def write_manifest(self) -> Path:
+        """cycle_manifest.json: parameters, seeds, versions, data fingerprint, timings, selections, accuracies."""
+        manifest = {
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "model": {"path": str(self.model_path), "sha256": self.model_sha256},
+            "dataset": {"name": self.dataset.name, "source": self.dataset.source,
+                        "fingerprint": self.dataset.fingerprint, "class_names": list(self.dataset.class_names),
+                        "options": self.context.data_options},
+            "labeled_size": self.labeled_size, "start_idx": self.start_idx, "end_idx": self.end_idx,
+            "seed": self.seed,
+            "parameters": {name: self.results[name]["parameters"] for name in self.results},
+            "target_per_class": self.targets,
+            "retraining_recipe": {key: getattr(self.recipe, key) for key in self.recipe.__dataclass_fields__},
+            "versions": library_versions(),
+            "timings_seconds": {key: round(value, 3) for key, value in self.timings.items()},
+            "analyses": {name: {"count": self.results[name]["stats"]["count"],
+                                "absolute_indices": self.results[name]["indices"] + self.start_idx}
+                         for name in self.results},
+            "intersection": None if self.intersection is None else {
+                "count": int(len(self.intersection)), "absolute_indices": self.intersection + self.start_idx,
+                "distribution": self.intersection_stats["distribution"],
+                "distribution_source": self.intersection_stats["distribution_source"]},
+            "balance": None if self.balance is None else {
+                "all_met": self.balance.all_met, "actual": self.balance.actual, "targets": self.balance.targets,
+                "recommendations": self.advice},
+            "comparison": self.comparison,
+        }
+        return write_json(self.output_dir / "cycle_manifest.json", manifest)
+
+    def _run(self, name: str, function, params: dict, plots: bool):
+        started = time.perf_counter()
+        indices, scores, stats = function(self.context, self.output_dir / name, **params, plots=plots,
+                                          verbose=self.verbose)
+        self.timings[name] = time.perf_counter() - started
+        self.results[name] = {"indices": indices, "scores": scores, "stats": stats, "parameters": params}
+        return indices, scores, stats
+
+    def _forward_pass(self) -> None:
+        started = time.perf_counter()
+        pool, labeled = self.context.pool, self.context.labeled
+        self.timings["forward_pass"] = time.perf_counter() - started
+        if self.verbose:
+            cached = "read from cache" if pool.from_cache and labeled.from_cache else "computed"
+            self._say(f"model outputs for {self.context.pool_size} pool + {self.labeled_size} labeled images "
+                      f"{cached} in {self.timings['forward_pass']:.1f} s")
+
+    def _check_balance(self) -> None:
+        if self.targets is None:
+            self.balance = None
+            return
+        stats = self.intersection_stats
+        self.balance = ClassBalance(actual=stats["distribution"], targets=self.targets,
+                                    source=stats["distribution_source"])
+        self.advice = recommendations(self.balance, self.context.pool_size, self.start_idx, self.end_idx,
+                                      len(self.dataset.x_train))
+        self._say(f"class balance ({self.balance.source}):")
+        for line in self.balance.lines():
+            self._say(f"  {line}")
+        if not self.context.pool_has_labels and self.balance.all_met:
+            self._say("the pool has no labels: label the selected images before retraining "
+                      f"(their indices are in {self.output_dir / 'intersection' / 'intersection_indices.npy'})")
+            self.auto_retrain = False
+        elif self.balance.all_met:
+            self._say("every class target is met" + (": retraining" if self.auto_retrain else ""))
+        else:
+            self._say("targets not met, so no retraining. Recommendations:")
+            for line in self.advice:
+                self._say(f"  - {line}")
+
+    def _train_with(self, kind: str, absolute_indices: np.ndarray) -> dict:
+        """Train (or reuse an identical finished run of) base labeled set + ``absolute_indices``."""
+        digest = hashlib.sha256(np.asarray(absolute_indices, dtype=np.int64).tobytes()).hexdigest()[:8]
+        run_dir = self.models_dir / f"{self.labeled_size}+{kind}{len(absolute_indices)}_seed{self.seed}_{digest}"
+        metrics_file = run_dir / METRICS_FILENAME
+        if metrics_file.is_file() and (run_dir / MODEL_FILENAME).is_file():
+            metrics = json.loads(metrics_file.read_text())
+            if metrics.get("dataset", {}).get("fingerprint") == self.dataset.fingerprint:
+                self._say(f"{kind}: reusing the finished run {run_dir}")
+                return {"dir": run_dir, "metrics": metrics}
+        self._say(f"{kind}: training on {self.labeled_size} + {len(absolute_indices)} images -> {run_dir}")
+        result = train_model(absolute_indices, run_dir, dataset=self.dataset, labeled_size=self.labeled_size,
+                             recipe=self.recipe, seed=self.seed, overwrite=True,
+                             verbose=keras_verbosity(not self.verbose),
+                             run_info={"base_model": str(self.model_path), "selection": kind})
+        return {"dir": result.output_dir, "metrics": result.metrics}
+
+    def _compare(self, base: dict, al_run: dict, random_run: dict, al_indices, random_indices) -> dict:
+        from altoolkit.plots import plot_accuracy_comparison
+
+        names = list(self.dataset.class_names)
+        al_metrics, random_metrics = al_run["metrics"], random_run["metrics"]
+        accuracies = {"base": {"accuracy": base["accuracy"], "per_class_accuracy": base["per_class_accuracy"]},
+                      "al": {"accuracy": al_metrics["test_accuracy"],
+                             "per_class_accuracy": al_metrics["per_class_accuracy"]},
+                      "random": {"accuracy": random_metrics["test_accuracy"],
+                                 "per_class_accuracy": random_metrics["per_class_accuracy"]}}
+        difference = accuracies["al"]["accuracy"] - accuracies["random"]["accuracy"]
+        if abs(difference) < 1e-9:
+            verdict = "AL and random selection tied"
+        else:
+            winner = "AL selection" if difference > 0 else "random selection"
+            verdict = f"{winner} won by {abs(difference) * 100:.1f} percentage points"
+        verdict += (f" on {base['test_size']} test images (base {accuracies['base']['accuracy']:.1%}, "
+                    f"+AL {accuracies['al']['accuracy']:.1%}, +random {accuracies['random']['accuracy']:.1%}). "
+                    "One run is one sample: seed-to-seed spread is often larger than this; "
+                    "the benchmark measures it over paired seeds.")
+        comparison_dir = self.output_dir / "comparison"
+        figure = plot_accuracy_comparison(
+            names, {"base": accuracies["base"], "random": accuracies["random"], "al": accuracies["al"]},
+            comparison_dir / "al_vs_random.png",
+            f"{self.dataset.name}: {self.labeled_size} labeled + {len(al_indices)} selected (seed {self.seed}, one run)",
+            baseline="random", challenger="al")
+        comparison = {
+            "extra_images": int(len(al_indices)), "seed": self.seed,
+            "accuracy": {key: value["accuracy"] for key, value in accuracies.items()},
+            "per_class_accuracy": {key: value["per_class_accuracy"] for key, value in accuracies.items()},
+            "al_minus_random": difference,
+            "al_minus_random_per_class": {
+                name: (None if accuracies["al"]["per_class_accuracy"].get(name) is None
+                       else accuracies["al"]["per_class_accuracy"][name] - accuracies["random"]["per_class_accuracy"][name])
+                for name in names},
+            "verdict": verdict,
+            "models": {"base": str(self.model_path), "al": str(al_run["dir"]), "random": str(random_run["dir"])},
+            "al_absolute_indices": np.asarray(al_indices), "random_absolute_indices": np.asarray(random_indices),
+            "chart": str(figure),
+        }
+        write_json(comparison_dir / "comparison.json", comparison)
+        self._say(verdict)
+        self._say(f"comparison: {comparison_dir / 'comparison.json'}  chart: {figure}")
+        return comparison
+
+    def _read_base_metrics(self) -> dict:
+        metrics_file = self.model_path.parent / METRICS_FILENAME
+        if not metrics_file.is_file():
+            return {}
+        try:
+            return json.loads(metrics_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _retraining_recipe(self, overrides: Mapping) -> TrainingRecipe:
+        known = set(TrainingRecipe.__dataclass_fields__)
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ToolkitError(f"unknown training option(s) {', '.join(unknown)}: choose from {', '.join(sorted(known))}")
+        base = {key: value for key, value in self.base_metrics.get("recipe", {}).items() if key in known}
+        if "flip_augmentation" not in base:
+            base["flip_augmentation"] = self.dataset.name in FLIP_BY_DEFAULT
+        recipe = TrainingRecipe(**{**base, **dict(overrides)})
+        recipe.validate()
+        return recipe
+
+    def _say(self, message: str) -> None:
+        if self.verbose:
+            print(message, flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="AL_cycle.py", description=(
+        "Run the active-learning cycle: analyses, intersection, class-balance check, retraining and the "
+        "comparison with random selection."))
+    add_dataset_arguments(parser)
+    pool = parser.add_argument_group("model and pool")
+    pool.add_argument("--model", default=None,
+                      help="base .keras model (default: <models-dir>/<labeled-size>_train/best_model.keras)")
+    pool.add_argument("--train-base", action="store_true",
+                      help="train the base model first when the --model file does not exist")
+    pool.add_argument("--labeled-size", type=int, default=DEFAULT_LABELED_SIZE, help="default: 500")
+    pool.add_argument("--start-idx", type=int, default=DEFAULT_START_IDX, help="first pool image (default: 501)")
+    pool.add_argument("--end-idx", type=int, default=DEFAULT_END_IDX, help="end of the pool, exclusive (default: 4000)")
+    pool.add_argument("--target-per-class", default=None,
+                      help="selected images wanted per class: N, or class=N,class=N (default: no targets)")
+    analyses = parser.add_argument_group("analyses")
+    analyses.add_argument("--threshold-percentile", type=float, default=50, help="uncertainty (default: 50)")
+    analyses.add_argument("--n-clusters", type=int, default=20, help="diversity k-means clusters (default: 20)")
+    analyses.add_argument("--k-neighbors", type=int, default=5, help="novelty neighbours (default: 5)")
+    training = parser.add_argument_group("training")
+    training.add_argument("--epochs", type=int, default=None, help="default: the base model's recipe (or 30)")
+    training.add_argument("--seed", type=int, default=None, help="default: the base model's seed (or 42)")
+    training.add_argument("--no-retrain", action="store_true", help="stop after the balance check")
+    output = parser.add_argument_group("output")
+    output.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="analyses and comparison (default: results)")
+    output.add_argument("--models-dir", default="models", help="base and retrained models (default: models)")
+    output.add_argument("--no-images", action="store_true", help="do not save the selected images")
+    output.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    return parser
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from altoolkit.cli import dataset_from_args
+    from altoolkit.training import default_run_dir
+
+    started = time.perf_counter()
+    dataset = dataset_from_args(args)
+    model_path = Path(args.model) if args.model else default_run_dir(args.labeled_size, args.models_dir) / MODEL_FILENAME
+    if not model_path.exists() and args.train_base:
+        print(f"no base model at {model_path}: training it on the first {args.labeled_size} images")
+        recipe = TrainingRecipe(epochs=args.epochs or 30, flip_augmentation=dataset.name in FLIP_BY_DEFAULT)
+        result = train_model(None, model_path.parent, dataset=dataset, labeled_size=args.labeled_size,
+                             recipe=recipe, seed=args.seed if args.seed is not None else 42,
+                             verbose=keras_verbosity(args.quiet))
+        print(f"base model: {result.model_path}, test accuracy {result.test_accuracy:.3f}")
+    training = {"epochs": args.epochs} if args.epochs else {}
+    analyzer = ActiveLearningAnalyzer(
+        model_path, args.labeled_size, args.start_idx, args.end_idx, parse_targets(args.target_per_class),
+        dataset=dataset, output_dir=args.output_dir, models_dir=args.models_dir, seed=args.seed,
+        training=training, auto_retrain=not args.no_retrain, verbose=not args.quiet)
+    analyzer.run_all(uncertainty_params={"threshold_percentile": args.threshold_percentile},
+                     diversity_params={"n_clusters": args.n_clusters}, novelty_params={"k_neighbors": args.k_neighbors})
+    analyzer.find_intersection(save_images=not args.no_images, create_visualization=True)
+    analyzer.timings["total"] = time.perf_counter() - started
+    manifest = analyzer.write_manifest()
+    if not args.quiet:
+        print()
+        print(analyzer.get_summary())
+        print(f"\nrun manifest: {manifest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml requirements.txt
 
 # The main job, end to end on the embedded digits data.
 demo: $(STAMP)
-	$(BIN)/python train.py --dataset digits --labeled-size 500 --epochs 30 --output-dir $(DEMO_DIR)/models/500_train --overwrite
+	$(BIN)/python AL_cycle.py --dataset digits --train-base --labeled-size 500 --start-idx 500 --end-idx 1347 \
+		--target-per-class 1 --models-dir $(DEMO_DIR)/models --output-dir $(DEMO_DIR)
 
 # The test suite. pytest's exit code 5 ("no tests collected") is a failure here, with a message saying so.
 test: $(STAMP)

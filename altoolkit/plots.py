@@ -143,3 +143,42 @@ def plot_intersection_overview(region_counts: dict[str, int], set_names: tuple[s
     bars.grid(axis="y", alpha=0.3)
     figure.suptitle(title)
     return save_figure(target, figure)
+
+
+def plot_accuracy_comparison(class_names: list[str], accuracies: dict[str, dict], target: str | Path,
+                             title: str, baseline: str, challenger: str) -> Path:
+    """Per-class and overall test accuracy of each model (left), and challenger − baseline per class (right).
+
+    ``accuracies`` maps a model label to ``{"accuracy": float, "per_class_accuracy": {class: float}}``.
+    """
+    import numpy as np
+
+    labels = list(class_names) + ["overall"]
+    figure = new_figure(max(10, 1.1 * len(labels) + 6), 4.8)
+    bars, difference = figure.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
+    width = 0.8 / len(accuracies)
+    positions = np.arange(len(labels))
+    colours = {"base": "#999999", baseline: "#4c72b0", challenger: SELECTED_COLOUR}
+    for offset, (name, result) in enumerate(accuracies.items()):
+        values = [result["per_class_accuracy"].get(c) or 0.0 for c in class_names] + [result["accuracy"]]
+        bars.bar(positions + (offset - (len(accuracies) - 1) / 2) * width, values, width,
+                 label=f"{name} ({result['accuracy']:.1%})", color=colours.get(name))
+    bars.set_xticks(positions)
+    bars.set_xticklabels(labels, rotation=45 if len(labels) > 8 else 0, ha="right" if len(labels) > 8 else "center")
+    bars.set_ylim(0, 1.05)
+    bars.set_ylabel("test accuracy")
+    bars.set_title("Accuracy per class and overall")
+    bars.legend(fontsize=8, loc="lower right")
+    bars.grid(axis="y", alpha=0.3)
+    gains = [((accuracies[challenger]["per_class_accuracy"].get(c) or 0.0)
+              - (accuracies[baseline]["per_class_accuracy"].get(c) or 0.0)) * 100 for c in class_names]
+    gains.append((accuracies[challenger]["accuracy"] - accuracies[baseline]["accuracy"]) * 100)
+    difference.bar(positions, gains, color=["#55a868" if g >= 0 else "#c44e52" for g in gains])
+    difference.axhline(0, color="black", linewidth=0.8)
+    difference.set_xticks(positions)
+    difference.set_xticklabels(labels, rotation=45 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center")
+    difference.set_ylabel("percentage points")
+    difference.set_title(f"Improvement: {challenger} − {baseline}")
+    difference.grid(axis="y", alpha=0.3)
+    figure.suptitle(title)
+    return save_figure(target, figure)
