@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +63,22 @@ class PoolContext:
 
     @property
     def true_labels(self) -> np.ndarray:
+        """The pool's labels; ``UNLABELED`` (-1) where nobody has labeled an image."""
         return self.dataset.y_train[self.start_idx:self.end_idx]
+
+    @property
+    def pool_has_labels(self) -> bool:
+        """True in simulation (the dataset knows every pool label); False for a pool nobody has labeled."""
+        return bool((self.true_labels >= 0).all())
+
+    @property
+    def oracle_labels(self) -> np.ndarray:
+        """True labels in simulation, else the model's predicted classes (say which via ``label_source``)."""
+        return self.true_labels if self.pool_has_labels else self.pool.predicted
+
+    @property
+    def label_source(self) -> str:
+        return "true labels" if self.pool_has_labels else "predicted classes (the pool has no labels)"
 
     def describe(self) -> dict:
         """What a run was computed from (written into every ``*_run.json``)."""
@@ -88,13 +104,14 @@ def open_pool(model_path: str | os.PathLike, labeled_size: int, start_idx: int, 
               cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR) -> PoolContext:
     """Load the dataset (unless given) and prepare the pool; the Evaluation modules' common first step.
 
-    ``classes=None`` means the dataset's default classes (airplane/automobile/ship for CIFAR-10).
+    ``classes=None`` means the dataset's default classes (airplane/automobile/ship for CIFAR-10); a string is
+    read like ``--classes`` (``"all"`` keeps every class, ``"0,1,8"`` or names pick some).
     """
     from altoolkit.cli import dataset_classes
     from altoolkit.data import load_dataset
 
-    if classes is None:
-        classes = dataset_classes(dataset_name, None)
+    if classes is None or isinstance(classes, str):
+        classes = dataset_classes(dataset_name, classes)
     options = {"dataset_name": dataset_name, "classes": list(classes) if classes is not None else None,
                "data_path": str(data_path) if data_path is not None else None, "image_size": image_size}
     if dataset is None:
@@ -108,8 +125,8 @@ def open_pool(model_path: str | os.PathLike, labeled_size: int, start_idx: int, 
 
 
 def class_distribution(context: PoolContext, relative_indices: np.ndarray) -> dict[str, int]:
-    """Selected images per class, by the pool's true labels (the simulation's oracle)."""
-    labels = context.true_labels[relative_indices]
+    """Selected images per class, by true labels in simulation, else by the model's predicted classes."""
+    labels = context.oracle_labels[np.asarray(relative_indices, dtype=np.int64)]
     counts = np.bincount(labels, minlength=context.dataset.num_classes)
     return {name: int(count) for name, count in zip(context.dataset.class_names, counts)}
 
@@ -120,7 +137,7 @@ def selection_stats(context: PoolContext, relative_indices: np.ndarray) -> dict:
     return {"count": count, "pool_size": context.pool_size,
             "percentage": round(100.0 * count / context.pool_size, 2) if context.pool_size else 0.0,
             "distribution": class_distribution(context, relative_indices),
-            "distribution_source": "true labels"}
+            "distribution_source": context.label_source}
 
 
 def score_summary(values: np.ndarray) -> dict:
@@ -283,8 +300,11 @@ def load_analysis(directory: str | os.PathLike, name: str) -> tuple[np.ndarray, 
         with np.load(files["scores"], allow_pickle=False) as archive:
             scores = {key: archive[key] for key in archive.files}
         run = json.loads(files["run"].read_text())
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise ToolkitError(f"cannot read the {name} results in {directory}: {error}; re-run the analysis") from None
+    if indices.ndim != 1 or not (np.issubdtype(indices.dtype, np.integer) or indices.size == 0):
+        raise ToolkitError(f"{files['indices']} must hold a 1-D array of integer pool indices, got "
+                           f"{indices.dtype} with shape {indices.shape}: re-run the {name} analysis")
     return indices, scores, run
 
 
@@ -344,7 +364,8 @@ def _titles(context: PoolContext, relative: np.ndarray, details: dict[str, np.nd
     titles = []
     for index in relative:
         detail = " ".join(f"{key}={_short(values[index])}" for key, values in details.items())
-        titles.append(f"#{context.start_idx + index} true {names[context.true_labels[index]]}\n"
+        truth = context.true_labels[index]
+        titles.append(f"#{context.start_idx + index} true {names[truth] if truth >= 0 else '?'}\n"
                       f"pred {names[predicted[index]]} {detail}")
     return titles
 
@@ -384,7 +405,7 @@ def _intersection_summary(context: PoolContext, intersection: np.ndarray, stats:
         return "\n".join(lines) + "\n"
     lines.append("absolute  relative  class        criteria")
     for index in intersection:
-        lines.append(f"{context.start_idx + index:8d}  {index:8d}  {names[context.true_labels[index]]:<12} "
+        lines.append(f"{context.start_idx + index:8d}  {index:8d}  {names[context.oracle_labels[index]]:<12} "
                      + _criteria_text(scores, int(index)))
     return "\n".join(lines) + "\n"
 
@@ -411,7 +432,7 @@ def _save_images(context: PoolContext, intersection: np.ndarray, folder: Path) -
     names = context.dataset.class_names
     with atomic_directory(folder, overwrite=True) as work:
         for index in intersection:
-            label = names[context.true_labels[index]].replace("/", "-").replace(" ", "_")
+            label = names[context.oracle_labels[index]].replace("/", "-").replace(" ", "_")
             Image.fromarray(context.dataset.x_train[context.start_idx + index]).save(
                 work / f"{context.start_idx + index:06d}_{label}.png")
 

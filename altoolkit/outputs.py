@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,9 +91,11 @@ class ModelOutputCache:
             try:
                 with np.load(cache_file, allow_pickle=False) as cached:
                     probabilities, embeddings = cached["probabilities"], cached["embeddings"]
-                return RangeOutputs(start, end, probabilities, embeddings, True, time.perf_counter() - started)
-            except (OSError, ValueError, KeyError):
-                cache_file.unlink(missing_ok=True)
+                if probabilities.shape[:1] == embeddings.shape[:1] == (end - start,):
+                    return RangeOutputs(start, end, probabilities, embeddings, True, time.perf_counter() - started)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                pass
+            cache_file.unlink(missing_ok=True)  # unreadable or wrong size: recompute it
         probabilities, embeddings = self._predict(self.dataset.x_train[start:end])
         if cache_file is not None:
             with atomic_path(cache_file) as temporary:

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import train
-from altoolkit.data import load_dataset
 from altoolkit.errors import ToolkitError
 from altoolkit.training import TrainingRecipe, training_indices
 
@@ -19,8 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
+def digits(digits_dataset):
+    return digits_dataset
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import argparse
 
 from altoolkit.analyses import open_pool, run_diversity
 from altoolkit.cli import (DEFAULT_END_IDX, DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX,
-                           add_dataset_arguments, add_pool_arguments, dataset_classes)
+                           add_dataset_arguments, add_pool_arguments)
 from altoolkit.errors import cli_entry
 
 DEFAULT_OUTPUT_DIR = "results/diversity"
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     analyze_diversity(args.model, args.start_idx, args.end_idx, args.output_dir, args.n_clusters, not args.quiet,
                       far_percentile=args.far_percentile, random_state=args.random_state,
                       labeled_size=args.labeled_size, dataset_name=args.dataset,
-                      classes=dataset_classes(args.dataset, args.classes), data_path=args.data_path,
+                      classes=args.classes, data_path=args.data_path,
                       image_size=args.image_size, cache_dir=args.cache_dir, plots=not args.no_plots)
     return 0
 

@@ -42,20 +42,33 @@ def intersection_from_results(results_dir=DEFAULT_RESULTS_DIR, output_dir=DEFAUL
     """Intersect the three analyses saved under ``results_dir``; they must share model, data and pool."""
     loaded = {name: load_analysis(Path(results_dir) / name, name) for name in ANALYSES}
     runs = {name: run for name, (_, _, run) in loaded.items()}
+    for name, run in runs.items():
+        absent = [key for key in (*MUST_AGREE, "model_path") if not isinstance(run, dict) or key not in run]
+        if absent:
+            raise ToolkitError(f"{Path(results_dir) / name / f'{name}_run.json'} lacks {', '.join(absent)}: "
+                               f"re-run the {name} analysis")
     for key in MUST_AGREE:
         values = {name: run.get(key) for name, run in runs.items()}
         if len(set(map(str, values.values()))) > 1:
             raise ToolkitError(f"the three analyses in {results_dir} disagree on {key} ({values}): "
                                "re-run them with the same model, data and --start-idx/--end-idx")
     first = runs["uncertainty"]
-    options = first["data_options"]
+    options = first.get("data_options") or {}
+    classes = options.get("classes")
+    # Recorded classes are already resolved: None means every class, not the dataset's default subset.
+    context = open_pool(first["model_path"], first["labeled_size"], first["start_idx"], first["end_idx"],
+                        dataset_name=options.get("dataset_name", first.get("dataset")),
+                        classes=classes if classes is not None else "all", data_path=options.get("data_path"),
+                        image_size=options.get("image_size", 32), cache_dir=cache_dir)
+    if context.dataset.fingerprint != first.get("dataset_fingerprint"):
+        raise ToolkitError(f"the data loaded now (fingerprint {context.dataset.fingerprint}) is not the data the "
+                           f"analyses in {results_dir} used ({first.get('dataset_fingerprint')}): "
+                           "re-run the analyses on the current data")
+    if context.cache.model_digest != first.get("model_sha256"):
+        raise ToolkitError(f"{first['model_path']} changed since the analyses in {results_dir} ran "
+                           "(its SHA-256 differs): re-run them with the current model")
     indices, scores = ({name: loaded[name][0] for name in ANALYSES}, {name: loaded[name][1] for name in ANALYSES})
-    result = analyze_intersection(
-        indices["uncertainty"], indices["diversity"], indices["novelty"], first["start_idx"], first["end_idx"],
-        output_dir, save_images, create_visualization, verbose, model_path=first["model_path"],
-        labeled_size=first["labeled_size"], dataset_name=options["dataset_name"], classes=options["classes"],
-        data_path=options["data_path"], image_size=options["image_size"], cache_dir=cache_dir, scores=scores)
-    return result
+    return run_intersection(context, indices, output_dir, scores, save_images, create_visualization, verbose)
 
 
 @cli_entry

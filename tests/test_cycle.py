@@ -1,0 +1,206 @@
+"""ActiveLearningAnalyzer: the whole cycle on a tiny digits model (one-epoch trainings)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import AL_cycle
+from AL_cycle import ActiveLearningAnalyzer
+from altoolkit.balance import ClassBalance, normalise_targets, parse_targets, recommendations
+from altoolkit.errors import ToolkitError
+from altoolkit.files import file_sha256
+
+LABELED, START, END = 100, 100, 400
+FAST = {"epochs": 1}
+
+
+@pytest.fixture(scope="module")
+def digits(digits_dataset):
+    return digits_dataset
+
+
+@pytest.fixture(scope="module")
+def base_model(tiny_digits_model):
+    """The session's one-epoch model on the first 100 digits (seed 0), in its own models/ folder."""
+    assert tiny_digits_model.metrics["labeled_size"] == LABELED
+    return tiny_digits_model.model_path
+
+
+def make_analyzer(base_model, digits, tmp_path, targets, **options):
+    return ActiveLearningAnalyzer(base_model, LABELED, START, END, targets, dataset=digits,
+                                  output_dir=tmp_path / "results", models_dir=tmp_path / "models",
+                                  cache_dir=tmp_path / "cache", training=FAST, verbose=options.pop("verbose", False),
+                                  **options)
+
+
+def run_cycle(analyzer):
+    analyzer.run_all(diversity_params={"n_clusters": 8}, plots=False)
+    return analyzer.find_intersection(save_images=False, create_visualization=False)
+
+
+@pytest.fixture(scope="module")
+def completed_cycle(base_model, digits, tmp_path_factory):
+    """One whole cycle with targets met (target 0 per class), so it retrains AL and random once."""
+    folder = tmp_path_factory.mktemp("cycle")
+    before = file_sha256(base_model)
+    analyzer = make_analyzer(base_model, digits, folder, targets=0)
+    intersection, stats = run_cycle(analyzer)
+    return analyzer, folder, intersection, stats, before
+
+
+def test_targets_met_retrains_al_and_random_and_leaves_the_base_model_alone(completed_cycle, base_model):
+    analyzer, folder, intersection, stats, before = completed_cycle
+    assert len(intersection) > 0 and stats["count"] == len(intersection)
+    assert analyzer.balance.all_met
+    runs = sorted(path.name for path in (folder / "models").iterdir())
+    assert len(runs) == 2
+    assert runs[0].startswith(f"{LABELED}+al{len(intersection)}_seed0_")
+    assert runs[1].startswith(f"{LABELED}+random{len(intersection)}_seed0_")
+    for run in runs:
+        assert (folder / "models" / run / "best_model.keras").is_file()
+    comparison = json.loads((folder / "results" / "comparison" / "comparison.json").read_text())
+    assert set(comparison["accuracy"]) == {"base", "al", "random"}
+    assert comparison["al_absolute_indices"] == (intersection + START).tolist()
+    random_indices = np.asarray(comparison["random_absolute_indices"])
+    assert len(random_indices) == len(intersection) and random_indices.min() >= START and random_indices.max() < END
+    assert comparison["al_minus_random"] == pytest.approx(comparison["accuracy"]["al"] - comparison["accuracy"]["random"])
+    assert "One run is one sample" in comparison["verdict"]
+    assert (folder / "results" / "comparison" / "al_vs_random.png").stat().st_size > 0
+    assert file_sha256(base_model) == before
+    al_metrics = json.loads(next((folder / "models").glob("*+al*/metrics.json")).read_text())
+    assert al_metrics["additional_indices"] == (intersection + START).tolist()
+    assert al_metrics["seed"] == 0 and al_metrics["recipe"]["epochs"] == 1
+
+
+def test_a_rerun_reuses_finished_retraining_runs(completed_cycle, base_model, digits, capsys):
+    _, folder, _, _, _ = completed_cycle
+    stamps = {path: path.stat().st_mtime_ns for path in (folder / "models").glob("*/best_model.keras")}
+    run_cycle(make_analyzer(base_model, digits, folder, targets=0, verbose=True))
+    assert "reusing the finished run" in capsys.readouterr().out
+    assert {path: path.stat().st_mtime_ns for path in stamps} == stamps
+
+
+def test_targets_not_met_means_no_retraining_and_recommendations_name_the_classes(base_model, digits, tmp_path):
+    analyzer = make_analyzer(base_model, digits, tmp_path, targets={"3": 500, "7": 0})
+    run_cycle(analyzer)
+    assert not analyzer.balance.all_met
+    assert not (tmp_path / "models").exists()
+    assert analyzer.comparison is None
+    assert analyzer.advice[0].startswith("3 lacks ")
+    assert not any(line.startswith("7 lacks") for line in analyzer.advice)
+    assert analyzer.balance.lines()[0].startswith("✗ 3: ") and analyzer.balance.lines()[1].startswith("✓ 7: ")
+
+
+def test_a_retraining_killed_midway_leaves_no_partial_run_and_can_be_rerun(base_model, digits, tmp_path,
+                                                                          monkeypatch):
+    import keras
+
+    before = file_sha256(base_model)
+    original_fit = keras.Model.fit
+    calls = []
+
+    def fit_killed_on_the_second_training(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit_killed_on_the_second_training)
+    with pytest.raises(KeyboardInterrupt):
+        run_cycle(make_analyzer(base_model, digits, tmp_path, targets=0))
+    runs = [path.name for path in (tmp_path / "models").iterdir()]
+    assert len(runs) == 1 and f"{LABELED}+al" in runs[0], "only the finished AL run, no partial random run"
+    monkeypatch.setattr(keras.Model, "fit", original_fit)
+    analyzer = make_analyzer(base_model, digits, tmp_path, targets=0)
+    run_cycle(analyzer)
+    assert analyzer.comparison is not None
+    assert len(list((tmp_path / "models").iterdir())) == 2
+    assert file_sha256(base_model) == before
+
+
+def test_unknown_class_in_dict_targets_is_an_error(base_model, digits, tmp_path):
+    with pytest.raises(ToolkitError, match=r"unknown class\(es\) in the targets: airplane"):
+        make_analyzer(base_model, digits, tmp_path, targets={"airplane": 5})
+
+
+@pytest.mark.parametrize("targets, message", [
+    (-1, "must be a non-negative integer, got -1"),
+    (2.5, "must be a non-negative integer, got 2.5"),
+    ({"3": "many"}, "must be a non-negative integer, got 'many'"),
+])
+def test_bad_targets_are_errors(targets, message):
+    with pytest.raises(ToolkitError, match=message):
+        normalise_targets(targets, ("3", "7"))
+
+
+def test_command_line_targets_are_parsed():
+    assert parse_targets("50") == 50
+    assert parse_targets("airplane=50, ship=30") == {"airplane": 50, "ship": 30}
+    assert parse_targets(None) is None
+    with pytest.raises(ToolkitError, match="write class=count"):
+        parse_targets("airplane=,ship=3")
+    with pytest.raises(ToolkitError, match="non-negative integer, got 'x'"):
+        parse_targets("x")
+
+
+def test_recommendations_suggest_a_larger_pool_from_the_selection_rate():
+    balance = ClassBalance(actual={"a": 10, "b": 2}, targets={"a": 5, "b": 6}, source="true labels")
+    advice = recommendations(balance, pool_size=100, start_idx=500, end_idx=600, data_size=5000)
+    assert advice[0] == "b lacks 4 images (2/6)"
+    assert "--end-idx 800" in advice[1]
+    assert "--target-per-class 2" in advice[2]
+
+
+def test_find_intersection_before_the_analyses_is_an_error(base_model, digits, tmp_path):
+    analyzer = make_analyzer(base_model, digits, tmp_path, targets=None)
+    with pytest.raises(ToolkitError, match="call analyzer.run_all\\(\\) first"):
+        analyzer.find_intersection()
+
+
+def test_pool_without_labels_uses_predicted_classes_and_does_not_retrain(base_model, digits, tmp_path):
+    from altoolkit.data import Dataset
+
+    y_train = digits.y_train[:END].copy()
+    y_train[START:] = -1
+    unlabeled = Dataset(name="npz", source="npz file test", x_train=digits.x_train[:END], y_train=y_train,
+                        x_test=digits.x_test, y_test=digits.y_test, class_names=digits.class_names)
+    analyzer = make_analyzer(base_model, unlabeled, tmp_path, targets=0)
+    _, stats = run_cycle(analyzer)
+    assert stats["distribution_source"] == "predicted classes (the pool has no labels)"
+    predicted = analyzer.context.pool.predicted[analyzer.intersection]
+    assert stats["distribution"] == {name: int((predicted == i).sum()) for i, name in enumerate(digits.class_names)}
+    assert analyzer.comparison is None and not (tmp_path / "models").exists()
+    assert "predicted classes (the pool has no labels)" in analyzer.get_summary()
+
+
+def test_summary_and_manifest_describe_the_cycle(completed_cycle, base_model, digits):
+    analyzer, folder, intersection, stats, _ = completed_cycle
+    summary = analyzer.get_summary()
+    for expected in (str(base_model), f"labeled: first {LABELED} images", f"pool: {START}..{END - 1} (300 images)",
+                     "uncertainty: ", "diversity: ", "novelty: ", f"intersection: {stats['count']} images",
+                     "class distribution (true labels)", "all targets met", "test accuracy: base "):
+        assert expected in summary
+    manifest = json.loads((folder / "results" / "cycle_manifest.json").read_text())
+    assert manifest["model"]["sha256"] == file_sha256(base_model)
+    assert manifest["dataset"]["fingerprint"] == digits.fingerprint
+    assert manifest["seed"] == 0 and manifest["labeled_size"] == LABELED
+    assert (manifest["start_idx"], manifest["end_idx"]) == (START, END)
+    assert manifest["parameters"]["diversity"]["n_clusters"] == 8
+    assert manifest["intersection"]["absolute_indices"] == (intersection + START).tolist()
+    assert set(manifest["timings_seconds"]) >= {"forward_pass", "uncertainty", "diversity", "novelty",
+                                                "intersection", "retraining"}
+    assert set(manifest["versions"]) >= {"tensorflow", "keras", "numpy", "scikit-learn"}
+    assert manifest["comparison"]["accuracy"]["al"] == analyzer.comparison["accuracy"]["al"]
+    assert manifest["retraining_recipe"]["epochs"] == 1
+
+
+def test_command_line_bad_target_is_one_line(base_model, tmp_path, capsys):
+    status = AL_cycle.main(["--dataset", "digits", "--model", str(base_model), "--labeled-size", "100",
+                            "--start-idx", "100", "--end-idx", "400", "--target-per-class", "ship=3",
+                            "--output-dir", str(tmp_path / "r"), "--quiet"])
+    error = capsys.readouterr().err.strip()
+    assert status == 2
+    assert error.startswith("error: unknown class(es) in the targets: ship") and len(error.splitlines()) == 1
