@@ -227,6 +227,7 @@ class ActiveLearningAnalyzer:
 
     def _forward_pass(self) -> None:
         started = time.perf_counter()
+        self.context.compute_outputs()
         pool, labeled = self.context.pool, self.context.labeled
         self.timings["forward_pass"] = time.perf_counter() - started
         if self.verbose:

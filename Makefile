@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= results/demo
 
-.PHONY: install demo test benchmark clean
+SPEED_MODEL_DIR ?= models/fashion_mnist_500_train
+
+.PHONY: install demo test bench-speed clean
 
 install: $(STAMP)
 
@@ -25,6 +27,13 @@ test: $(STAMP)
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: tests/ must hold test_*.py files" >&2; fi; \
 	exit $$status
+
+# Analysis cost vs one forward pass (3,500 and 50,000 images), with a base model trained on Fashion-MNIST.
+$(SPEED_MODEL_DIR)/best_model.keras: | $(STAMP)
+	$(BIN)/python train.py --dataset fashion_mnist --classes 0,1,8 --labeled-size 500 --quiet --output-dir $(SPEED_MODEL_DIR)
+
+bench-speed: $(STAMP) $(SPEED_MODEL_DIR)/best_model.keras
+	$(BIN)/python benchmarks/analysis_speed.py --model $(SPEED_MODEL_DIR)/best_model.keras --output benchmarks/results/analysis_speed.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache results/demo

@@ -57,6 +57,12 @@ class PoolContext:
             self._labeled = self.cache.outputs(0, self.labeled_size)
         return self._labeled
 
+    def compute_outputs(self) -> None:
+        """Pool and labeled-set outputs together: one forward pass for whatever is not cached yet."""
+        if self._pool is None or self._labeled is None:
+            self._pool, self._labeled = self.cache.outputs_for([(self.start_idx, self.end_idx),
+                                                                (0, self.labeled_size)])
+
     @property
     def pool_size(self) -> int:
         return self.end_idx - self.start_idx

@@ -151,11 +151,39 @@ def probabilities_and_embeddings(model, images: np.ndarray, batch_size: int = 25
     """Run ``model`` once over ``images`` in batches; return (probabilities N×K, embeddings N×D), float32.
 
     ``model`` may be the classifier or the two-output view from :func:`probabilities_and_embeddings_model`.
+    Batches go through one traced inference function (the last batch is padded to full size, so nothing is
+    traced twice) and results are written into preallocated arrays: memory is N×(K+D), nothing more.
     """
     two_outputs = model if len(model.outputs) == 2 else probabilities_and_embeddings_model(model)
     check_input_shape(two_outputs, images.shape[1:])
+    n_classes, width = two_outputs.outputs[0].shape[-1], two_outputs.outputs[1].shape[-1]
+    probabilities = np.empty((len(images), n_classes), np.float32)
+    embeddings = np.empty((len(images), width), np.float32)
     if len(images) == 0:
-        width = two_outputs.outputs[1].shape[-1]
-        return (np.zeros((0, two_outputs.outputs[0].shape[-1]), np.float32), np.zeros((0, width), np.float32))
-    probabilities, embeddings = two_outputs.predict(images, batch_size=batch_size, verbose=0)
-    return probabilities.astype(np.float32), embeddings.astype(np.float32)
+        return probabilities, embeddings
+    infer = _inference_function(two_outputs)
+    batch_size = min(batch_size, len(images))
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size]
+        count = len(batch)
+        if count < batch_size:
+            batch = np.concatenate([batch, np.zeros((batch_size - count, *batch.shape[1:]), batch.dtype)])
+        batch_probabilities, batch_embeddings = infer(batch)
+        probabilities[start:start + count] = batch_probabilities.numpy()[:count]
+        embeddings[start:start + count] = batch_embeddings.numpy()[:count]
+    return probabilities, embeddings
+
+
+def _inference_function(two_outputs):
+    """A traced ``images → (probabilities, embeddings)`` function, cached on the model object."""
+    cached = getattr(two_outputs, "_altoolkit_inference", None)
+    if cached is None:
+        import tensorflow as tf
+
+        @tf.function(reduce_retracing=True)
+        def cached(images):
+            outputs = two_outputs(tf.cast(images, tf.float32), training=False)
+            return outputs[0], outputs[1]
+
+        two_outputs._altoolkit_inference = cached
+    return cached

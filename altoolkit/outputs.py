@@ -85,23 +85,51 @@ class ModelOutputCache:
 
     def outputs(self, start: int, end: int) -> RangeOutputs:
         """Outputs for images ``start..end-1``, from the cache when this model and data were seen before."""
+        return self.outputs_for([(start, end)])[0]
+
+    def outputs_for(self, ranges: list[tuple[int, int]]) -> list[RangeOutputs]:
+        """Outputs for several ranges; every range not in the cache is computed in ONE pass together."""
         started = time.perf_counter()
+        results: dict[tuple[int, int], RangeOutputs] = {}
+        for start, end in ranges:
+            cached = self._read_cache(start, end)
+            if cached is not None:
+                results[(start, end)] = RangeOutputs(start, end, *cached, True, time.perf_counter() - started)
+        missing = [(start, end) for start, end in dict.fromkeys(ranges) if (start, end) not in results]
+        if missing:
+            images = np.concatenate([self.dataset.x_train[start:end] for start, end in missing])
+            probabilities, embeddings = self._predict(images)
+            seconds = time.perf_counter() - started
+            offset = 0
+            for start, end in missing:
+                part = slice(offset, offset + end - start)
+                offset += end - start
+                self._write_cache(start, end, probabilities[part], embeddings[part])
+                results[(start, end)] = RangeOutputs(start, end, probabilities[part], embeddings[part], False,
+                                                     seconds)
+        return [results[(start, end)] for start, end in ranges]
+
+    def _read_cache(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray] | None:
         cache_file = self._cache_file(start, end)
-        if cache_file is not None and cache_file.is_file():
-            try:
-                with np.load(cache_file, allow_pickle=False) as cached:
-                    probabilities, embeddings = cached["probabilities"], cached["embeddings"]
-                if probabilities.shape[:1] == embeddings.shape[:1] == (end - start,):
-                    return RangeOutputs(start, end, probabilities, embeddings, True, time.perf_counter() - started)
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-                pass
-            cache_file.unlink(missing_ok=True)  # unreadable or wrong size: recompute it
-        probabilities, embeddings = self._predict(self.dataset.x_train[start:end])
-        if cache_file is not None:
-            with atomic_path(cache_file) as temporary:
-                with open(temporary, "wb") as handle:
-                    np.savez(handle, probabilities=probabilities, embeddings=embeddings)
-        return RangeOutputs(start, end, probabilities, embeddings, False, time.perf_counter() - started)
+        if cache_file is None or not cache_file.is_file():
+            return None
+        try:
+            with np.load(cache_file, allow_pickle=False) as cached:
+                probabilities, embeddings = cached["probabilities"], cached["embeddings"]
+            if probabilities.shape[:1] == embeddings.shape[:1] == (end - start,):
+                return probabilities, embeddings
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass
+        cache_file.unlink(missing_ok=True)  # unreadable or wrong size: recompute it
+        return None
+
+    def _write_cache(self, start: int, end: int, probabilities: np.ndarray, embeddings: np.ndarray) -> None:
+        cache_file = self._cache_file(start, end)
+        if cache_file is None:
+            return
+        with atomic_path(cache_file) as temporary:
+            with open(temporary, "wb") as handle:
+                np.savez(handle, probabilities=probabilities, embeddings=embeddings)
 
     def _predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from altoolkit.model import probabilities_and_embeddings, probabilities_and_embeddings_model
