@@ -33,7 +33,7 @@ $(SPEED_MODEL_DIR)/best_model.keras: | $(STAMP)
 	$(BIN)/python train.py --dataset fashion_mnist --classes 0,1,8 --labeled-size 500 --quiet --output-dir $(SPEED_MODEL_DIR)
 
 bench-speed: $(STAMP) $(SPEED_MODEL_DIR)/best_model.keras
-	$(BIN)/python benchmarks/analysis_speed.py --model $(SPEED_MODEL_DIR)/best_model.keras --output benchmarks/results/analysis_speed.md
+	$(BIN)/python benchmarks/analysis_speed.py --model $(SPEED_MODEL_DIR)/best_model.keras --repeats 5 --output benchmarks/results/analysis_speed.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache results/demo

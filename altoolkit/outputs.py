@@ -17,6 +17,7 @@ import numpy as np
 from altoolkit.data import Dataset
 from altoolkit.errors import ToolkitError
 from altoolkit.files import atomic_path, file_sha256
+from altoolkit.model import INFERENCE_BATCH_SIZE
 
 DEFAULT_CACHE_DIR = Path("results") / ".cache"
 
@@ -67,7 +68,7 @@ class ModelOutputCache:
     """
 
     def __init__(self, model_path: str | os.PathLike, dataset: Dataset,
-                 cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR, batch_size: int = 256, model=None):
+                 cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR, batch_size: int = INFERENCE_BATCH_SIZE, model=None):
         from altoolkit.model import load_classifier
 
         self.model_path = Path(model_path)

@@ -3,7 +3,7 @@
 Run ``python benchmarks/analysis_speed.py --help``. For each pool size it measures, on one MobileNetV3Small
 classifier (32×32 input; by default untrained, weights from seed 0, or a trained ``--model``):
 
-(a) one plain ``model.predict(pool, batch_size=256)`` of the classifier (probabilities only): the reference
+(a) one plain ``model.predict(pool, batch_size=512)`` of the classifier (probabilities only): the reference
     forward pass;
 (b) one two-output pass :func:`altoolkit.model.probabilities_and_embeddings` over the labeled set and the
     pool together — what the toolkit runs once per pool (see :mod:`altoolkit.outputs`);
@@ -42,6 +42,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from altoolkit.errors import ToolkitError, cli_entry
+from altoolkit.model import INFERENCE_BATCH_SIZE
 
 TARGET_RATIO = 1.25
 """The issue's target: the whole analysis of a pool costs at most this many plain forward passes over it."""
@@ -51,7 +52,7 @@ PROTOTYPE_PREDICTS_PER_ANALYSIS = 7
 
 NUM_CLASSES = 3
 IMAGE_SHAPE = (32, 32, 3)
-BATCH_SIZE = 256
+BATCH_SIZE = INFERENCE_BATCH_SIZE
 MODEL_SEED = 0
 FASHION_MNIST_CLASSES = (0, 1, 8)
 
