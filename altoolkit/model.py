@@ -149,43 +149,56 @@ def probabilities_and_embeddings_model(model):
     return keras.Model(model.inputs, [model.outputs[0], embeddings], name="probabilities_and_embeddings")
 
 
-def probabilities_and_embeddings(model, images: np.ndarray, batch_size: int = INFERENCE_BATCH_SIZE) -> tuple[np.ndarray, np.ndarray]:
+def probabilities_and_embeddings(model, images: np.ndarray,
+                                  batch_size: int = INFERENCE_BATCH_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """Run ``model`` once over ``images`` in batches; return (probabilities N×K, embeddings N×D), float32.
 
     ``model`` may be the classifier or the two-output view from :func:`probabilities_and_embeddings_model`.
-    Batches go through one traced inference function (the last batch is padded to full size, so nothing is
-    traced twice) and results are written into preallocated arrays: memory is N×(K+D), nothing more.
     """
     two_outputs = model if len(model.outputs) == 2 else probabilities_and_embeddings_model(model)
     check_input_shape(two_outputs, images.shape[1:])
-    n_classes, width = two_outputs.outputs[0].shape[-1], two_outputs.outputs[1].shape[-1]
-    probabilities = np.empty((len(images), n_classes), np.float32)
-    embeddings = np.empty((len(images), width), np.float32)
+    probabilities, embeddings = run_inference(two_outputs, images, batch_size)
+    return probabilities, embeddings
+
+
+def predict_probabilities(model, images: np.ndarray, batch_size: int = INFERENCE_BATCH_SIZE) -> np.ndarray:
+    """Class probabilities (N×K, float32) of a one-output classifier, batched like the analyses' pass."""
+    check_input_shape(model, images.shape[1:])
+    return run_inference(model, images, batch_size)[0]
+
+
+def run_inference(model, images: np.ndarray, batch_size: int = INFERENCE_BATCH_SIZE) -> list[np.ndarray]:
+    """Every output of ``model`` over ``images``, as float32 arrays preallocated to N rows.
+
+    Batches go through one traced function per model (the last batch is padded to full size, so nothing is
+    traced twice, unlike ``model.predict``); memory is N × (output widths), nothing more.
+    """
+    widths = [output.shape[1:] for output in model.outputs]
+    results = [np.empty((len(images), *width), np.float32) for width in widths]
     if len(images) == 0:
-        return probabilities, embeddings
-    infer = _inference_function(two_outputs)
+        return results
+    infer = _inference_function(model)
     batch_size = min(batch_size, len(images))
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size]
         count = len(batch)
         if count < batch_size:
             batch = np.concatenate([batch, np.zeros((batch_size - count, *batch.shape[1:]), batch.dtype)])
-        batch_probabilities, batch_embeddings = infer(batch)
-        probabilities[start:start + count] = batch_probabilities.numpy()[:count]
-        embeddings[start:start + count] = batch_embeddings.numpy()[:count]
-    return probabilities, embeddings
+        for result, output in zip(results, infer(batch)):
+            result[start:start + count] = output.numpy()[:count]
+    return results
 
 
-def _inference_function(two_outputs):
-    """A traced ``images → (probabilities, embeddings)`` function, cached on the model object."""
-    cached = getattr(two_outputs, "_altoolkit_inference", None)
+def _inference_function(model):
+    """A traced ``images → [outputs]`` function, kept on the model object so it is traced once per model."""
+    cached = getattr(model, "_altoolkit_inference", None)
     if cached is None:
         import tensorflow as tf
 
         @tf.function(reduce_retracing=True)
         def cached(images):
-            outputs = two_outputs(tf.cast(images, tf.float32), training=False)
-            return outputs[0], outputs[1]
+            outputs = model(tf.cast(images, tf.float32), training=False)
+            return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
-        two_outputs._altoolkit_inference = cached
+        model._altoolkit_inference = cached
     return cached

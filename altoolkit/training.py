@@ -97,7 +97,7 @@ def training_indices(dataset: Dataset, labeled_size: int, additional_indices: Se
     return train, validation
 
 
-def batched(images: np.ndarray, labels: np.ndarray | None, batch_size: int, shuffle_seed: int | None = None):
+def batched(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle_seed: int | None = None):
     """A tf.data pipeline of (images, labels) batches, reshuffled each epoch when ``shuffle_seed`` is given.
 
     Its batch dimension is unknown to TensorFlow, so Keras traces each step function once instead of once
@@ -105,7 +105,7 @@ def batched(images: np.ndarray, labels: np.ndarray | None, batch_size: int, shuf
     """
     import tensorflow as tf
 
-    data = tf.data.Dataset.from_tensor_slices(images if labels is None else (images, labels))
+    data = tf.data.Dataset.from_tensor_slices((images, labels))
     if shuffle_seed is not None:
         data = data.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -123,12 +123,12 @@ def build_training_state(model, sample_images: np.ndarray, sample_labels: np.nda
         metric.reset_state()
 
 
-def evaluate_model(model, dataset: Dataset, batch_size: int = 256) -> dict:
+def evaluate_model(model, dataset: Dataset, batch_size: int = 512) -> dict:
     """Overall and per-class accuracy of ``model`` on the dataset's test split."""
-    from altoolkit.model import check_input_shape
+    from altoolkit.model import check_input_shape, predict_probabilities
 
     check_input_shape(model, dataset.image_shape)
-    probabilities = model.predict(batched(dataset.x_test, None, batch_size), verbose=0)
+    probabilities = predict_probabilities(model, dataset.x_test, batch_size)
     return accuracy_report(probabilities.argmax(axis=1), dataset.y_test, dataset.class_names)
 
 
