@@ -170,34 +170,33 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = INFERENCE
 def run_inference(model, images: np.ndarray, batch_size: int = INFERENCE_BATCH_SIZE) -> list[np.ndarray]:
     """Every output of ``model`` over ``images``, as float32 arrays preallocated to N rows.
 
-    Batches go through one traced function per model (the last batch is padded to full size, so nothing is
-    traced twice, unlike ``model.predict``); memory is N × (output widths), nothing more.
+    Batches go through one function traced once per model (unlike ``model.predict``, which retraces for a
+    new batch shape); the last batch is padded to full size; memory is N × (output widths), nothing more.
     """
     widths = [output.shape[1:] for output in model.outputs]
     results = [np.empty((len(images), *width), np.float32) for width in widths]
     if len(images) == 0:
         return results
-    infer = _inference_function(model)
-    batch_size = min(batch_size, len(images))
+    infer = _inference_function(model, images.shape[1:])
     for start in range(0, len(images), batch_size):
-        batch = images[start:start + batch_size]
+        batch = np.asarray(images[start:start + batch_size], dtype=np.float32)
         count = len(batch)
         if count < batch_size:
-            batch = np.concatenate([batch, np.zeros((batch_size - count, *batch.shape[1:]), batch.dtype)])
+            batch = np.concatenate([batch, np.zeros((batch_size - count, *batch.shape[1:]), np.float32)])
         for result, output in zip(results, infer(batch)):
             result[start:start + count] = output.numpy()[:count]
     return results
 
 
-def _inference_function(model):
-    """A traced ``images → [outputs]`` function, kept on the model object so it is traced once per model."""
+def _inference_function(model, image_shape: tuple[int, ...]):
+    """A ``float32 images → [outputs]`` function traced once per model (fixed signature, any batch size)."""
     cached = getattr(model, "_altoolkit_inference", None)
     if cached is None:
         import tensorflow as tf
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(input_signature=[tf.TensorSpec([None, *image_shape], tf.float32)])
         def cached(images):
-            outputs = model(tf.cast(images, tf.float32), training=False)
+            outputs = model(images, training=False)
             return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
         model._altoolkit_inference = cached
