@@ -30,10 +30,10 @@ from altoolkit.analyses import ANALYSES, PoolContext, open_pool, run_diversity, 
 from altoolkit.analyses import run_uncertainty
 from altoolkit.balance import ClassBalance, normalise_targets, parse_targets, recommendations
 from altoolkit.cli import (DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX, FLIP_BY_DEFAULT,
-                           add_dataset_arguments, dataset_classes, keras_verbosity)
+                           add_dataset_arguments, dataset_from_args, keras_verbosity)
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import file_sha256, write_json
-from altoolkit.training import (METRICS_FILENAME, MODEL_FILENAME, TrainingRecipe, evaluate_model,
+from altoolkit.training import (METRICS_FILENAME, MODEL_FILENAME, TrainingRecipe, default_run_dir, evaluate_model,
                                 library_versions, train_model)
 
 DEFAULT_END_IDX = 4000
@@ -380,9 +380,6 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from altoolkit.cli import dataset_from_args
-    from altoolkit.training import default_run_dir
-
     started = time.perf_counter()
     dataset = dataset_from_args(args)
     model_path = Path(args.model) if args.model else default_run_dir(args.labeled_size, args.models_dir) / MODEL_FILENAME
