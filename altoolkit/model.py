@@ -177,27 +177,35 @@ def run_inference(model, images: np.ndarray, batch_size: int = INFERENCE_BATCH_S
     results = [np.empty((len(images), *width), np.float32) for width in widths]
     if len(images) == 0:
         return results
-    infer = _inference_function(model, images.shape[1:])
+    dtype = np.uint8 if images.dtype == np.uint8 else np.float32
+    infer = _inference_function(model, images.shape[1:], dtype)
     for start in range(0, len(images), batch_size):
-        batch = np.asarray(images[start:start + batch_size], dtype=np.float32)
+        batch = np.asarray(images[start:start + batch_size], dtype=dtype)
         count = len(batch)
         if count < batch_size:
-            batch = np.concatenate([batch, np.zeros((batch_size - count, *batch.shape[1:]), np.float32)])
+            batch = np.concatenate([batch, np.zeros((batch_size - count, *batch.shape[1:]), dtype)])
         for result, output in zip(results, infer(batch)):
             result[start:start + count] = output.numpy()[:count]
     return results
 
 
-def _inference_function(model, image_shape: tuple[int, ...]):
-    """A ``float32 images → [outputs]`` function traced once per model (fixed signature, any batch size)."""
-    cached = getattr(model, "_altoolkit_inference", None)
-    if cached is None:
+def _inference_function(model, image_shape: tuple[int, ...], dtype):
+    """An ``images → [outputs]`` function traced once per model and input dtype (any batch size).
+
+    uint8 images are cast to float32 inside the graph: a quarter of the host-to-graph copying.
+    """
+    functions = getattr(model, "_altoolkit_inference", None)
+    if functions is None:
+        functions = {}
+        model._altoolkit_inference = functions
+    key = (tuple(image_shape), np.dtype(dtype).name)
+    if key not in functions:
         import tensorflow as tf
 
-        @tf.function(input_signature=[tf.TensorSpec([None, *image_shape], tf.float32)])
-        def cached(images):
-            outputs = model(images, training=False)
+        @tf.function(input_signature=[tf.TensorSpec([None, *image_shape], tf.as_dtype(dtype))])
+        def infer(images):
+            outputs = model(tf.cast(images, tf.float32), training=False)
             return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
-        model._altoolkit_inference = cached
-    return cached
+        functions[key] = infer
+    return functions[key]

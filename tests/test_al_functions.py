@@ -124,8 +124,8 @@ def test_diversity_finds_planted_centres_and_far_points():
     check_two_blobs(al.analyze_diversity_embeddings(two_blobs(), n_clusters=2))
 
 
-def test_diversity_minibatch_path_gives_the_same_answer(monkeypatch):
-    monkeypatch.setattr(al, "MINIBATCH_KMEANS_ABOVE", 5)
+def test_diversity_sampled_fit_gives_the_same_answer(monkeypatch):
+    monkeypatch.setattr(al, "KMEANS_FIT_SAMPLE", 12)
     check_two_blobs(al.analyze_diversity_embeddings(two_blobs(), n_clusters=2))
 
 
