@@ -259,13 +259,15 @@ class ActiveLearningAnalyzer:
                 self._say(f"  - {line}")
 
     def _train_with(self, kind: str, absolute_indices: np.ndarray) -> dict:
-        """Train (or reuse an identical finished run of) base labeled set + ``absolute_indices``."""
+        """Train (or reuse a finished run with the same data, indices, seed and recipe) labeled set + extras."""
         digest = hashlib.sha256(np.asarray(absolute_indices, dtype=np.int64).tobytes()).hexdigest()[:8]
         run_dir = self.models_dir / f"{self.labeled_size}+{kind}{len(absolute_indices)}_seed{self.seed}_{digest}"
         metrics_file = run_dir / METRICS_FILENAME
         if metrics_file.is_file() and (run_dir / MODEL_FILENAME).is_file():
             metrics = json.loads(metrics_file.read_text())
-            if metrics.get("dataset", {}).get("fingerprint") == self.dataset.fingerprint:
+            recipe = {key: getattr(self.recipe, key) for key in self.recipe.__dataclass_fields__}
+            if (metrics.get("dataset", {}).get("fingerprint") == self.dataset.fingerprint
+                    and metrics.get("recipe") == recipe):
                 self._say(f"{kind}: reusing the finished run {run_dir}")
                 return {"dir": run_dir, "metrics": metrics}
         self._say(f"{kind}: training on {self.labeled_size} + {len(absolute_indices)} images -> {run_dir}")
@@ -297,10 +299,10 @@ class ActiveLearningAnalyzer:
                     "the benchmark measures it over paired seeds.")
         comparison_dir = self.output_dir / "comparison"
         figure = plot_accuracy_comparison(
-            names, {"base": accuracies["base"], "random": accuracies["random"], "al": accuracies["al"]},
+            names, {"base": accuracies["base"], "+random": accuracies["random"], "+AL": accuracies["al"]},
             comparison_dir / "al_vs_random.png",
             f"{self.dataset.name}: {self.labeled_size} labeled + {len(al_indices)} selected (seed {self.seed}, one run)",
-            baseline="random", challenger="al")
+            baseline="+random", challenger="+AL")
         comparison = {
             "extra_images": int(len(al_indices)), "seed": self.seed,
             "accuracy": {key: value["accuracy"] for key, value in accuracies.items()},

@@ -65,9 +65,3 @@ def add_pool_arguments(parser: argparse.ArgumentParser, output_dir: str) -> None
                        help="where the model's outputs are cached (default: results/.cache)")
     group.add_argument("--no-plots", action="store_true", help="skip the figures")
     group.add_argument("--quiet", action="store_true", help="print nothing but errors")
-
-
-def data_options(args: argparse.Namespace) -> dict:
-    """The dataset options of a run, as recorded in its run files (so a later step can reload the same data)."""
-    return {"dataset_name": args.dataset, "classes": dataset_classes(args.dataset, args.classes),
-            "data_path": args.data_path, "image_size": args.image_size}

@@ -163,12 +163,13 @@ def plot_accuracy_comparison(class_names: list[str], accuracies: dict[str, dict]
         values = [result["per_class_accuracy"].get(c) or 0.0 for c in class_names] + [result["accuracy"]]
         bars.bar(positions + (offset - (len(accuracies) - 1) / 2) * width, values, width,
                  label=f"{name} ({result['accuracy']:.1%})", color=colours.get(name))
+    tilted = max(len(label) for label in labels) * len(labels) > 90
     bars.set_xticks(positions)
-    bars.set_xticklabels(labels, rotation=45 if len(labels) > 8 else 0, ha="right" if len(labels) > 8 else "center")
-    bars.set_ylim(0, 1.05)
+    bars.set_xticklabels(labels, rotation=45 if tilted else 0, ha="right" if tilted else "center")
+    bars.set_ylim(0, 1.18)
     bars.set_ylabel("test accuracy")
     bars.set_title("Accuracy per class and overall")
-    bars.legend(fontsize=8, loc="lower right")
+    bars.legend(fontsize=8, loc="upper center", ncols=len(accuracies), frameon=False)
     bars.grid(axis="y", alpha=0.3)
     gains = [((accuracies[challenger]["per_class_accuracy"].get(c) or 0.0)
               - (accuracies[baseline]["per_class_accuracy"].get(c) or 0.0)) * 100 for c in class_names]
@@ -176,9 +177,10 @@ def plot_accuracy_comparison(class_names: list[str], accuracies: dict[str, dict]
     difference.bar(positions, gains, color=["#55a868" if g >= 0 else "#c44e52" for g in gains])
     difference.axhline(0, color="black", linewidth=0.8)
     difference.set_xticks(positions)
-    difference.set_xticklabels(labels, rotation=45 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center")
+    difference.set_xticklabels(labels, rotation=45 if tilted or len(labels) > 8 else 0,
+                               ha="right" if tilted or len(labels) > 8 else "center")
     difference.set_ylabel("percentage points")
-    difference.set_title(f"Improvement: {challenger} − {baseline}")
+    difference.set_title(f"Improvement of {challenger} over {baseline}")
     difference.grid(axis="y", alpha=0.3)
     figure.suptitle(title)
     return save_figure(target, figure)

@@ -129,3 +129,15 @@ def test_train_runs_as_script_and_module(command):
 def test_recipe_validation_rejects_non_integer_epochs():
     with pytest.raises(ToolkitError, match="epochs must be a positive integer"):
         TrainingRecipe(epochs=2.5).validate()
+
+
+def test_imagenet_weights_offline_is_one_clear_error(monkeypatch):
+    """The weight download is replaced by the failure an offline machine gets, whatever this machine's network."""
+    from altoolkit.model import build_model
+
+    def no_network(*args, **kwargs):
+        raise Exception("URL fetch failure: network unreachable")
+
+    monkeypatch.setattr("keras.src.applications.mobilenet_v3.file_utils.get_file", no_network)
+    with pytest.raises(ToolkitError, match="ImageNet weights could not be downloaded .* --weights none"):
+        build_model(3, weights="imagenet")
