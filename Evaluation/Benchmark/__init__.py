@@ -1,0 +1,1 @@
+"""Multi-seed, paired benchmark of the selection strategies (see benchmark.py)."""

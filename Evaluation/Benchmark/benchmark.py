@@ -1,0 +1,688 @@
+"""Benchmark: paired, multi-seed simulation of what each selection strategy is worth against random.
+
+Per seed, a seeded permutation of the training set gives the initial labeled set (its first ``n0`` images) and
+the pool (the next ``pool_size``). Round 0 trains the base model once, shared by every strategy; then, for each
+strategy and round, the previous round's model scores the pool (one forward pass over pool + labeled), the
+strategy picks ``budget`` images (oracle: the dataset's labels), and the model is retrained from the seed's
+initial weights on everything labeled so far and evaluated on the test split.
+
+Standalone: ``python Evaluation/Benchmark/benchmark.py --preset quick --output-dir results/benchmark`` (or
+``python -m Evaluation.Benchmark.benchmark ...``) writes ``results.json`` (rewritten after every finished cell,
+so a restart with the same arguments resumes), ``learning_curve.png`` and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import resource
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from AL_functions import select_samples
+from altoolkit.data import Dataset, load_dataset, parse_classes
+from altoolkit.errors import ToolkitError, cli_entry
+from altoolkit.files import atomic_path, write_json, write_text
+from altoolkit.training import TrainingRecipe, accuracy_report, batched, build_training_state, training_indices
+
+RESULTS_FILENAME = "results.json"
+REPORT_FILENAME = "report.md"
+CURVE_FILENAME = "learning_curve.png"
+STATE_DIRNAME = "state"
+FORMAT_VERSION = 1
+BASELINE = "random"
+
+
+# --------------------------------------------------------------------------------------------------- strategies
+
+def _select_samples_adapter(name: str) -> Callable[..., np.ndarray]:
+    """A registry entry that runs ``AL_functions.select_samples(strategy=name)`` on the unlabeled rows."""
+
+    def query(probabilities, embeddings, labeled_embeddings, indices_unlabeled, indices_labeled, y_labeled, n,
+              seed) -> np.ndarray:
+        indices_unlabeled = np.asarray(indices_unlabeled, dtype=np.int64)
+        chosen = select_samples(probabilities[indices_unlabeled], embeddings[indices_unlabeled], labeled_embeddings,
+                                n, strategy=name, seed=seed)
+        return indices_unlabeled[chosen]
+
+    query.__name__ = f"query_{name}"
+    query.__doc__ = f"AL_functions.select_samples(strategy={name!r}) over the unlabeled rows; returns row indices."
+    return query
+
+
+STRATEGY_REGISTRY: dict[str, Callable[..., np.ndarray]] = {
+    name: _select_samples_adapter(name)
+    for name in ("random", "intersection", "intersection_filled", "entropy", "margin", "diversity", "novelty",
+                 "combined")
+}
+"""name → ``query(probabilities, embeddings, labeled_embeddings, indices_unlabeled, indices_labeled, y_labeled, n,
+seed) -> row indices``. Rows index ``probabilities``/``embeddings``; ``labeled_embeddings`` are the rows of
+``indices_labeled``. Every entry returns at most ``n`` distinct unlabeled rows, except "intersection", which
+returns the whole uncertain ∩ diverse ∩ novel set (any size). New strategies plug in by adding an entry."""
+
+
+# ------------------------------------------------------------------------------------------------------ config
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """Everything that decides a benchmark's numbers (hashed to recognise a resumable output directory)."""
+
+    dataset: str = "digits"
+    classes: tuple[str, ...] | None = None
+    data_path: str | None = None
+    image_size: int = 32
+    n0: int = 100
+    budget: int = 50
+    rounds: int = 2
+    seeds: int = 2
+    epochs: int = 20
+    strategies: tuple[str, ...] = ("random", "intersection_filled", "entropy", "diversity")
+    pool_size: int | None = None
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    flip_augmentation: bool = False
+
+    def recipe(self) -> TrainingRecipe:
+        return TrainingRecipe(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                              flip_augmentation=self.flip_augmentation)
+
+    def as_dict(self) -> dict:
+        return {key: (list(value) if isinstance(value, tuple) else value)
+                for key, value in dataclasses.asdict(self).items()}
+
+    def validate(self) -> None:
+        for name in ("n0", "budget", "rounds", "seeds"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (2 if name == "n0" else 1):
+                raise ToolkitError(f"--{name.replace('_', '-')} must be a positive integer"
+                                   f"{' of at least 2' if name == 'n0' else ''}, got {value!r}")
+        if self.pool_size is not None and self.pool_size < 1:
+            raise ToolkitError(f"--pool-size must be a positive integer, got {self.pool_size!r}")
+        if not self.strategies:
+            raise ToolkitError("--strategies is empty: name at least one strategy")
+        unknown = [name for name in self.strategies if name not in STRATEGY_REGISTRY]
+        if unknown:
+            raise ToolkitError(f"unknown strategy {unknown[0]!r}: choose from {', '.join(STRATEGY_REGISTRY)}")
+        if len(set(self.strategies)) != len(self.strategies):
+            raise ToolkitError(f"--strategies names a strategy twice: {','.join(self.strategies)}")
+        self.recipe().validate()
+
+
+PRESETS: dict[str, BenchmarkConfig] = {
+    "quick": BenchmarkConfig(),
+    "seed-experiment": BenchmarkConfig(dataset="cifar10", classes=("airplane", "automobile", "ship"), n0=500,
+                                       budget=200, rounds=5, seeds=5, epochs=30, flip_augmentation=True,
+                                       strategies=("random", "intersection", "intersection_filled", "entropy",
+                                                   "margin", "diversity", "novelty", "combined")),
+    "fashion": BenchmarkConfig(dataset="fashion_mnist", classes=("0", "1", "8"), n0=500, budget=200, rounds=5,
+                               seeds=5, epochs=30, flip_augmentation=True,
+                               strategies=("random", "intersection", "intersection_filled", "entropy", "margin",
+                                           "diversity", "novelty", "combined")),
+}
+"""quick: bundled digits (10 classes), a few minutes. seed-experiment: the design's CIFAR-10 3-class experiment
+(needs the CIFAR-10 archive). fashion: Fashion-MNIST classes 0, 1, 8 (t-shirt/top, trouser, bag), same shape."""
+
+
+def config_hash(config: BenchmarkConfig, dataset_fingerprint: str) -> str:
+    """Short SHA-256 of the settings and the data: a resume is only allowed into a directory with the same hash."""
+    text = json.dumps({"config": config.as_dict(), "data": dataset_fingerprint, "format": FORMAT_VERSION},
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_benchmark_dataset(config: BenchmarkConfig) -> Dataset:
+    classes = None if config.classes is None else [int(c) if str(c).isdigit() else c for c in config.classes]
+    return load_dataset(config.dataset, path=config.data_path, classes=classes, image_size=config.image_size)
+
+
+def seed_order(n_train: int, config: BenchmarkConfig, seed: int) -> np.ndarray:
+    """Absolute training indices of the seed's initial labeled set (first ``n0``) followed by its pool."""
+    pool_size = n_train - config.n0 if config.pool_size is None else config.pool_size
+    if config.n0 + pool_size > n_train:
+        raise ToolkitError(f"n0 {config.n0} + pool size {pool_size} exceeds the {n_train} training images: "
+                           "lower --n0 or --pool-size")
+    if pool_size < config.rounds * config.budget:
+        raise ToolkitError(f"the pool of {pool_size} images cannot supply {config.rounds} rounds × {config.budget}: "
+                           "lower --rounds or --budget, or raise --pool-size")
+    return np.random.default_rng(seed).permutation(n_train)[:config.n0 + pool_size].astype(np.int64)
+
+
+def selection_seed(seed: int, round_number: int) -> int:
+    """The seed handed to a strategy at ``round_number``: same for every strategy of a seed (paired)."""
+    return int(seed) * 1000 + int(round_number)
+
+
+# ----------------------------------------------------------------------------------------------------- training
+
+class SeedTrainer:
+    """One compiled model per seed, reset to its initial weights before every training (traces are reused).
+
+    Building and tracing MobileNetV3Small costs far more than a short training on a CPU, so instead of a fresh
+    model per round this restores the initial weights, zeroes the optimizer's variables and resets the metrics;
+    the best-validation epoch's weights are kept in memory instead of a checkpoint file.
+    """
+
+    def __init__(self, dataset: Dataset, recipe: TrainingRecipe, seed: int):
+        import keras
+
+        from altoolkit.model import build_model, probabilities_and_embeddings_model
+
+        self.dataset = dataset
+        self.recipe = recipe
+        self.seed = int(seed)
+        keras.utils.set_random_seed(self.seed)
+        self.model = build_model(dataset.num_classes, input_shape=dataset.image_shape, weights=recipe.weights,
+                                 backbone_size=recipe.backbone_size, dropout=recipe.dropout,
+                                 bn_momentum=recipe.bn_momentum, flip_augmentation=recipe.flip_augmentation,
+                                 seed=self.seed)
+        self.model.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate),
+                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        build_training_state(self.model, dataset.x_train[:2], dataset.y_train[:2])
+        self.two_outputs = probabilities_and_embeddings_model(self.model)
+        self.initial_values = [variable.numpy() for variable in self._state_variables()]
+
+    def _state_variables(self) -> list:
+        """Every variable a training changes: weights, dropout/flip seed states (not in get_weights), optimizer."""
+        return [*self.model.variables, *self.model.optimizer.variables]
+
+    def reset(self) -> None:
+        """Back to the state right after building: initial weights and seed states, fresh optimizer, empty metrics.
+
+        The optimizer's variables go back to their values after ``build`` (zero moments and iterations; the
+        learning rate, also a variable, is kept).
+        """
+        for variable, value in zip(self._state_variables(), self.initial_values):
+            variable.assign(value)
+        for metric in self.model.metrics:
+            metric.reset_state()
+
+    def train(self, train_idx: np.ndarray, validation_idx: np.ndarray) -> dict:
+        """Train from the initial weights; keep the best-validation epoch's weights in the model. Returns facts."""
+        self.reset()
+        keeper = _best_weights_callback("val_accuracy" if len(validation_idx) else "accuracy")
+        x, y = self.dataset.x_train, self.dataset.y_train
+        history = self.model.fit(
+            batched(x[train_idx], y[train_idx], self.recipe.batch_size, shuffle_seed=self.seed),
+            epochs=self.recipe.epochs, shuffle=False, callbacks=[keeper], verbose=0,
+            validation_data=(batched(x[validation_idx], y[validation_idx], self.recipe.batch_size)
+                             if len(validation_idx) else None))
+        self.model.set_weights(keeper.best_weights)
+        return {"best_epoch": keeper.best_epoch + 1, "best_validation_accuracy": keeper.best,
+                "epochs_run": len(history.history.get("loss", []))}
+
+    def evaluate(self) -> dict:
+        """Accuracy overall and per class on the test split."""
+        from altoolkit.model import run_inference
+
+        probabilities = run_inference(self.model, self.dataset.x_test)[0]
+        return accuracy_report(probabilities.argmax(axis=1), self.dataset.y_test, self.dataset.class_names)
+
+    def infer(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, embeddings) of the given training rows, one forward pass."""
+        from altoolkit.model import run_inference
+
+        probabilities, embeddings = run_inference(self.two_outputs, self.dataset.x_train[rows])
+        return probabilities, embeddings
+
+
+def _best_weights_callback(monitor: str):
+    import keras
+
+    class BestWeights(keras.callbacks.Callback):
+        """Keeps ``get_weights()`` of the epoch with the best ``monitor`` (the first on ties, like ModelCheckpoint)."""
+
+        def __init__(self):
+            super().__init__()
+            self.best, self.best_epoch, self.best_weights = -math.inf, -1, None
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = float((logs or {}).get(monitor, -math.inf))
+            if value > self.best or self.best_weights is None:
+                self.best, self.best_epoch, self.best_weights = value, epoch, self.model.get_weights()
+
+    return BestWeights()
+
+
+def state_path(state_dir: Path, seed: int, name: str, round_number: int) -> Path:
+    """Where the model of (seed, strategy, round) is kept for a resume; round 0 is the shared base model.
+
+    The round is in the name so that a run killed between saving the weights and rewriting results.json can
+    never pair a cell with the next round's model.
+    """
+    return state_dir / (f"seed{seed}_base.npz" if round_number == 0 else f"seed{seed}_{name}_round{round_number}.npz")
+
+
+def save_weights(target: Path, weights: list[np.ndarray]) -> None:
+    """Weights as an .npz (atomic, no pickles): lets a resumed run continue from a finished round's model."""
+    with atomic_path(target) as temporary:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, *weights)
+
+
+def load_weights(source: Path) -> list[np.ndarray]:
+    with np.load(source, allow_pickle=False) as data:
+        return [data[f"arr_{i}"] for i in range(len(data.files))]
+
+
+# ------------------------------------------------------------------------------------------------- simulation
+
+def _cell(round_number: int, labels: int, evaluation: dict, selected: np.ndarray, facts: dict,
+          timings: dict) -> dict:
+    return {"round": round_number, "labels": int(labels), "accuracy": evaluation["accuracy"],
+            "per_class_accuracy": evaluation["per_class_accuracy"], "n_selected": int(len(selected)),
+            "selected_indices": [int(i) for i in selected], **facts,
+            "timings": {key: round(value, 4) for key, value in timings.items()}}
+
+
+def new_results(config: BenchmarkConfig, dataset: Dataset, command: str) -> dict:
+    from altoolkit.training import library_versions
+
+    return {"format": FORMAT_VERSION, "config": config.as_dict(),
+            "config_hash": config_hash(config, dataset.fingerprint), "command": command,
+            "dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint,
+                        "class_names": list(dataset.class_names), "train_size": int(len(dataset.x_train)),
+                        "test_size": int(len(dataset.x_test))},
+            "versions": library_versions(), "seeds": {}, "peak_memory_mb": None}
+
+
+def open_results(output_dir: Path, config: BenchmarkConfig, dataset: Dataset, command: str) -> dict:
+    """The results to continue: the recorded ones when the config hash matches, new ones when there are none."""
+    fresh = new_results(config, dataset, command)
+    path = output_dir / RESULTS_FILENAME
+    if not path.exists():
+        return fresh
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ToolkitError(f"{path} is unreadable ({type(error).__name__}): delete it or choose another "
+                           "--output-dir") from None
+    if recorded.get("config_hash") != fresh["config_hash"]:
+        raise ToolkitError(f"{output_dir} holds a benchmark with different settings or data (config hash "
+                           f"{recorded.get('config_hash')}, now {fresh['config_hash']}): rerun with the same "
+                           "arguments to resume, or choose another --output-dir")
+    recorded["command"] = command
+    return recorded
+
+
+def run_benchmark(config: BenchmarkConfig, output_dir: str | Path, *, dataset: Dataset | None = None,
+                  command: str = "", verbose: bool = True,
+                  on_cell: Callable[[dict], None] | None = None) -> dict:
+    """Run (or resume) the benchmark into ``output_dir``; write results.json, learning_curve.png and report.md.
+
+    ``on_cell(results)`` is called after each finished cell has been written (a progress hook). Returns the
+    results dictionary.
+    """
+    config.validate()
+    output_dir = Path(output_dir)
+    dataset = dataset if dataset is not None else load_benchmark_dataset(config)
+    seed_order(len(dataset.x_train), config, 0)
+    results = open_results(output_dir, config, dataset, command)
+    write_json(output_dir / RESULTS_FILENAME, results)
+    say = print if verbose else (lambda *args, **kwargs: None)
+    for number, seed in enumerate(range(config.seeds), start=1):
+        run_seed(config, dataset, seed, results, output_dir, say, f"seed {number}/{config.seeds}", on_cell)
+    results["peak_memory_mb"] = peak_memory_mb()
+    write_json(output_dir / RESULTS_FILENAME, results)
+    write_report(results, output_dir)
+    say(f"wrote {output_dir / RESULTS_FILENAME}, {output_dir / CURVE_FILENAME} and {output_dir / REPORT_FILENAME}")
+    return results
+
+
+def seed_is_done(record: dict, config: BenchmarkConfig) -> bool:
+    return "base" in record and all(len(record["strategies"].get(name, [])) >= config.rounds
+                                    for name in config.strategies)
+
+
+def run_seed(config: BenchmarkConfig, dataset: Dataset, seed: int, results: dict, output_dir: Path, say,
+             label: str, on_cell) -> None:
+    """Round 0 and every (strategy, round) cell of one seed not yet in ``results``, saving after each cell."""
+    order = seed_order(len(dataset.x_train), config, seed)
+    view = dataclasses.replace(dataset, x_train=dataset.x_train[order], y_train=dataset.y_train[order])
+    record = results["seeds"].setdefault(str(seed), {"initial_indices": [int(i) for i in order[:config.n0]],
+                                                     "pool_size": int(len(order) - config.n0), "strategies": {}})
+    if seed_is_done(record, config):
+        say(f"{label}: already finished")
+        return
+    position = np.full(len(dataset.x_train), -1, dtype=np.int64)
+    position[order] = np.arange(len(order))
+    recipe = config.recipe()
+    started = time.perf_counter()
+    trainer = SeedTrainer(view, recipe, seed)
+    say(f"{label}: model built in {time.perf_counter() - started:.1f} s")
+    state_dir = output_dir / STATE_DIRNAME
+
+    def train_and_evaluate(extra_positions: np.ndarray) -> tuple[dict, dict, float, float]:
+        train_idx, validation_idx = training_indices(view, config.n0, extra_positions, recipe.validation_fraction)
+        began = time.perf_counter()
+        facts = trainer.train(train_idx, validation_idx)
+        trained = time.perf_counter()
+        evaluation = trainer.evaluate()
+        return evaluation, facts, trained - began, time.perf_counter() - trained
+
+    def save_cell(cell_state: Path) -> None:
+        save_weights(cell_state, trainer.model.get_weights())
+        write_json(output_dir / RESULTS_FILENAME, results)
+        if on_cell is not None:
+            on_cell(results)
+
+    base_state = state_path(state_dir, seed, "base", 0)
+    if "base" not in record or not base_state.exists():
+        evaluation, facts, training_s, evaluation_s = train_and_evaluate(np.zeros(0, np.int64))
+        record["base"] = _cell(0, config.n0, evaluation, np.zeros(0, np.int64), facts,
+                               {"forward_s": 0.0, "selection_s": 0.0, "training_s": training_s,
+                                "evaluation_s": evaluation_s})
+        save_cell(base_state)
+    say(f"{label} base round 0/{config.rounds}: accuracy {record['base']['accuracy']:.3f} "
+        f"with {config.n0} labels")
+    for name in config.strategies:
+        cells = record["strategies"].setdefault(name, [])
+        if len(cells) >= config.rounds:
+            continue
+        if not state_path(state_dir, seed, name, len(cells)).exists():
+            del cells[:]
+        trainer.model.set_weights(load_weights(state_path(state_dir, seed, name, len(cells))))
+        selected = [int(position[i]) for cell in cells for i in cell["selected_indices"]]
+        for round_number in range(len(cells) + 1, config.rounds + 1):
+            cell, chosen = run_round(config, view, order, trainer, name, seed, round_number,
+                                     np.asarray(selected, np.int64), train_and_evaluate)
+            selected.extend(int(p) for p in chosen)
+            cells.append(cell)
+            save_cell(state_path(state_dir, seed, name, round_number))
+            if round_number > 1:
+                state_path(state_dir, seed, name, round_number - 1).unlink(missing_ok=True)
+            say(f"{label} {name} round {round_number}/{config.rounds}: accuracy {cell['accuracy']:.3f} "
+                f"with {cell['labels']} labels ({cell['n_selected']} selected)")
+
+
+def run_round(config: BenchmarkConfig, view: Dataset, order: np.ndarray, trainer: SeedTrainer, name: str,
+              seed: int, round_number: int, selected: np.ndarray, train_and_evaluate) -> tuple[dict, np.ndarray]:
+    """One cell: the current model scores pool + labeled, ``name`` picks, the model is retrained and evaluated.
+
+    ``selected`` and the returned picks are positions in ``view`` (the seed's order); the cell records them as
+    absolute training indices of the dataset (``order[position]``).
+    """
+    labeled = np.concatenate([np.arange(config.n0), selected]).astype(np.int64)
+    remaining = np.setdiff1d(np.arange(config.n0, len(view.x_train)), selected)
+    rows = np.concatenate([remaining, labeled])
+    began = time.perf_counter()
+    probabilities, embeddings = trainer.infer(rows)
+    forward_s = time.perf_counter() - began
+    began = time.perf_counter()
+    chosen_rows = STRATEGY_REGISTRY[name](probabilities, embeddings, embeddings[len(remaining):],
+                                         np.arange(len(remaining)), np.arange(len(remaining), len(rows)),
+                                         view.y_train[labeled], config.budget, selection_seed(seed, round_number))
+    selection_s = time.perf_counter() - began
+    chosen = rows[np.asarray(chosen_rows, dtype=np.int64)]
+    evaluation, facts, training_s, evaluation_s = train_and_evaluate(np.concatenate([selected, chosen]))
+    timings = {"forward_s": forward_s, "selection_s": selection_s, "training_s": training_s,
+               "evaluation_s": evaluation_s}
+    cell = _cell(round_number, config.n0 + len(selected) + len(chosen), evaluation, order[chosen], facts, timings)
+    return cell, chosen
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# -------------------------------------------------------------------------------------------------- statistics
+
+def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """(mean, half-width of the t confidence interval); the half-width is 0 for a single value."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=np.float64)
+    if len(x) < 2:
+        return float(x.mean()) if len(x) else float("nan"), 0.0
+    half = stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    return float(x.mean()), float(half)
+
+
+def paired_difference(strategy: Sequence[float], baseline: Sequence[float]) -> tuple[float, float | None]:
+    """(mean of strategy − baseline over paired seeds, two-sided paired t-test p-value; None if undefined)."""
+    from scipy import stats
+
+    a, b = np.asarray(strategy, np.float64), np.asarray(baseline, np.float64)
+    if a.shape != b.shape or a.size == 0:
+        raise ToolkitError(f"paired values need equal, non-empty lengths, got {a.size} and {b.size}")
+    difference = float((a - b).mean())
+    if a.size < 2 or np.allclose(a - b, (a - b)[0]):
+        return difference, None
+    return difference, float(stats.ttest_rel(a, b).pvalue)
+
+
+def area_under_curve(labels: Sequence[float], accuracies: Sequence[float]) -> float:
+    """Trapezoid area under accuracy-vs-labels divided by the label range (a mean accuracy in [0, 1])."""
+    x, y = np.asarray(labels, np.float64), np.asarray(accuracies, np.float64)
+    if len(x) == 1 or x[-1] == x[0]:
+        return float(y.mean())
+    return float(np.sum((y[1:] + y[:-1]) * np.diff(x)) / 2 / (x[-1] - x[0]))
+
+
+def labels_to_reach(labels: Sequence[float], accuracies: Sequence[float], target: float) -> float | None:
+    """Labels a curve needs to reach ``target`` accuracy (linear interpolation, first crossing); None if never."""
+    x, y = np.asarray(labels, np.float64), np.asarray(accuracies, np.float64)
+    if len(x) and y[0] >= target:
+        return float(x[0]) if y[0] == target else None
+    for i in range(len(x) - 1):
+        if y[i] < target <= y[i + 1]:
+            return float(x[i] + (target - y[i]) * (x[i + 1] - x[i]) / (y[i + 1] - y[i]))
+    return None
+
+
+def label_efficiency(baseline_labels: Sequence[float], baseline_accuracies: Sequence[float], target: float,
+                     labels_used: float) -> float | None:
+    """Labels the baseline needs for ``target`` accuracy ÷ labels the strategy used; None outside its range."""
+    needed = labels_to_reach(baseline_labels, baseline_accuracies, target)
+    return None if needed is None or labels_used <= 0 else needed / labels_used
+
+
+def curves(results: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, accuracies), each seeds × (rounds + 1), round 0 being the shared base model; finished seeds only."""
+    labels, accuracies = [], []
+    for record in results["seeds"].values():
+        cells = record.get("strategies", {}).get(name, [])
+        if "base" not in record or len(cells) < results["config"]["rounds"]:
+            continue
+        row = [record["base"], *cells]
+        labels.append([cell["labels"] for cell in row])
+        accuracies.append([cell["accuracy"] for cell in row])
+    return np.asarray(labels, np.float64), np.asarray(accuracies, np.float64)
+
+
+def summarise(results: dict) -> dict:
+    """Per strategy: mean ± std and CI per round, AUC, paired difference vs random with p-values, efficiency."""
+    config = results["config"]
+    summary = {"strategies": {}}
+    base = [record["base"]["accuracy"] for record in results["seeds"].values() if "base" in record]
+    summary["base_mean"], summary["base_std"] = (float(np.mean(base)) if base else float("nan"),
+                                                 float(np.std(base, ddof=1)) if len(base) > 1 else float("nan"))
+    baseline_labels, baseline_acc = curves(results, BASELINE)
+    for name in config["strategies"]:
+        labels, accuracies = curves(results, name)
+        if not len(labels):
+            continue
+        entry = {"seeds": int(len(labels)), "labels_mean": labels.mean(axis=0).tolist(),
+                 "accuracy_mean": accuracies.mean(axis=0).tolist(),
+                 "accuracy_ci": [mean_ci(column)[1] for column in accuracies.T],
+                 "final_mean": float(accuracies[:, -1].mean()),
+                 "final_std": float(accuracies[:, -1].std(ddof=1)) if len(labels) > 1 else float("nan"),
+                 "auc": float(np.mean([area_under_curve(x, y) for x, y in zip(labels, accuracies)]))}
+        if len(baseline_labels) == len(labels) and name != BASELINE:
+            entry["paired"] = [paired_difference(accuracies[:, r], baseline_acc[:, r])
+                               for r in range(accuracies.shape[1])]
+        if len(baseline_labels):
+            entry["label_efficiency"] = label_efficiency(baseline_labels.mean(axis=0), baseline_acc.mean(axis=0),
+                                                         entry["final_mean"], float(labels[:, -1].mean()))
+        entry["per_class_final"] = _mean_per_class(results, name)
+        summary["strategies"][name] = entry
+    return summary
+
+
+def _mean_per_class(results: dict, name: str) -> dict[str, float | None]:
+    rows = [record["strategies"][name][-1]["per_class_accuracy"] for record in results["seeds"].values()
+            if len(record.get("strategies", {}).get(name, [])) >= results["config"]["rounds"]]
+    return {cls: (float(np.mean([row[cls] for row in rows])) if rows and rows[0][cls] is not None else None)
+            for cls in results["dataset"]["class_names"]}
+
+
+# ------------------------------------------------------------------------------------------------------ report
+
+def _fmt(value, digits: int = 3, percent: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{100 * value:.1f}" if percent else f"{value:.{digits}f}"
+
+
+def render_report(results: dict, summary: dict) -> str:
+    """The markdown report: command, setting, detectable effect, strategy tables, per-class accuracy, speed."""
+    config, data = results["config"], results["dataset"]
+    rounds = config["rounds"]
+    lines = ["# Active-learning benchmark", "", "## Command", "", f"```\n{results['command']}\n```", "",
+             "## Setting", "",
+             f"- data: {data['name']} ({', '.join(data['class_names'])}), {data['train_size']} training / "
+             f"{data['test_size']} test images, fingerprint {data['fingerprint']}",
+             f"- per seed: {config['n0']} initial labels (last 10 % = validation for the best epoch), pool "
+             f"{config['pool_size'] if config['pool_size'] is not None else 'all the rest'}, {rounds} rounds × "
+             f"{config['budget']} labels; retrained from the seed's initial weights each round",
+             f"- training: {config['epochs']} epochs, batch {config['batch_size']}, Adam {config['learning_rate']}, "
+             f"flip augmentation {'on' if config['flip_augmentation'] else 'off'}",
+             f"- seeds: {config['seeds']} (finished: {len(curves(results, config['strategies'][0])[0])}); "
+             f"config hash {results['config_hash']}", "",
+             "## What the benchmark can detect", "",
+             f"Round-0 (base model) accuracy over seeds: mean {_fmt(summary['base_mean'], percent=True)} %, "
+             f"std {_fmt(summary['base_std'], percent=True)} points (n/a with one seed). Differences between "
+             "strategies smaller than this spread are within seed-to-seed noise: it is the smallest effect this "
+             "benchmark can detect without the paired test below.", "",
+             "## Strategies", "",
+             "| strategy | seeds | labels (last round) | final accuracy % (mean ± std) | AUC % | label efficiency |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, entry in summary["strategies"].items():
+        lines.append(f"| {name} | {entry['seeds']} | {entry['labels_mean'][-1]:.0f} | "
+                     f"{_fmt(entry['final_mean'], percent=True)} ± {_fmt(entry['final_std'], percent=True)} | "
+                     f"{_fmt(entry['auc'], percent=True)} | {_fmt(entry.get('label_efficiency'), 2)} |")
+    lines += ["", "AUC: trapezoid area under accuracy vs labels, divided by the label range. Label efficiency: labels "
+              "random needs to reach the strategy's mean final accuracy (linear interpolation on random's mean "
+              "curve) ÷ labels the strategy used; n/a when that accuracy is outside random's range.", "",
+              f"## Paired difference vs {BASELINE} (points, p-value of a paired t-test)", "",
+              "Cells are paired by seed and round. A strategy that used a different number of labels than random "
+              "(intersection) is compared at unequal label counts here: read its label efficiency instead.", "",
+              "| strategy | " + " | ".join(f"round {r}" for r in range(rounds + 1)) + " |",
+              "| --- |" + " --- |" * (rounds + 1)]
+    for name, entry in summary["strategies"].items():
+        if "paired" in entry:
+            lines.append(f"| {name} | " + " | ".join(f"{100 * d:+.1f} (p={_fmt(p, 3)})" for d, p in entry["paired"])
+                         + " |")
+    classes = data["class_names"]
+    lines += ["", "## Per-class accuracy at the last round (%)", "",
+              "| strategy | " + " | ".join(classes) + " |", "| --- |" + " --- |" * len(classes)]
+    for name, entry in summary["strategies"].items():
+        lines.append(f"| {name} | " + " | ".join(_fmt(entry["per_class_final"][c], percent=True) for c in classes)
+                     + " |")
+    lines += ["", "## Speed", "", "Median seconds per cell over seeds and strategies.", "",
+              "| round | forward pass | selection | training | evaluation |", "| --- | --- | --- | --- | --- |"]
+    for round_number, medians in speed_table(results).items():
+        lines.append(f"| {round_number} | " + " | ".join(f"{medians[k]:.2f}" for k in
+                                                        ("forward_s", "selection_s", "training_s", "evaluation_s"))
+                     + " |")
+    lines += ["", f"Peak memory (resident): {_fmt(results.get('peak_memory_mb'), 0)} MB.", ""]
+    return "\n".join(lines)
+
+
+def speed_table(results: dict) -> dict[int, dict[str, float]]:
+    """round → median timing per stage over every recorded cell of that round."""
+    by_round: dict[int, list[dict]] = {}
+    for record in results["seeds"].values():
+        cells = ([record["base"]] if "base" in record else []) + [
+            cell for name_cells in record.get("strategies", {}).values() for cell in name_cells]
+        for cell in cells:
+            by_round.setdefault(cell["round"], []).append(cell["timings"])
+    return {r: {key: float(np.median([t[key] for t in timings])) for key in timings[0]}
+            for r, timings in sorted(by_round.items())}
+
+
+def plot_learning_curves(summary: dict, target: Path, title: str) -> Path:
+    """Accuracy vs labels per strategy, mean with a shaded 95 % confidence interval over seeds."""
+    from altoolkit.plots import new_figure, save_figure
+
+    figure = new_figure(8, 5)
+    axis = figure.subplots()
+    for name, entry in summary["strategies"].items():
+        x, y, ci = (np.asarray(entry[key]) for key in ("labels_mean", "accuracy_mean", "accuracy_ci"))
+        (line,) = axis.plot(x, y, marker="o", markersize=3, label=name)
+        axis.fill_between(x, y - ci, y + ci, alpha=0.15, color=line.get_color())
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("labeled images")
+    axis.set_ylabel("test accuracy")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    return save_figure(target, figure)
+
+
+def write_report(results: dict, output_dir: Path) -> None:
+    summary = summarise(results)
+    seeds = len(curves(results, results["config"]["strategies"][0])[0])
+    plot_learning_curves(summary, output_dir / CURVE_FILENAME,
+                         f"{results['dataset']['name']}: mean ± 95 % CI over {seeds} seeds")
+    write_text(output_dir / REPORT_FILENAME, render_report(results, summary))
+
+
+# --------------------------------------------------------------------------------------------------------- CLI
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="quick", choices=sorted(PRESETS),
+                        help="starting settings, each overridable below (default: quick)")
+    parser.add_argument("--output-dir", default=None, help="where files go (default: results/benchmark/<preset>)")
+    parser.add_argument("--dataset", default=None, help="data source (digits, fashion_mnist, cifar10, folder, npz)")
+    parser.add_argument("--classes", default=None, help="comma-separated class ids or names, or 'all'")
+    parser.add_argument("--data-path", default=None, help="archive, folder or .npz to read")
+    parser.add_argument("--image-size", type=int, default=None, help="square image side (default: 32)")
+    parser.add_argument("--n0", type=int, default=None, help="initial labeled images per seed")
+    parser.add_argument("--budget", type=int, default=None, help="images selected per round")
+    parser.add_argument("--rounds", type=int, default=None, help="selection rounds")
+    parser.add_argument("--seeds", type=int, default=None, help="number of paired seeds (0..S-1)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs per round")
+    parser.add_argument("--strategies", default=None, help=f"comma-separated, from {','.join(STRATEGY_REGISTRY)}")
+    parser.add_argument("--pool-size", type=int, default=None, help="pool images per seed (default: all the rest)")
+    parser.add_argument("--batch-size", type=int, default=None, help="training batch size (default: 32)")
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
+    """The preset with every given option replacing its value."""
+    changes = {key: getattr(args, key) for key in ("dataset", "data_path", "image_size", "n0", "budget", "rounds",
+                                                   "seeds", "epochs", "pool_size", "batch_size")
+               if getattr(args, key) is not None}
+    if args.classes is not None:
+        changes["classes"] = (None if args.classes.strip().lower() == "all"
+                              else tuple(str(c) for c in parse_classes(args.classes)))
+    if args.strategies is not None:
+        changes["strategies"] = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
+    return dataclasses.replace(PRESETS[args.preset], **changes)
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
+    output_dir = Path(args.output_dir or f"results/benchmark/{args.preset}")
+    command = shlex.join([Path(sys.argv[0]).name if argv is None else "benchmark.py",
+                          *(sys.argv[1:] if argv is None else argv)])
+    run_benchmark(config, output_dir, command=command, verbose=not args.quiet)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

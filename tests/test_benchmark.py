@@ -1,0 +1,246 @@
+"""The strategy benchmark: registry contract, statistics helpers, report structure, reproducibility and resume.
+
+Trainings are tiny (digits, 60 initial labels, 1 epoch): they test plumbing and determinism, not accuracy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from altoolkit.errors import ToolkitError
+from Evaluation.Benchmark import benchmark as bm
+
+TINY = bm.BenchmarkConfig(dataset="digits", n0=60, budget=20, rounds=2, seeds=2, epochs=1,
+                          strategies=("random", "entropy", "intersection"))
+"""Two seeds × (1 base + 3 strategies × 2 rounds) = 14 trainings."""
+
+CELLS_PER_SEED = 1 + len(TINY.strategies) * TINY.rounds
+
+
+def cell_values(results: dict, seed: str = "0") -> dict:
+    """(strategy, round) → (accuracy, selected indices) of one seed, round 0 under "base"."""
+    record = results["seeds"][seed]
+    values = {("base", 0): (record["base"]["accuracy"], [])}
+    for name, cells in record["strategies"].items():
+        for cell in cells:
+            values[(name, cell["round"])] = (cell["accuracy"], cell["selected_indices"])
+    return values
+
+
+def assert_same_weights(first_dir, second_dir, names) -> None:
+    """Seed 0's last model of each strategy (or the base model) is bit-identical in both runs."""
+    for name in names:
+        round_number = 0 if name == "base" else TINY.rounds
+        first = bm.load_weights(bm.state_path(first_dir / bm.STATE_DIRNAME, 0, name, round_number))
+        second = bm.load_weights(bm.state_path(second_dir / bm.STATE_DIRNAME, 0, name, round_number))
+        assert len(first) == len(second)
+        assert all(np.array_equal(a, b) for a, b in zip(first, second)), f"different weights for {name}"
+
+
+def assert_same_cells(first: dict, second: dict) -> None:
+    assert first.keys() == second.keys()
+    for key in first:
+        assert first[key][1] == second[key][1], f"different selection in {key}"
+        assert first[key][0] == pytest.approx(second[key][0], abs=1e-6), f"different accuracy in {key}"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(digits_dataset, tmp_path_factory):
+    """One uninterrupted tiny benchmark (2 seeds): (output dir, results)."""
+    output_dir = tmp_path_factory.mktemp("benchmark") / "tiny"
+    results = bm.run_benchmark(TINY, output_dir, dataset=digits_dataset, command="pytest tiny", verbose=False)
+    return output_dir, results
+
+
+# ---------------------------------------------------------------------------------------------------- registry
+
+@pytest.fixture
+def pool_arrays():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(100, 4))
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    embeddings = rng.normal(size=(100, 8)).astype(np.float32)
+    unlabeled, labeled = np.arange(10, 90), np.concatenate([np.arange(10), np.arange(90, 100)])
+    return probabilities.astype(np.float32), embeddings, unlabeled, labeled, rng.integers(0, 4, len(labeled))
+
+
+@pytest.mark.parametrize("name", sorted(bm.STRATEGY_REGISTRY))
+def test_every_strategy_returns_distinct_unlabeled_rows(name, pool_arrays):
+    probabilities, embeddings, unlabeled, labeled, y_labeled = pool_arrays
+    chosen = bm.STRATEGY_REGISTRY[name](probabilities, embeddings, embeddings[labeled], unlabeled, labeled,
+                                        y_labeled, 15, 7)
+    assert len(np.unique(chosen)) == len(chosen)
+    assert set(chosen.tolist()) <= set(unlabeled.tolist())
+    if name == "intersection":
+        assert len(chosen) <= len(unlabeled)
+    else:
+        assert len(chosen) == 15
+
+
+def test_strategies_are_seeded(pool_arrays):
+    probabilities, embeddings, unlabeled, labeled, y_labeled = pool_arrays
+    query = bm.STRATEGY_REGISTRY["random"]
+    first = query(probabilities, embeddings, embeddings[labeled], unlabeled, labeled, y_labeled, 15, 3)
+    again = query(probabilities, embeddings, embeddings[labeled], unlabeled, labeled, y_labeled, 15, 3)
+    other = query(probabilities, embeddings, embeddings[labeled], unlabeled, labeled, y_labeled, 15, 4)
+    assert first.tolist() == again.tolist() and first.tolist() != other.tolist()
+
+
+# -------------------------------------------------------------------------------------------------- statistics
+
+def test_paired_difference_matches_a_hand_computed_t_test():
+    difference, p = bm.paired_difference([0.5, 0.6, 0.7], [0.4, 0.55, 0.6])
+    assert difference == pytest.approx(0.25 / 3)
+    # differences 0.1, 0.05, 0.1: mean 1/12, sd 0.05/√3, so t = (1/12) / (0.05/√3 / √3) = 5 with 2 df
+    assert p == pytest.approx(2 * stats.t.sf(5.0, 2))
+    assert bm.paired_difference([0.5, 0.6], [0.4, 0.5]) == (pytest.approx(0.1), None)
+    assert bm.paired_difference([0.5], [0.4])[1] is None
+    with pytest.raises(ToolkitError):
+        bm.paired_difference([0.5, 0.6], [0.4])
+
+
+def test_label_efficiency_interpolates_on_the_baseline_curve():
+    labels, accuracies = [100, 150, 200], [0.5, 0.6, 0.7]
+    assert bm.labels_to_reach(labels, accuracies, 0.65) == pytest.approx(175)
+    assert bm.label_efficiency(labels, accuracies, 0.65, 150) == pytest.approx(175 / 150)
+    assert bm.label_efficiency(labels, accuracies, 0.7, 200) == pytest.approx(1.0)
+    assert bm.label_efficiency(labels, accuracies, 0.8, 200) is None
+    assert bm.label_efficiency(labels, accuracies, 0.4, 200) is None
+    assert bm.labels_to_reach([100, 150, 200], [0.5, 0.7, 0.6], 0.65) == pytest.approx(137.5)
+
+
+def test_area_under_curve_is_normalised_by_the_label_range():
+    assert bm.area_under_curve([100, 200], [0.5, 0.7]) == pytest.approx(0.6)
+    assert bm.area_under_curve([100, 150, 300], [0.5, 0.5, 0.5]) == pytest.approx(0.5)
+    assert bm.area_under_curve([100], [0.4]) == pytest.approx(0.4)
+
+
+def test_mean_ci_uses_the_t_distribution():
+    mean, half = bm.mean_ci([0.4, 0.6])
+    assert mean == pytest.approx(0.5)
+    assert half == pytest.approx(stats.t.ppf(0.975, 1) * math.sqrt(0.02) / math.sqrt(2))
+    assert bm.mean_ci([0.3]) == (pytest.approx(0.3), 0.0)
+
+
+# --------------------------------------------------------------------------------------------------- the run
+
+def test_report_structure(tiny_run):
+    output_dir, results = tiny_run
+    for name in (bm.RESULTS_FILENAME, bm.REPORT_FILENAME, bm.CURVE_FILENAME):
+        assert (output_dir / name).is_file()
+    recorded = json.loads((output_dir / bm.RESULTS_FILENAME).read_text())
+    assert {"config", "config_hash", "command", "dataset", "versions", "seeds", "peak_memory_mb"} <= recorded.keys()
+    assert sorted(recorded["seeds"]) == ["0", "1"]
+    for record in recorded["seeds"].values():
+        assert len(record["initial_indices"]) == TINY.n0
+        assert record["base"]["round"] == 0 and record["base"]["labels"] == TINY.n0
+        assert sorted(record["strategies"]) == sorted(TINY.strategies)
+        for name, cells in record["strategies"].items():
+            assert [cell["round"] for cell in cells] == list(range(1, TINY.rounds + 1))
+            used = set(record["initial_indices"])
+            for cell in cells:
+                assert {"accuracy", "per_class_accuracy", "labels", "selected_indices", "timings"} <= cell.keys()
+                assert not used & set(cell["selected_indices"])
+                used |= set(cell["selected_indices"])
+                assert cell["labels"] == len(used)
+                if name != "intersection":
+                    assert cell["n_selected"] == TINY.budget
+    report = (output_dir / bm.REPORT_FILENAME).read_text()
+    for heading in ("## Command", "## Setting", "## What the benchmark can detect",
+                    "| strategy | seeds | labels (last round) | final accuracy % (mean ± std) | AUC % |",
+                    "## Paired difference vs random", "## Per-class accuracy at the last round", "## Speed",
+                    "Peak memory"):
+        assert heading in report
+    assert "pytest tiny" in report
+
+
+def test_strategies_of_a_seed_share_round_zero_and_the_initial_set(tiny_run):
+    _, results = tiny_run
+    first, second = results["seeds"]["0"], results["seeds"]["1"]
+    assert first["initial_indices"] != second["initial_indices"]
+    for name in TINY.strategies:
+        labels, accuracies = bm.curves(results, name)
+        assert accuracies[:, 0].tolist() == [first["base"]["accuracy"], second["base"]["accuracy"]]
+
+
+def test_same_seed_gives_the_same_selections_and_accuracies(tiny_run, digits_dataset, tmp_path):
+    output_dir, results = tiny_run
+    again = bm.run_benchmark(dataclasses.replace(TINY, seeds=1), tmp_path / "again", dataset=digits_dataset,
+                             verbose=False)
+    assert_same_cells(cell_values(results), cell_values(again))
+    assert_same_weights(output_dir, tmp_path / "again", ("base", *TINY.strategies))
+
+
+def test_resume_skips_finished_cells_and_matches_an_uninterrupted_run(tiny_run, digits_dataset, tmp_path,
+                                                                      monkeypatch):
+    """Interrupted after 3 cells (base + random's two rounds), then resumed by a new process-like run.
+
+    The resumed run's first training (entropy, round 1) is a fresh model's first training while the
+    uninterrupted run's was the fourth of a restored one: bit-identical weights show that restoring the initial
+    state equals building the model anew.
+    """
+    tiny_dir, results = tiny_run
+    config = dataclasses.replace(TINY, seeds=1)
+    output_dir = tmp_path / "resumed"
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_three(partial):
+        record = partial["seeds"]["0"]
+        if sum(len(cells) for cells in record["strategies"].values()) + ("base" in record) >= 3:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        bm.run_benchmark(config, output_dir, dataset=digits_dataset, verbose=False, on_cell=stop_after_three)
+    trainings = []
+    original_train = bm.SeedTrainer.train
+
+    def counting_train(self, *args, **kwargs):
+        trainings.append(1)
+        return original_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(bm.SeedTrainer, "train", counting_train)
+    resumed = bm.run_benchmark(config, output_dir, dataset=digits_dataset, verbose=False)
+    assert len(trainings) == CELLS_PER_SEED - 3
+    assert_same_cells(cell_values(results), cell_values(resumed))
+    assert_same_weights(tiny_dir, output_dir, TINY.strategies)
+    trainings.clear()
+    bm.run_benchmark(config, output_dir, dataset=digits_dataset, verbose=False)
+    assert trainings == []
+
+
+def test_a_different_config_in_the_same_directory_is_an_error(tiny_run, digits_dataset, capsys):
+    output_dir, _ = tiny_run
+    with pytest.raises(ToolkitError, match="different settings"):
+        bm.run_benchmark(dataclasses.replace(TINY, budget=21), output_dir, dataset=digits_dataset, verbose=False)
+    assert bm.main(["--n0", "61", "--output-dir", str(output_dir), "--quiet"]) == 2
+    assert "different settings" in capsys.readouterr().err
+
+
+def test_cli_overrides_the_preset_and_rejects_bad_values(capsys, tmp_path):
+    args = bm.build_parser().parse_args(["--preset", "fashion", "--rounds", "3", "--strategies", "random,margin",
+                                         "--classes", "all"])
+    config = bm.config_from_args(args)
+    assert (config.dataset, config.rounds, config.strategies, config.classes, config.n0) == (
+        "fashion_mnist", 3, ("random", "margin"), None, 500)
+    unused = str(tmp_path / "unused")
+    assert bm.main(["--strategies", "random,oracle", "--output-dir", unused]) == 2
+    assert "unknown strategy 'oracle'" in capsys.readouterr().err
+    assert bm.main(["--n0", "1000", "--pool-size", "1000", "--output-dir", unused]) == 2
+    assert "exceeds the 1347 training images" in capsys.readouterr().err
+    assert not (tmp_path / "unused").exists()
+
+
+def test_quick_preset_through_main(tmp_path):
+    """The whole quick preset (about 2 minutes): the report's structure, not its numbers."""
+    assert bm.main(["--preset", "quick", "--output-dir", str(tmp_path), "--quiet"]) == 0
+    results = json.loads((tmp_path / bm.RESULTS_FILENAME).read_text())
+    assert len(bm.curves(results, "random")[0]) == bm.PRESETS["quick"].seeds
+    assert (tmp_path / bm.REPORT_FILENAME).is_file() and (tmp_path / bm.CURVE_FILENAME).is_file()
