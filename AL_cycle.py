@@ -26,8 +26,8 @@ from typing import Mapping
 import numpy as np
 
 import AL_functions as alf
-from altoolkit.analyses import ANALYSES, PoolContext, open_pool, run_diversity, run_intersection, run_novelty
-from altoolkit.analyses import run_uncertainty
+from altoolkit.analyses import (ANALYSES, PoolContext, check_cluster_and_neighbour_counts, open_pool, run_diversity,
+                                run_intersection, run_novelty, run_uncertainty)
 from altoolkit.balance import ClassBalance, normalise_targets, parse_targets, recommendations
 from altoolkit.cli import (DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX, FLIP_BY_DEFAULT,
                            add_dataset_arguments, dataset_from_args, keras_verbosity)
@@ -106,7 +106,9 @@ class ActiveLearningAnalyzer:
 
     def run_all(self, uncertainty_params: Mapping | None = None, diversity_params: Mapping | None = None,
                 novelty_params: Mapping | None = None, plots: bool = True) -> dict[str, dict]:
-        """The three analyses on one forward pass over the pool (and one over the labeled set)."""
+        """The three analyses on one forward pass over the labeled set and the pool together."""
+        check_cluster_and_neighbour_counts(self.context, (diversity_params or {}).get("n_clusters", 20),
+                                           (novelty_params or {}).get("k_neighbors", 5))
         self._forward_pass()
         self.run_uncertainty(**dict(uncertainty_params or {}), plots=plots)
         self.run_diversity(**dict(diversity_params or {}), plots=plots)

@@ -153,6 +153,19 @@ def score_summary(values: np.ndarray) -> dict:
     return {"min": float(values.min()), "mean": float(values.mean()), "max": float(values.max())}
 
 
+def check_cluster_and_neighbour_counts(context: PoolContext, n_clusters: int | None = None,
+                                      k_neighbors: int | None = None) -> None:
+    """Reject impossible ``n_clusters``/``k_neighbors`` before any forward pass is spent on the pool."""
+    if n_clusters is not None and not (isinstance(n_clusters, (int, np.integer))
+                                       and 1 <= n_clusters <= context.pool_size):
+        raise ToolkitError(f"n_clusters must be between 1 and the pool size ({context.pool_size}), got {n_clusters}: "
+                           "pass a smaller n_clusters or a larger pool")
+    if k_neighbors is not None and not (isinstance(k_neighbors, (int, np.integer))
+                                        and 1 <= k_neighbors <= context.labeled_size):
+        raise ToolkitError(f"k_neighbors must be between 1 and the number of labeled images ({context.labeled_size}), "
+                           f"got {k_neighbors}: pass a smaller k_neighbors")
+
+
 def run_uncertainty(context: PoolContext, output_dir: str | os.PathLike, threshold_percentile: float = 50,
                     plots: bool = True, verbose: bool = True):
     """Uncertain images (top ``threshold_percentile`` % by entropy or margin); returns (indices, scores, stats)."""
@@ -181,6 +194,7 @@ def run_uncertainty(context: PoolContext, output_dir: str | os.PathLike, thresho
 def run_diversity(context: PoolContext, output_dir: str | os.PathLike, n_clusters: int = 20,
                   far_percentile: float = 75, random_state: int = 0, plots: bool = True, verbose: bool = True):
     """K-means on pool embeddings: far-from-centroid images and one representative per cluster."""
+    check_cluster_and_neighbour_counts(context, n_clusters=n_clusters)
     started = time.perf_counter()
     result = alf.analyze_diversity_embeddings(context.pool.embeddings, n_clusters, far_percentile, random_state)
     scores = {"distance": result.distances, "cluster": result.cluster_labels,
@@ -220,6 +234,7 @@ def run_diversity(context: PoolContext, output_dir: str | os.PathLike, n_cluster
 def run_novelty(context: PoolContext, output_dir: str | os.PathLike, k_neighbors: int = 5,
                 novelty_percentile: float = 75, plots: bool = True, verbose: bool = True):
     """Images whose mean distance to the k nearest labeled embeddings is above the percentile threshold."""
+    check_cluster_and_neighbour_counts(context, k_neighbors=k_neighbors)
     started = time.perf_counter()
     result = alf.analyze_novelty_embeddings(context.pool.embeddings, context.labeled.embeddings, k_neighbors,
                                             novelty_percentile)

@@ -204,3 +204,13 @@ def test_command_line_bad_target_is_one_line(base_model, tmp_path, capsys):
     error = capsys.readouterr().err.strip()
     assert status == 2
     assert error.startswith("error: unknown class(es) in the targets: ship") and len(error.splitlines()) == 1
+
+
+def test_impossible_cluster_count_fails_before_the_forward_pass(base_model, digits, tmp_path, monkeypatch):
+    analyzer = make_analyzer(base_model, digits, tmp_path, targets=None)
+    monkeypatch.setattr(analyzer.context.cache, "outputs_for",
+                        lambda ranges: pytest.fail("the forward pass ran before the parameters were checked"))
+    with pytest.raises(ToolkitError, match=r"n_clusters must be between 1 and the pool size \(300\), got 301"):
+        analyzer.run_all(diversity_params={"n_clusters": 301})
+    with pytest.raises(ToolkitError, match=r"k_neighbors must be between 1 and the number of labeled images \(100\)"):
+        analyzer.run_all(novelty_params={"k_neighbors": 101})
