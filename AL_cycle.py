@@ -26,15 +26,15 @@ from typing import Mapping
 import numpy as np
 
 import AL_functions as alf
-from altoolkit.analyses import (ANALYSES, PoolContext, check_cluster_and_neighbour_counts, open_pool, run_diversity,
-                                run_intersection, run_novelty, run_uncertainty)
+from altoolkit.analyses import (ANALYSES, PoolContext, open_pool, run_diversity, run_intersection, run_novelty,
+                                run_uncertainty)
 from altoolkit.balance import ClassBalance, normalise_targets, parse_targets, recommendations
-from altoolkit.cli import (DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX, FLIP_BY_DEFAULT,
-                           add_dataset_arguments, dataset_from_args, keras_verbosity)
+from altoolkit.cli import (DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX, add_dataset_arguments,
+                           dataset_from_args, keras_verbosity)
 from altoolkit.errors import ToolkitError, cli_entry
-from altoolkit.files import file_sha256, write_json
+from altoolkit.files import write_json
 from altoolkit.training import (METRICS_FILENAME, MODEL_FILENAME, TrainingRecipe, default_run_dir, evaluate_model,
-                                library_versions, train_model)
+                                library_versions, recipe_for, train_model)
 
 DEFAULT_END_IDX = 4000
 DEFAULT_OUTPUT_DIR = "results"
@@ -88,7 +88,7 @@ class ActiveLearningAnalyzer:
         self.balance: ClassBalance | None = None
         self.advice: list[str] = []
         self.comparison: dict | None = None
-        self.model_sha256 = file_sha256(self.model_path)
+        self.model_sha256 = self.context.cache.model_sha256
 
     def run_uncertainty(self, threshold_percentile: float = 50, plots: bool = True):
         """Uncertain pool images (top ``threshold_percentile`` % by entropy or margin)."""
@@ -107,8 +107,8 @@ class ActiveLearningAnalyzer:
     def run_all(self, uncertainty_params: Mapping | None = None, diversity_params: Mapping | None = None,
                 novelty_params: Mapping | None = None, plots: bool = True) -> dict[str, dict]:
         """The three analyses on one forward pass over the labeled set and the pool together."""
-        check_cluster_and_neighbour_counts(self.context, (diversity_params or {}).get("n_clusters", 20),
-                                           (novelty_params or {}).get("k_neighbors", 5))
+        alf.check_n_clusters((diversity_params or {}).get("n_clusters", 20), self.context.pool_size)
+        alf.check_k_neighbors((novelty_params or {}).get("k_neighbors", 5), self.labeled_size)
         self._forward_pass()
         self.run_uncertainty(**dict(uncertainty_params or {}), plots=plots)
         self.run_diversity(**dict(diversity_params or {}), plots=plots)
@@ -202,7 +202,7 @@ class ActiveLearningAnalyzer:
             "seed": self.seed,
             "parameters": {name: self.results[name]["parameters"] for name in self.results},
             "target_per_class": self.targets,
-            "retraining_recipe": {key: getattr(self.recipe, key) for key in self.recipe.__dataclass_fields__},
+            "retraining_recipe": self.recipe.as_dict(),
             "versions": library_versions(),
             "timings_seconds": {key: round(value, 3) for key, value in self.timings.items()},
             "analyses": {name: {"count": self.results[name]["stats"]["count"],
@@ -267,9 +267,8 @@ class ActiveLearningAnalyzer:
         metrics_file = run_dir / METRICS_FILENAME
         if metrics_file.is_file() and (run_dir / MODEL_FILENAME).is_file():
             metrics = json.loads(metrics_file.read_text())
-            recipe = {key: getattr(self.recipe, key) for key in self.recipe.__dataclass_fields__}
             if (metrics.get("dataset", {}).get("fingerprint") == self.dataset.fingerprint
-                    and metrics.get("recipe") == recipe):
+                    and metrics.get("recipe") == self.recipe.as_dict()):
                 self._say(f"{kind}: reusing the finished run {run_dir}")
                 return {"dir": run_dir, "metrics": metrics}
         self._say(f"{kind}: training on {self.labeled_size} + {len(absolute_indices)} images -> {run_dir}")
@@ -339,9 +338,7 @@ class ActiveLearningAnalyzer:
         if unknown:
             raise ToolkitError(f"unknown training option(s) {', '.join(unknown)}: choose from {', '.join(sorted(known))}")
         base = {key: value for key, value in self.base_metrics.get("recipe", {}).items() if key in known}
-        if "flip_augmentation" not in base:
-            base["flip_augmentation"] = self.dataset.name in FLIP_BY_DEFAULT
-        recipe = TrainingRecipe(**{**base, **dict(overrides)})
+        recipe = recipe_for(self.dataset.name, **{**base, **dict(overrides)})
         recipe.validate()
         return recipe
 
@@ -389,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     model_path = Path(args.model) if args.model else default_run_dir(args.labeled_size, args.models_dir) / MODEL_FILENAME
     if not model_path.exists() and args.train_base:
         print(f"no base model at {model_path}: training it on the first {args.labeled_size} images")
-        recipe = TrainingRecipe(epochs=args.epochs or 30, flip_augmentation=dataset.name in FLIP_BY_DEFAULT)
+        recipe = recipe_for(dataset.name, epochs=args.epochs or 30)
         result = train_model(None, model_path.parent, dataset=dataset, labeled_size=args.labeled_size,
                              recipe=recipe, seed=args.seed if args.seed is not None else 42,
                              verbose=keras_verbosity(args.quiet))

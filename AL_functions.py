@@ -178,6 +178,20 @@ def select_uncertain(probabilities, threshold_percentile: float = 50) -> Uncerta
                              margin_threshold=margin_threshold, criterion=criterion.astype("<U7"))
 
 
+def check_n_clusters(n_clusters, pool_size: int) -> None:
+    """k-means needs 1 ≤ n_clusters ≤ pool size (callers may check this before paying for a forward pass)."""
+    if not (isinstance(n_clusters, (int, np.integer)) and 1 <= n_clusters <= pool_size):
+        raise ToolkitError(f"n_clusters must be between 1 and the pool size ({pool_size}), got {n_clusters}: "
+                           "pass a smaller n_clusters or a larger pool")
+
+
+def check_k_neighbors(k_neighbors, labeled_size: int) -> None:
+    """Novelty needs 1 ≤ k_neighbors ≤ labeled size (callers may check this before paying for a forward pass)."""
+    if not (isinstance(k_neighbors, (int, np.integer)) and 1 <= k_neighbors <= labeled_size):
+        raise ToolkitError(f"k_neighbors must be between 1 and the number of labeled images ({labeled_size}), "
+                           f"got {k_neighbors}: pass a smaller k_neighbors")
+
+
 def analyze_diversity_embeddings(embeddings, n_clusters: int = 20, far_percentile: float = 75,
                                  random_state: int = 0) -> DiversityResult:
     """Cluster the pool with k-means; flag points far from their centroid and pick each cluster's most typical point.
@@ -194,9 +208,7 @@ def analyze_diversity_embeddings(embeddings, n_clusters: int = 20, far_percentil
 
     e = _check_embeddings(embeddings)
     far_percentile = _check_percentile(far_percentile, "far_percentile")
-    if not (isinstance(n_clusters, (int, np.integer)) and 1 <= n_clusters <= len(e)):
-        raise ToolkitError(f"n_clusters must be between 1 and the pool size ({len(e)}), got {n_clusters}: "
-                           "pass a smaller n_clusters or a larger pool")
+    check_n_clusters(n_clusters, len(e))
     sampled = len(e) > KMEANS_FIT_SAMPLE
     fit_rows = e
     if sampled:
@@ -262,9 +274,7 @@ def analyze_novelty_embeddings(pool_embeddings, labeled_embeddings, k_neighbors:
     if pool.shape[1] != labeled.shape[1]:
         raise ToolkitError(f"pool embeddings have {pool.shape[1]} features but labeled embeddings have "
                            f"{labeled.shape[1]}: compute both with the same model")
-    if not (isinstance(k_neighbors, (int, np.integer)) and 1 <= k_neighbors <= len(labeled)):
-        raise ToolkitError(f"k_neighbors must be between 1 and the number of labeled images ({len(labeled)}), "
-                           f"got {k_neighbors}: pass a smaller k_neighbors")
+    check_k_neighbors(k_neighbors, len(labeled))
     neighbours = NearestNeighbors(n_neighbors=int(k_neighbors)).fit(labeled)
     scores = np.empty(len(pool), dtype=np.float64)
     for start in range(0, len(pool), NEAREST_NEIGHBORS_CHUNK):

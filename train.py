@@ -10,10 +10,10 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from altoolkit.cli import FLIP_BY_DEFAULT, add_dataset_arguments, dataset_classes, dataset_from_args, keras_verbosity
+from altoolkit.cli import add_dataset_arguments, dataset_classes, dataset_from_args, keras_verbosity
 from altoolkit.data import DEFAULT_IMAGE_SIZE, load_dataset
 from altoolkit.errors import cli_entry
-from altoolkit.training import DEFAULT_MODELS_DIR, TrainingRecipe, TrainResult, default_run_dir
+from altoolkit.training import DEFAULT_MODELS_DIR, TrainResult, default_run_dir, recipe_for
 from altoolkit.training import train_model as train_on_dataset
 
 IMAGENET_DEFAULTS = {"learning_rate": 3e-4, "batch_size": 2}
@@ -32,11 +32,9 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
     if dataset is None:
         class_list = dataset_classes(dataset_name, None) if classes is None else list(classes)
         dataset = load_dataset(dataset_name, path=data_path, classes=class_list, image_size=image_size)
-    if flip_augmentation is None:
-        flip_augmentation = dataset.name in FLIP_BY_DEFAULT
-    recipe = TrainingRecipe(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                            validation_fraction=validation_fraction, weights=weights,
-                            flip_augmentation=flip_augmentation)
+    overrides = {} if flip_augmentation is None else {"flip_augmentation": flip_augmentation}
+    recipe = recipe_for(dataset.name, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                        validation_fraction=validation_fraction, weights=weights, **overrides)
     return train_on_dataset(additional_indices, output_dir, dataset=dataset, labeled_size=labeled_size,
                             recipe=recipe, seed=seed, overwrite=overwrite, verbose=verbose)
 

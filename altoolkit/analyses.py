@@ -8,6 +8,7 @@ A :class:`PoolContext` holds a dataset, a pool range and the model's outputs for
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import zipfile
@@ -19,7 +20,7 @@ import numpy as np
 import AL_functions as alf
 from altoolkit.data import Dataset
 from altoolkit.errors import ToolkitError
-from altoolkit.files import load_npy, save_npy, write_json, write_text
+from altoolkit.files import load_npy, save_npy, save_npz, write_json, write_text
 from altoolkit.outputs import DEFAULT_CACHE_DIR, ModelOutputCache, RangeOutputs, validate_pool_range
 from altoolkit.plots import (plot_cluster_projection, plot_image_grid, plot_intersection_overview,
                              plot_score_histograms)
@@ -116,15 +117,15 @@ def open_pool(model_path: str | os.PathLike, labeled_size: int, start_idx: int, 
     from altoolkit.cli import dataset_classes
     from altoolkit.data import load_dataset
 
-    if classes is None or isinstance(classes, str):
-        classes = dataset_classes(dataset_name, classes)
-    options = {"dataset_name": dataset_name, "classes": list(classes) if classes is not None else None,
-               "data_path": str(data_path) if data_path is not None else None, "image_size": image_size}
-    if dataset is None:
-        dataset = load_dataset(dataset_name, path=data_path, classes=classes, image_size=image_size)
-    else:
+    if dataset is not None:
         options = {"dataset_name": dataset.name, "classes": list(dataset.class_names), "data_path": None,
                    "image_size": dataset.image_shape[0]}
+    else:
+        if classes is None or isinstance(classes, str):
+            classes = dataset_classes(dataset_name, classes)
+        options = {"dataset_name": dataset_name, "classes": list(classes) if classes is not None else None,
+                   "data_path": str(data_path) if data_path is not None else None, "image_size": image_size}
+        dataset = load_dataset(dataset_name, path=data_path, classes=classes, image_size=image_size)
     if cache_dir is None:
         cache_dir = DEFAULT_CACHE_DIR
     return prepare_pool(model_path, dataset, labeled_size, start_idx, end_idx, cache_dir, options)
@@ -151,19 +152,6 @@ def score_summary(values: np.ndarray) -> dict:
     if values.size == 0:
         return {"min": None, "mean": None, "max": None}
     return {"min": float(values.min()), "mean": float(values.mean()), "max": float(values.max())}
-
-
-def check_cluster_and_neighbour_counts(context: PoolContext, n_clusters: int | None = None,
-                                      k_neighbors: int | None = None) -> None:
-    """Reject impossible ``n_clusters``/``k_neighbors`` before any forward pass is spent on the pool."""
-    if n_clusters is not None and not (isinstance(n_clusters, (int, np.integer))
-                                       and 1 <= n_clusters <= context.pool_size):
-        raise ToolkitError(f"n_clusters must be between 1 and the pool size ({context.pool_size}), got {n_clusters}: "
-                           "pass a smaller n_clusters or a larger pool")
-    if k_neighbors is not None and not (isinstance(k_neighbors, (int, np.integer))
-                                        and 1 <= k_neighbors <= context.labeled_size):
-        raise ToolkitError(f"k_neighbors must be between 1 and the number of labeled images ({context.labeled_size}), "
-                           f"got {k_neighbors}: pass a smaller k_neighbors")
 
 
 def run_uncertainty(context: PoolContext, output_dir: str | os.PathLike, threshold_percentile: float = 50,
@@ -194,7 +182,7 @@ def run_uncertainty(context: PoolContext, output_dir: str | os.PathLike, thresho
 def run_diversity(context: PoolContext, output_dir: str | os.PathLike, n_clusters: int = 20,
                   far_percentile: float = 75, random_state: int = 0, plots: bool = True, verbose: bool = True):
     """K-means on pool embeddings: far-from-centroid images and one representative per cluster."""
-    check_cluster_and_neighbour_counts(context, n_clusters=n_clusters)
+    alf.check_n_clusters(n_clusters, context.pool_size)
     started = time.perf_counter()
     result = alf.analyze_diversity_embeddings(context.pool.embeddings, n_clusters, far_percentile, random_state)
     scores = {"distance": result.distances, "cluster": result.cluster_labels,
@@ -234,7 +222,7 @@ def run_diversity(context: PoolContext, output_dir: str | os.PathLike, n_cluster
 def run_novelty(context: PoolContext, output_dir: str | os.PathLike, k_neighbors: int = 5,
                 novelty_percentile: float = 75, plots: bool = True, verbose: bool = True):
     """Images whose mean distance to the k nearest labeled embeddings is above the percentile threshold."""
-    check_cluster_and_neighbour_counts(context, k_neighbors=k_neighbors)
+    alf.check_k_neighbors(k_neighbors, context.labeled_size)
     started = time.perf_counter()
     result = alf.analyze_novelty_embeddings(context.pool.embeddings, context.labeled.embeddings, k_neighbors,
                                             novelty_percentile)
@@ -314,8 +302,6 @@ def load_analysis(directory: str | os.PathLike, name: str) -> tuple[np.ndarray, 
     if absent:
         raise ToolkitError(f"missing {', '.join(absent)}: run the {name} analysis first "
                            f"(python -m Evaluation.{name.capitalize()}.{name})")
-    import json
-
     try:
         indices = load_npy(files["indices"])
         with np.load(files["scores"], allow_pickle=False) as archive:
@@ -332,7 +318,7 @@ def load_analysis(directory: str | os.PathLike, name: str) -> tuple[np.ndarray, 
 def _write_analysis(name: str, context: PoolContext, output_dir: Path, indices: np.ndarray,
                     scores: dict[str, np.ndarray], stats: dict, lines: list[str], verbose: bool) -> None:
     save_npy(output_dir / f"{name}_indices.npy", indices)
-    _save_scores(output_dir / f"{name}_scores.npz", scores)
+    save_npz(output_dir / f"{name}_scores.npz", **{key: np.asarray(value) for key, value in scores.items()})
     write_json(output_dir / f"{name}_run.json", {**context.describe(), "stats": stats,
                                                 "absolute_indices": indices + context.start_idx})
     header = [f"{name} analysis",
@@ -347,14 +333,6 @@ def _write_analysis(name: str, context: PoolContext, output_dir: Path, indices: 
     if verbose:
         print(f"{name}: {stats['count']} of {context.pool_size} pool images selected "
               f"({stats['percentage']}%) -> {output_dir}")
-
-
-def _save_scores(target: Path, scores: dict[str, np.ndarray]) -> None:
-    from altoolkit.files import atomic_path
-
-    with atomic_path(target) as temporary:
-        with open(temporary, "wb") as handle:
-            np.savez(handle, **{key: np.asarray(value) for key, value in scores.items()})
 
 
 def _grid_choice(scores: np.ndarray) -> np.ndarray:

@@ -8,7 +8,6 @@ import sys
 from altoolkit.data import DATASET_NAMES, DEFAULT_IMAGE_SIZE, Dataset, load_dataset, parse_classes
 
 DEFAULT_CLASSES = {"cifar10": "airplane,automobile,ship"}
-FLIP_BY_DEFAULT = ("cifar10", "fashion_mnist")
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser, default: str = "cifar10") -> None:

@@ -38,6 +38,14 @@ def save_npy(target: str | os.PathLike, array: np.ndarray) -> Path:
     return Path(target)
 
 
+def save_npz(target: str | os.PathLike, *arrays: np.ndarray, **named_arrays: np.ndarray) -> Path:
+    """Save arrays as an uncompressed .npz atomically (no pickled objects)."""
+    with atomic_path(target) as temporary:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, *arrays, **named_arrays)
+    return Path(target)
+
+
 def load_npy(source: str | os.PathLike) -> np.ndarray:
     """Load a .npy written by :func:`save_npy`; never unpickles."""
     return np.load(Path(source), allow_pickle=False)

@@ -16,7 +16,7 @@ import numpy as np
 
 from altoolkit.data import Dataset
 from altoolkit.errors import ToolkitError
-from altoolkit.files import atomic_path, file_sha256
+from altoolkit.files import file_sha256, save_npz
 from altoolkit.model import INFERENCE_BATCH_SIZE
 
 DEFAULT_CACHE_DIR = Path("results") / ".cache"
@@ -77,7 +77,8 @@ class ModelOutputCache:
         self.batch_size = batch_size
         self._model = model if model is not None else load_classifier(self.model_path)
         self._check_model_fits_data(self._model)
-        self.model_digest = file_sha256(self.model_path)[:16]
+        self.model_sha256 = file_sha256(self.model_path)
+        self.model_digest = self.model_sha256[:16]
         self._two_outputs = None
 
     @property
@@ -128,9 +129,7 @@ class ModelOutputCache:
         cache_file = self._cache_file(start, end)
         if cache_file is None:
             return
-        with atomic_path(cache_file) as temporary:
-            with open(temporary, "wb") as handle:
-                np.savez(handle, probabilities=probabilities, embeddings=embeddings)
+        save_npz(cache_file, probabilities=probabilities, embeddings=embeddings)
 
     def _predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from altoolkit.model import probabilities_and_embeddings, probabilities_and_embeddings_model

@@ -7,6 +7,7 @@ A run is written to a temporary directory and renamed into place, so a killed ru
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ DEFAULT_MODELS_DIR = Path("models")
 MODEL_FILENAME = "best_model.keras"
 METRICS_FILENAME = "metrics.json"
 HISTORY_PLOT_FILENAME = "training_history.png"
+FLIP_BY_DEFAULT = ("cifar10", "fashion_mnist")
+"""Datasets whose images keep their meaning when mirrored (digits do not), so training flips them by default."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ class TrainingRecipe:
     bn_momentum: float = 0.9
     flip_augmentation: bool = False
 
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
     def validate(self) -> None:
         if not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1:
             raise ToolkitError(f"epochs must be a positive integer, got {self.epochs!r}")
@@ -48,6 +54,11 @@ class TrainingRecipe:
             raise ToolkitError(f"learning rate must be positive, got {self.learning_rate!r}")
         if not 0 <= self.validation_fraction < 1:
             raise ToolkitError(f"validation fraction must be in [0, 1), got {self.validation_fraction!r}")
+
+
+def recipe_for(dataset_name: str, **overrides) -> TrainingRecipe:
+    """The default recipe for a dataset (horizontal flips only where they keep the meaning), with overrides."""
+    return TrainingRecipe(**{"flip_augmentation": dataset_name in FLIP_BY_DEFAULT, **overrides})
 
 
 @dataclass
@@ -111,6 +122,32 @@ def batched(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle_see
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def compiled_model(dataset: Dataset, recipe: TrainingRecipe, seed: int):
+    """A new compiled MobileNetV3Small for ``dataset``, initial weights fixed by ``seed``, ready to fit."""
+    import keras
+
+    from altoolkit.model import build_model
+
+    keras.utils.set_random_seed(seed)
+    model = build_model(dataset.num_classes, input_shape=dataset.image_shape, weights=recipe.weights,
+                        backbone_size=recipe.backbone_size, dropout=recipe.dropout,
+                        bn_momentum=recipe.bn_momentum, flip_augmentation=recipe.flip_augmentation, seed=seed)
+    model.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    build_training_state(model, dataset.x_train[:2], dataset.y_train[:2])
+    return model
+
+
+def fit_model(model, dataset: Dataset, train_idx: np.ndarray, validation_idx: np.ndarray, recipe: TrainingRecipe,
+              seed: int, callbacks: list, verbose: int = 0):
+    """``model.fit`` on the given training rows, validating on ``validation_idx`` (if any); returns the History."""
+    x, y = dataset.x_train, dataset.y_train
+    validation = batched(x[validation_idx], y[validation_idx], recipe.batch_size) if len(validation_idx) else None
+    return model.fit(batched(x[train_idx], y[train_idx], recipe.batch_size, shuffle_seed=seed),
+                     epochs=recipe.epochs, shuffle=False, callbacks=callbacks, verbose=verbose,
+                     validation_data=validation)
+
+
 def build_training_state(model, sample_images: np.ndarray, sample_labels: np.ndarray) -> None:
     """Create the optimizer's and the metrics' variables before ``fit``.
 
@@ -160,7 +197,6 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
     """
     import keras
 
-    from altoolkit.model import build_model
     from altoolkit.plots import plot_training_history
 
     recipe.validate()
@@ -170,24 +206,14 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
     if output_dir.exists() and not overwrite:
         raise ToolkitError(f"{output_dir} already exists: pass --overwrite to replace it or choose --output-dir")
     started = time.perf_counter()
-    keras.utils.set_random_seed(seed)
-    model = build_model(dataset.num_classes, input_shape=dataset.image_shape, weights=recipe.weights,
-                        backbone_size=recipe.backbone_size, dropout=recipe.dropout,
-                        bn_momentum=recipe.bn_momentum, flip_augmentation=recipe.flip_augmentation, seed=seed)
-    model.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    build_training_state(model, dataset.x_train[train_idx[:2]], dataset.y_train[train_idx[:2]])
+    model = compiled_model(dataset, recipe, seed)
     with atomic_directory(output_dir, overwrite=overwrite) as work_dir:
         model_path = work_dir / MODEL_FILENAME
         has_validation = len(validation_idx) > 0
         checkpoint = keras.callbacks.ModelCheckpoint(
             model_path, monitor="val_accuracy" if has_validation else "accuracy", save_best_only=True,
             verbose=0)
-        history = model.fit(
-            batched(dataset.x_train[train_idx], dataset.y_train[train_idx], recipe.batch_size, shuffle_seed=seed),
-            epochs=recipe.epochs, shuffle=False, callbacks=[checkpoint], verbose=verbose,
-            validation_data=(batched(dataset.x_train[validation_idx], dataset.y_train[validation_idx],
-                                     recipe.batch_size) if has_validation else None))
+        history = fit_model(model, dataset, train_idx, validation_idx, recipe, seed, [checkpoint], verbose)
         training_seconds = time.perf_counter() - started
         best_model = keras.models.load_model(model_path, compile=False, safe_mode=True)
         evaluation = evaluate_model(best_model, dataset)
@@ -207,7 +233,7 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
             "train_size": int(len(train_idx)),
             "validation_indices": [int(validation_idx[0]), int(validation_idx[-1]) + 1] if has_validation else None,
             "seed": int(seed),
-            "recipe": {key: getattr(recipe, key) for key in recipe.__dataclass_fields__},
+            "recipe": recipe.as_dict(),
             "history": history_dict,
             "training_seconds": round(training_seconds, 2),
             "versions": library_versions(),

@@ -31,8 +31,8 @@ import numpy as np
 from AL_functions import select_samples
 from altoolkit.data import Dataset, load_dataset, parse_classes
 from altoolkit.errors import ToolkitError, cli_entry
-from altoolkit.files import atomic_path, write_json, write_text
-from altoolkit.training import TrainingRecipe, accuracy_report, batched, build_training_state, training_indices
+from altoolkit.files import save_npz, write_json, write_text
+from altoolkit.training import TrainingRecipe, compiled_model, evaluate_model, fit_model, training_indices
 
 RESULTS_FILENAME = "results.json"
 REPORT_FILENAME = "report.md"
@@ -172,21 +172,12 @@ class SeedTrainer:
     """
 
     def __init__(self, dataset: Dataset, recipe: TrainingRecipe, seed: int):
-        import keras
-
-        from altoolkit.model import build_model, probabilities_and_embeddings_model
+        from altoolkit.model import probabilities_and_embeddings_model
 
         self.dataset = dataset
         self.recipe = recipe
         self.seed = int(seed)
-        keras.utils.set_random_seed(self.seed)
-        self.model = build_model(dataset.num_classes, input_shape=dataset.image_shape, weights=recipe.weights,
-                                 backbone_size=recipe.backbone_size, dropout=recipe.dropout,
-                                 bn_momentum=recipe.bn_momentum, flip_augmentation=recipe.flip_augmentation,
-                                 seed=self.seed)
-        self.model.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate),
-                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        build_training_state(self.model, dataset.x_train[:2], dataset.y_train[:2])
+        self.model = compiled_model(dataset, recipe, self.seed)
         self.two_outputs = probabilities_and_embeddings_model(self.model)
         self.initial_values = [variable.numpy() for variable in self._state_variables()]
 
@@ -209,22 +200,14 @@ class SeedTrainer:
         """Train from the initial weights; keep the best-validation epoch's weights in the model. Returns facts."""
         self.reset()
         keeper = _best_weights_callback("val_accuracy" if len(validation_idx) else "accuracy")
-        x, y = self.dataset.x_train, self.dataset.y_train
-        history = self.model.fit(
-            batched(x[train_idx], y[train_idx], self.recipe.batch_size, shuffle_seed=self.seed),
-            epochs=self.recipe.epochs, shuffle=False, callbacks=[keeper], verbose=0,
-            validation_data=(batched(x[validation_idx], y[validation_idx], self.recipe.batch_size)
-                             if len(validation_idx) else None))
+        history = fit_model(self.model, self.dataset, train_idx, validation_idx, self.recipe, self.seed, [keeper])
         self.model.set_weights(keeper.best_weights)
         return {"best_epoch": keeper.best_epoch + 1, "best_validation_accuracy": keeper.best,
                 "epochs_run": len(history.history.get("loss", []))}
 
     def evaluate(self) -> dict:
         """Accuracy overall and per class on the test split."""
-        from altoolkit.model import run_inference
-
-        probabilities = run_inference(self.model, self.dataset.x_test)[0]
-        return accuracy_report(probabilities.argmax(axis=1), self.dataset.y_test, self.dataset.class_names)
+        return evaluate_model(self.model, self.dataset)
 
     def infer(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities, embeddings) of the given training rows, one forward pass."""
@@ -263,9 +246,7 @@ def state_path(state_dir: Path, seed: int, name: str, round_number: int) -> Path
 
 def save_weights(target: Path, weights: list[np.ndarray]) -> None:
     """Weights as an .npz (atomic, no pickles): lets a resumed run continue from a finished round's model."""
-    with atomic_path(target) as temporary:
-        with open(temporary, "wb") as handle:
-            np.savez(handle, *weights)
+    save_npz(target, *weights)
 
 
 def load_weights(source: Path) -> list[np.ndarray]:
