@@ -8,6 +8,7 @@ A run is written to a temporary directory and renamed into place, so a killed ru
 from __future__ import annotations
 
 import dataclasses
+import math
 import platform
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,10 @@ class TrainingRecipe:
     dropout: float = 0.3
     bn_momentum: float = 0.9
     flip_augmentation: bool = False
+    cosine_decay: bool = False
+    """Lower the learning rate from ``learning_rate`` towards 0 along a half cosine over the epochs. From scratch on
+    a few hundred images, a constant rate leaves the last epochs jumping by 10+ points of accuracy; decayed,
+    the last epoch is stable (measured on Fashion-MNIST, README benchmark section)."""
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -142,10 +147,20 @@ def fit_model(model, dataset: Dataset, train_idx: np.ndarray, validation_idx: np
               seed: int, callbacks: list, verbose: int = 0):
     """``model.fit`` on the given training rows, validating on ``validation_idx`` (if any); returns the History."""
     x, y = dataset.x_train, dataset.y_train
+    if recipe.cosine_decay:
+        callbacks = [*callbacks, cosine_schedule(recipe.learning_rate, recipe.epochs)]
     validation = batched(x[validation_idx], y[validation_idx], recipe.batch_size) if len(validation_idx) else None
     return model.fit(batched(x[train_idx], y[train_idx], recipe.batch_size, shuffle_seed=seed),
                      epochs=recipe.epochs, shuffle=False, callbacks=callbacks, verbose=verbose,
                      validation_data=validation)
+
+
+def cosine_schedule(learning_rate: float, epochs: int):
+    """A callback setting epoch ``e``'s learning rate to ``learning_rate · (1 + cos(π e / epochs)) / 2``."""
+    import keras
+
+    return keras.callbacks.LearningRateScheduler(
+        lambda epoch: learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))
 
 
 def build_training_state(model, sample_images: np.ndarray, sample_labels: np.ndarray) -> None:
