@@ -7,6 +7,8 @@
     intersection, stats = analyzer.find_intersection(save_images=True, create_visualization=True)
     print(analyzer.get_summary())
 
+or, with a labeling budget instead of the intersection, ``analyzer.select(200, strategy="class_balanced_margin")``.
+
 When every class target is met, ``find_intersection`` retrains with the labeled set plus the selected images and,
 as the control, with the same number of images drawn at random from the same pool (same seed, same recipe),
 then compares both with the base model on the test split. ``python AL_cycle.py --help`` runs the same from
@@ -26,8 +28,8 @@ from typing import Mapping
 import numpy as np
 
 import AL_functions as alf
-from altoolkit.analyses import (ANALYSES, PoolContext, open_pool, run_diversity, run_intersection, run_novelty,
-                                run_uncertainty)
+from altoolkit.analyses import (ANALYSES, REPRESENTATIONS, PoolContext, open_pool, run_diversity, run_intersection,
+                                run_novelty, run_selection, run_uncertainty)
 from altoolkit.balance import ClassBalance, normalise_targets, parse_targets, recommendations
 from altoolkit.cli import (DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX, add_dataset_arguments,
                            dataset_from_args, keras_verbosity)
@@ -85,6 +87,10 @@ class ActiveLearningAnalyzer:
         self.results: dict[str, dict] = {}
         self.intersection: np.ndarray | None = None
         self.intersection_stats: dict | None = None
+        self.selected: np.ndarray | None = None
+        self.selected_stats: dict | None = None
+        self.selected_by: str | None = None
+        self.selected_file: Path | None = None
         self.balance: ClassBalance | None = None
         self.advice: list[str] = []
         self.comparison: dict | None = None
@@ -131,23 +137,50 @@ class ActiveLearningAnalyzer:
             self.context, index_sets, self.output_dir / "intersection", scores, save_images,
             create_visualization, self.verbose)
         self.timings["intersection"] = time.perf_counter() - started
+        self._use_selection(self.intersection, self.intersection_stats, "intersection",
+                            self.output_dir / "intersection" / "intersection_indices.npy")
+        return self.intersection, self.intersection_stats
+
+    def select(self, budget: int, strategy: str = "class_balanced_margin", representation: str = "model",
+               save_images: bool = True, create_visualization: bool = True):
+        """Exactly ``budget`` pool images (fewer only if the pool is smaller) chosen by ``strategy``.
+
+        The budgeted path beside :meth:`find_intersection`: any name of ``AL_functions.STRATEGIES``, over the
+        model's embeddings or PCA of the pixels (``representation="pixels"``). Then the same class-balance
+        check and, when every target is met, the same retraining against random. Returns (indices relative to
+        ``start_idx`` in the order chosen, stats).
+        """
+        started = time.perf_counter()
+        indices, stats = run_selection(self.context, self.output_dir / "selection", strategy, budget,
+                                       seed=self.seed, representation=representation, save_images=save_images,
+                                       plots=create_visualization, verbose=self.verbose)
+        self.timings["selection"] = time.perf_counter() - started
+        self._use_selection(indices, stats, strategy, self.output_dir / "selection" / "selection_indices.npy")
+        return indices, stats
+
+    def _use_selection(self, indices: np.ndarray, stats: dict, selected_by: str, indices_file: Path) -> None:
+        """Make ``indices`` the selection to check and retrain with; check balance; retrain when targets are met."""
+        self.selected, self.selected_stats, self.selected_by = indices, stats, selected_by
+        self.selected_file = indices_file
         self._check_balance()
         self.write_manifest()
         if self.balance is not None and self.balance.all_met and self.auto_retrain:
-            if len(self.intersection) == 0:
-                self._say("retraining skipped: the intersection is empty, there is nothing to add")
+            if len(indices) == 0:
+                self._say(f"retraining skipped: the {selected_by} selection is empty, there is nothing to add")
             else:
                 self.retrain_and_compare()
-        return self.intersection, self.intersection_stats
 
     def retrain_and_compare(self) -> dict:
-        """Train base+AL and base+random (same size, same pool, seed and recipe); compare all three on the test split."""
-        if self.intersection is None:
-            raise ToolkitError("call find_intersection() before retrain_and_compare()")
-        if len(self.intersection) == 0:
-            raise ToolkitError("the intersection is empty: there are no images to retrain with")
-        count = len(self.intersection)
-        al_indices = self.intersection + self.start_idx
+        """Train base+AL and base+random (same size, same pool, seed and recipe); compare all three on the test split.
+
+        AL is the latest selection: ``find_intersection``'s or ``select``'s.
+        """
+        if self.selected is None:
+            raise ToolkitError("call find_intersection() or select() before retrain_and_compare()")
+        if len(self.selected) == 0:
+            raise ToolkitError(f"the {self.selected_by} selection is empty: there are no images to retrain with")
+        count = len(self.selected)
+        al_indices = np.sort(self.selected) + self.start_idx
         random_indices = alf.random_indices(self.context.pool_size, count, seed=self.seed) + self.start_idx
         started = time.perf_counter()
         base = evaluate_model(self.context.cache.model, self.dataset)
@@ -177,11 +210,16 @@ class ActiveLearningAnalyzer:
             stats = self.intersection_stats
             lines.append(f"  intersection: {stats['count']} images ({stats['percentage']}% of the pool)")
             lines.append(f"  class distribution ({stats['distribution_source']}): {stats['distribution']}")
+        if self.selected is not None and self.selected_by != "intersection":
+            stats = self.selected_stats
+            lines.append(f"  selection: {stats['count']} images by {stats['strategy']} ({stats['representation']} "
+                         f"features, budget {stats['budget']})")
+            lines.append(f"  class distribution ({stats['distribution_source']}): {stats['distribution']}")
         if self.balance is not None:
             lines.append("  balance: " + ("all targets met" if self.balance.all_met else "targets not met"))
             lines.extend(f"    {line}" for line in self.balance.lines())
             lines.extend(f"    -> {line}" for line in self.advice)
-        elif self.intersection_stats is not None:
+        elif self.selected_stats is not None:
             lines.append("  balance: no targets set")
         if self.comparison is not None:
             accuracy = self.comparison["accuracy"]
@@ -212,6 +250,12 @@ class ActiveLearningAnalyzer:
                 "count": int(len(self.intersection)), "absolute_indices": self.intersection + self.start_idx,
                 "distribution": self.intersection_stats["distribution"],
                 "distribution_source": self.intersection_stats["distribution_source"]},
+            "selection": None if self.selected is None else {
+                "by": self.selected_by, "count": int(len(self.selected)),
+                "absolute_indices": self.selected + self.start_idx,
+                "distribution": self.selected_stats["distribution"],
+                "parameters": {key: self.selected_stats[key] for key in ("budget", "representation", "seed")
+                               if key in self.selected_stats}},
             "balance": None if self.balance is None else {
                 "all_met": self.balance.all_met, "actual": self.balance.actual, "targets": self.balance.targets,
                 "recommendations": self.advice},
@@ -241,7 +285,7 @@ class ActiveLearningAnalyzer:
         if self.targets is None:
             self.balance = None
             return
-        stats = self.intersection_stats
+        stats = self.selected_stats
         self.balance = ClassBalance(actual=stats["distribution"], targets=self.targets,
                                     source=stats["distribution_source"])
         self.advice = recommendations(self.balance, self.context.pool_size, self.start_idx, self.end_idx,
@@ -251,7 +295,7 @@ class ActiveLearningAnalyzer:
             self._say(f"  {line}")
         if not self.context.pool_has_labels and self.balance.all_met:
             self._say("the pool has no labels: label the selected images before retraining "
-                      f"(their indices are in {self.output_dir / 'intersection' / 'intersection_indices.npy'})")
+                      f"(their indices are in {self.selected_file})")
             self.auto_retrain = False
         elif self.balance.all_met:
             self._say("every class target is met" + (": retraining" if self.auto_retrain else ""))
@@ -362,6 +406,14 @@ def build_parser() -> argparse.ArgumentParser:
     pool.add_argument("--end-idx", type=int, default=DEFAULT_END_IDX, help="end of the pool, exclusive (default: 4000)")
     pool.add_argument("--target-per-class", default=None,
                       help="selected images wanted per class: N, or class=N,class=N (default: no targets)")
+    budgeted = parser.add_argument_group("budgeted selection (instead of the intersection)")
+    budgeted.add_argument("--budget", type=int, default=None,
+                          help="select exactly this many images with --strategy instead of intersecting the analyses")
+    budgeted.add_argument("--strategy", default="class_balanced_margin", choices=alf.STRATEGIES,
+                          help="with --budget (default: class_balanced_margin)")
+    budgeted.add_argument("--representation", default="model", choices=REPRESENTATIONS,
+                          help="features for distance-based strategies: the model's embeddings or PCA of the "
+                               "pixels (default: model)")
     analyses = parser.add_argument_group("analyses")
     analyses.add_argument("--threshold-percentile", type=float, default=50, help="uncertainty (default: 50)")
     analyses.add_argument("--n-clusters", type=int, default=20, help="diversity k-means clusters (default: 20)")
@@ -396,9 +448,13 @@ def main(argv: list[str] | None = None) -> int:
         model_path, args.labeled_size, args.start_idx, args.end_idx, parse_targets(args.target_per_class),
         dataset=dataset, output_dir=args.output_dir, models_dir=args.models_dir, seed=args.seed,
         training=training, auto_retrain=not args.no_retrain, verbose=not args.quiet)
-    analyzer.run_all(uncertainty_params={"threshold_percentile": args.threshold_percentile},
-                     diversity_params={"n_clusters": args.n_clusters}, novelty_params={"k_neighbors": args.k_neighbors})
-    analyzer.find_intersection(save_images=not args.no_images, create_visualization=True)
+    if args.budget is not None:
+        analyzer.select(args.budget, args.strategy, args.representation, save_images=not args.no_images)
+    else:
+        analyzer.run_all(uncertainty_params={"threshold_percentile": args.threshold_percentile},
+                         diversity_params={"n_clusters": args.n_clusters},
+                         novelty_params={"k_neighbors": args.k_neighbors})
+        analyzer.find_intersection(save_images=not args.no_images, create_visualization=True)
     analyzer.timings["total"] = time.perf_counter() - started
     manifest = analyzer.write_manifest()
     if not args.quiet:

@@ -16,11 +16,15 @@ from typing import Callable
 
 import numpy as np
 
+from altoolkit.arrays import as_indices, check_embeddings, check_probabilities, check_scores
 from altoolkit.errors import ToolkitError
+from altoolkit.strategies import (MC_DROPOUT_PASSES, ClassifierHead, badge_select, bald_scores, class_balanced_select,
+                                  k_center_greedy, mc_dropout_probabilities, ranking_by, typicality_select)
 from altoolkit.model import INFERENCE_BATCH_SIZE
 
 STRATEGIES = ("random", "entropy", "margin", "least_confidence", "uncertainty", "diversity", "novelty",
-              "combined", "intersection", "intersection_filled")
+              "combined", "intersection", "intersection_filled", "bald", "coreset", "badge", "typicality",
+              "class_balanced_margin", "class_balanced_random")
 """Strategy names accepted by :func:`select_samples` and :func:`modal_query_strategy`."""
 
 DEFAULT_COMBINED_WEIGHTS = (0.5, 0.3, 0.2)
@@ -36,9 +40,8 @@ KMEANS_SEEDING_SAMPLE = 1000
 NEAREST_NEIGHBORS_CHUNK = 2048
 """Pool rows per k-NN query, so memory is bounded by chunk × labeled size, never pool × labeled."""
 
-PROBABILITY_SUM_TOLERANCE = 1e-3
-
 _NEEDS_LABELED = ("novelty", "combined", "intersection", "intersection_filled")
+_NEEDS_LABELED_CLASSES = ("class_balanced_margin", "class_balanced_random")
 
 
 @dataclass(frozen=True)
@@ -81,75 +84,29 @@ class NoveltyResult:
     indices: np.ndarray
 
 
-def _as_indices(values) -> np.ndarray:
-    return np.asarray(values, dtype=np.int64)
-
-
-def _check_probabilities(probabilities) -> np.ndarray:
-    """Return ``probabilities`` as a float64 N×K array, or raise ToolkitError saying what is wrong."""
-    p = np.asarray(probabilities, dtype=np.float64)
-    if p.ndim != 2:
-        raise ToolkitError(f"probabilities must be a 2-D array (images × classes), got shape {p.shape}")
-    if p.shape[1] < 2:
-        raise ToolkitError(f"probabilities need at least 2 class columns, got {p.shape[1]}")
-    if not np.all(np.isfinite(p)):
-        raise ToolkitError("probabilities contain NaN or infinity: check the model's output")
-    if np.any(p < 0):
-        raise ToolkitError("probabilities contain negative values: pass softmax outputs, not logits")
-    row_sums = p.sum(axis=1)
-    bad = np.flatnonzero(np.abs(row_sums - 1.0) > PROBABILITY_SUM_TOLERANCE)
-    if bad.size:
-        raise ToolkitError(f"probability rows must sum to 1 (row {bad[0]} sums to {row_sums[bad[0]]:.4f}): "
-                           "pass softmax outputs, not logits")
-    return p
-
-
-def _check_embeddings(embeddings, name: str = "embeddings", allow_empty: bool = False) -> np.ndarray:
-    """Return ``embeddings`` as a 2-D float array, or raise ToolkitError saying what is wrong."""
-    e = np.asarray(embeddings)
-    if e.ndim != 2:
-        raise ToolkitError(f"{name} must be a 2-D array (images × features), got shape {e.shape}")
-    if not np.issubdtype(e.dtype, np.floating):
-        e = e.astype(np.float64)
-    if len(e) == 0 and not allow_empty:
-        raise ToolkitError(f"{name} is empty: there is nothing to analyse")
-    if not np.all(np.isfinite(e)):
-        raise ToolkitError(f"{name} contain NaN or infinity: check the model's output")
-    return e
-
-
 def _check_percentile(value: float, name: str) -> float:
     if not (np.isfinite(value) and 0 < value <= 100):
         raise ToolkitError(f"{name} must be in (0, 100], got {value}")
     return float(value)
 
 
-def _check_scores(scores, name: str = "scores") -> np.ndarray:
-    s = np.asarray(scores, dtype=np.float64)
-    if s.ndim != 1:
-        raise ToolkitError(f"{name} must be a 1-D array (one score per image), got shape {s.shape}")
-    if not np.all(np.isfinite(s)):
-        raise ToolkitError(f"{name} contain NaN or infinity")
-    return s
-
-
 def entropy_scores(probabilities) -> np.ndarray:
     """Shannon entropy of each row in nats (0·log 0 = 0): highest when the model spreads its belief evenly."""
     from scipy.special import entr
 
-    return entr(_check_probabilities(probabilities)).sum(axis=1)
+    return entr(check_probabilities(probabilities)).sum(axis=1)
 
 
 def margin_scores(probabilities) -> np.ndarray:
     """1 − (top probability − runner-up): 1 when the two best classes tie, 0 for a one-hot prediction."""
-    p = _check_probabilities(probabilities)
+    p = check_probabilities(probabilities)
     top_two = np.partition(p, p.shape[1] - 2, axis=1)[:, -2:]
     return 1.0 - (top_two[:, 1] - top_two[:, 0])
 
 
 def least_confidence_scores(probabilities) -> np.ndarray:
     """1 − max probability: how far the model is from being sure of its prediction."""
-    return 1.0 - _check_probabilities(probabilities).max(axis=1)
+    return 1.0 - check_probabilities(probabilities).max(axis=1)
 
 
 def select_uncertain(probabilities, threshold_percentile: float = 50) -> UncertaintyResult:
@@ -159,7 +116,7 @@ def select_uncertain(probabilities, threshold_percentile: float = 50) -> Uncerta
     over the pool (numpy's linear interpolation), so ties at the threshold are all included; 100 selects all.
     """
     threshold_percentile = _check_percentile(threshold_percentile, "threshold_percentile")
-    p = _check_probabilities(probabilities)
+    p = check_probabilities(probabilities)
     entropy = entropy_scores(p)
     margin = margin_scores(p)
     least_confidence = least_confidence_scores(p)
@@ -173,7 +130,7 @@ def select_uncertain(probabilities, threshold_percentile: float = 50) -> Uncerta
         by_margin = margin >= margin_threshold
     criterion = np.where(by_entropy & by_margin, "both",
                          np.where(by_entropy, "entropy", np.where(by_margin, "margin", "")))
-    return UncertaintyResult(indices=_as_indices(np.flatnonzero(by_entropy | by_margin)), entropy=entropy,
+    return UncertaintyResult(indices=as_indices(np.flatnonzero(by_entropy | by_margin)), entropy=entropy,
                              margin=margin, least_confidence=least_confidence, entropy_threshold=entropy_threshold,
                              margin_threshold=margin_threshold, criterion=criterion.astype("<U7"))
 
@@ -206,7 +163,7 @@ def analyze_diversity_embeddings(embeddings, n_clusters: int = 20, far_percentil
     from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_limits
 
-    e = _check_embeddings(embeddings)
+    e = check_embeddings(embeddings)
     far_percentile = _check_percentile(far_percentile, "far_percentile")
     check_n_clusters(n_clusters, len(e))
     sampled = len(e) > KMEANS_FIT_SAMPLE
@@ -225,8 +182,8 @@ def analyze_diversity_embeddings(embeddings, n_clusters: int = 20, far_percentil
     _, first_of_each_cluster = np.unique(labels[by_cluster_then_distance], return_index=True)
     representatives = by_cluster_then_distance[first_of_each_cluster]
     return DiversityResult(cluster_labels=labels, centroids=centroids, distances=distances, threshold=threshold,
-                           indices=_as_indices(np.flatnonzero(distances > threshold)),
-                           representatives=_as_indices(representatives))
+                           indices=as_indices(np.flatnonzero(distances > threshold)),
+                           representatives=as_indices(representatives))
 
 
 def _kmeans_plusplus_on_sample(embeddings: np.ndarray, n_clusters: int, random_state: int) -> np.ndarray:
@@ -268,8 +225,8 @@ def analyze_novelty_embeddings(pool_embeddings, labeled_embeddings, k_neighbors:
     """
     from sklearn.neighbors import NearestNeighbors
 
-    pool = _check_embeddings(pool_embeddings, "pool embeddings", allow_empty=True)
-    labeled = _check_embeddings(labeled_embeddings, "labeled embeddings")
+    pool = check_embeddings(pool_embeddings, "pool embeddings", allow_empty=True)
+    labeled = check_embeddings(labeled_embeddings, "labeled embeddings")
     novelty_percentile = _check_percentile(novelty_percentile, "novelty_percentile")
     if pool.shape[1] != labeled.shape[1]:
         raise ToolkitError(f"pool embeddings have {pool.shape[1]} features but labeled embeddings have "
@@ -282,17 +239,17 @@ def analyze_novelty_embeddings(pool_embeddings, labeled_embeddings, k_neighbors:
         distances, _ = neighbours.kneighbors(chunk, return_distance=True)
         scores[start:start + len(chunk)] = distances.mean(axis=1)
     threshold = float(np.percentile(scores, novelty_percentile)) if len(scores) else float("nan")
-    return NoveltyResult(scores=scores, threshold=threshold, indices=_as_indices(np.flatnonzero(scores > threshold)))
+    return NoveltyResult(scores=scores, threshold=threshold, indices=as_indices(np.flatnonzero(scores > threshold)))
 
 
 def intersect_indices(*index_arrays) -> np.ndarray:
     """Indices present in every given array, sorted ascending int64; empty input or no overlap gives an empty array."""
     if not index_arrays:
         return np.zeros(0, dtype=np.int64)
-    common = np.unique(_as_indices(index_arrays[0]))
+    common = np.unique(as_indices(index_arrays[0]))
     for indices in index_arrays[1:]:
-        common = np.intersect1d(common, _as_indices(indices), assume_unique=False)
-    return _as_indices(common)
+        common = np.intersect1d(common, as_indices(indices), assume_unique=False)
+    return as_indices(common)
 
 
 def random_indices(n_pool: int, n: int, seed: int = 0) -> np.ndarray:
@@ -302,12 +259,12 @@ def random_indices(n_pool: int, n: int, seed: int = 0) -> np.ndarray:
     if n >= n_pool:
         return np.arange(n_pool, dtype=np.int64)
     chosen = np.random.default_rng(seed).choice(n_pool, size=n, replace=False)
-    return np.sort(_as_indices(chosen))
+    return np.sort(as_indices(chosen))
 
 
 def min_max_normalise(values) -> np.ndarray:
     """Rescale to [0, 1] so scores with different units can be added; a constant (or empty) vector becomes zeros."""
-    x = _check_scores(values, "values")
+    x = check_scores(values, "values")
     if x.size == 0:
         return x
     low, high = x.min(), x.max()
@@ -318,8 +275,8 @@ def min_max_normalise(values) -> np.ndarray:
 
 def combined_scores(uncertainty, diversity, novelty, weights=DEFAULT_COMBINED_WEIGHTS) -> np.ndarray:
     """Weighted sum of the min–max normalised uncertainty, diversity and novelty scores (prototype: 0.5, 0.3, 0.2)."""
-    parts = [_check_scores(uncertainty, "uncertainty scores"), _check_scores(diversity, "diversity scores"),
-             _check_scores(novelty, "novelty scores")]
+    parts = [check_scores(uncertainty, "uncertainty scores"), check_scores(diversity, "diversity scores"),
+             check_scores(novelty, "novelty scores")]
     if len({len(part) for part in parts}) != 1:
         raise ToolkitError("uncertainty, diversity and novelty scores must have one value per pool image, "
                            f"got lengths {[len(part) for part in parts]}")
@@ -337,16 +294,17 @@ def top_n(scores, n: int, seed: int = 0) -> np.ndarray:
     shuffled_argmax draws from numpy's global random state and takes no seed; multi_argmax has no tie-break
     at all. ``n`` larger than the pool returns every index.
     """
-    s = _check_scores(scores)
+    s = check_scores(scores)
     if n < 0:
         raise ToolkitError(f"n must be non-negative, got {n}")
     tie_break = np.random.default_rng(seed).permutation(len(s))
-    return _as_indices(np.lexsort((tie_break, -s))[:n])
+    return as_indices(np.lexsort((tie_break, -s))[:n])
 
 
 def select_samples(probabilities, embeddings, labeled_embeddings, n: int, strategy: str = "combined", seed: int = 0,
                    threshold_percentile: float = 50, n_clusters: int = 20, k_neighbors: int = 5,
-                   far_percentile: float = 75, novelty_percentile: float = 75) -> np.ndarray:
+                   far_percentile: float = 75, novelty_percentile: float = 75, labeled_classes=None,
+                   head: ClassifierHead | None = None, mc_passes: int = MC_DROPOUT_PASSES) -> np.ndarray:
     """Pick pool images to label with the named strategy (one of ``STRATEGIES``).
 
     Order of the result: "random" and "intersection" return ascending indices; every ranked strategy returns
@@ -356,16 +314,28 @@ def select_samples(probabilities, embeddings, labeled_embeddings, n: int, strate
     distance and novelty. "intersection" returns the whole uncertain ∩ far ∩ novel set, whatever its size,
     ignoring ``n`` (possibly empty). "intersection_filled" ranks that set first and then the rest of the pool,
     both by combined score. ``labeled_embeddings`` may be None for strategies that do not use novelty.
+
+    Budgeted strategies from :mod:`altoolkit.strategies` return min(n, pool) indices in the order chosen:
+    "bald" (Monte-Carlo dropout in the classifier ``head``, ``mc_passes`` passes), "coreset" (k-center greedy
+    from the labeled embeddings), "badge", "typicality" (TypiClust over pool ∪ labeled embeddings), and
+    "class_balanced_margin" / "class_balanced_random" (margin ranking or a seeded shuffle spread over predicted
+    classes, fewest-labeled classes first; need ``labeled_classes``, the labeled set's class ids).
     """
     if strategy not in STRATEGIES:
         raise ToolkitError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     if n < 0:
         raise ToolkitError(f"n must be non-negative, got {n}")
-    p = _check_probabilities(probabilities)
-    e = _check_embeddings(embeddings, allow_empty=True)
+    p = check_probabilities(probabilities)
+    e = check_embeddings(embeddings, allow_empty=True)
     if len(p) != len(e):
         raise ToolkitError(f"probabilities have {len(p)} rows but embeddings have {len(e)}: "
                            "compute both in the same pass over the pool")
+    if strategy in _NEEDS_LABELED_CLASSES and labeled_classes is None:
+        raise ToolkitError(f"strategy {strategy!r} balances classes against the labeled set: pass "
+                           "labeled_classes (the labeled images' class ids)")
+    if strategy == "bald" and head is None:
+        raise ToolkitError("strategy 'bald' reruns the classifier's last layer with dropout: pass its head "
+                           "(altoolkit.model.classifier_head(model))")
     if strategy in _NEEDS_LABELED and (labeled_embeddings is None or len(labeled_embeddings) == 0):
         raise ToolkitError(f"strategy {strategy!r} compares the pool with labeled images but none were given: "
                            "pass labeled embeddings or use 'entropy', 'diversity' or 'random'")
@@ -380,6 +350,18 @@ def select_samples(probabilities, embeddings, labeled_embeddings, n: int, strate
         return top_n(margin_scores(p), n, seed)
     if strategy == "least_confidence":
         return top_n(least_confidence_scores(p), n, seed)
+    if strategy == "bald":
+        return top_n(bald_scores(mc_dropout_probabilities(e, head, mc_passes, seed)), n, seed)
+    if strategy == "coreset":
+        return k_center_greedy(e, labeled_embeddings, n, seed)
+    if strategy == "badge":
+        return badge_select(p, e, n, seed)
+    if strategy == "typicality":
+        return typicality_select(e, labeled_embeddings, n, seed)
+    if strategy in _NEEDS_LABELED_CLASSES:
+        ranking = (ranking_by(margin_scores(p), seed) if strategy == "class_balanced_margin"
+                   else np.random.default_rng(seed).permutation(len(p)))
+        return class_balanced_select(ranking, p.argmax(axis=1), labeled_classes, n, p.shape[1])
     if strategy == "diversity":
         diversity = analyze_diversity_embeddings(e, n_clusters, far_percentile, random_state=seed)
         return top_n(diversity.distances, n, seed)
@@ -397,7 +379,7 @@ def select_samples(probabilities, embeddings, labeled_embeddings, n: int, strate
     in_intersection = np.zeros(len(p), dtype=bool)
     in_intersection[intersect_indices(uncertainty.indices, diversity.indices, novelty.indices)] = True
     tie_break = np.random.default_rng(seed).permutation(len(p))
-    return _as_indices(np.lexsort((tie_break, -combined, ~in_intersection))[:n])
+    return as_indices(np.lexsort((tie_break, -combined, ~in_intersection))[:n])
 
 
 def get_feature_extractor(model):
@@ -430,18 +412,24 @@ def modal_query_strategy(strategy: str, labeled_images=None, seed: int = 0, batc
     if strategy in _NEEDS_LABELED and (labeled_images is None or len(labeled_images) == 0):
         raise ToolkitError(f"strategy {strategy!r} needs labeled_images to measure novelty: pass them, "
                            "or use 'entropy', 'diversity' or 'random'")
+    if strategy in _NEEDS_LABELED_CLASSES and params.get("labeled_classes") is None:
+        raise ToolkitError(f"strategy {strategy!r} needs labeled_classes (the labeled images' class ids)")
 
     def query(classifier, X_pool, n_instances: int = 1, **kwargs):
         """Select ``n_instances`` pool rows with the configured strategy; return (indices, X_pool[indices])."""
-        from altoolkit.model import probabilities_and_embeddings
+        from altoolkit.model import classifier_head, probabilities_and_embeddings
 
         model = getattr(classifier, "estimator", classifier)
         probabilities, embeddings = probabilities_and_embeddings(model, X_pool, batch_size)
         labeled_embeddings = None
-        if strategy in _NEEDS_LABELED:
-            _, labeled_embeddings = probabilities_and_embeddings(model, labeled_images, batch_size)
+        if strategy in _NEEDS_LABELED or strategy in ("coreset", "typicality"):
+            if labeled_images is not None and len(labeled_images):
+                _, labeled_embeddings = probabilities_and_embeddings(model, labeled_images, batch_size)
+        settings = {**params, **kwargs}
+        if strategy == "bald" and settings.get("head") is None:
+            settings["head"] = classifier_head(model)
         indices = select_samples(probabilities, embeddings, labeled_embeddings, n_instances, strategy=strategy,
-                                 seed=seed, **{**params, **kwargs})
+                                 seed=seed, **settings)
         return indices, X_pool[indices]
 
     return query

@@ -283,6 +283,71 @@ def run_intersection(context: PoolContext, index_sets: dict[str, np.ndarray], ou
     return intersection, stats
 
 
+REPRESENTATIONS = ("model", "pixels")
+"""Features a budgeted selection measures distances in: the model's embeddings, or PCA of the raw pixels
+(no trained model needed: better while the model has seen only a few hundred images)."""
+
+
+def run_selection(context: PoolContext, output_dir: str | os.PathLike, strategy: str, budget: int, *,
+                  seed: int = 0, representation: str = "model", save_images: bool = True, plots: bool = True,
+                  verbose: bool = True):
+    """The ``budget`` pool images ``strategy`` picks (any of ``AL_functions.STRATEGIES``), in the order chosen.
+
+    Writes ``selection_indices.npy`` (relative to the pool start), ``selection_run.json``, ``summary.txt``,
+    the images and a grid; returns (indices, stats).
+    """
+    from altoolkit.strategies import check_budget, pixel_pca_features
+
+    if strategy not in alf.STRATEGIES:
+        raise ToolkitError(f"unknown strategy {strategy!r}: choose one of {', '.join(alf.STRATEGIES)}")
+    if representation not in REPRESENTATIONS:
+        raise ToolkitError(f"unknown representation {representation!r}: choose one of {', '.join(REPRESENTATIONS)}")
+    budget = check_budget(budget)
+    output_dir = Path(output_dir)
+    started = time.perf_counter()
+    context.compute_outputs()
+    pool, labeled = context.pool, context.labeled
+    embeddings, labeled_embeddings = pool.embeddings, labeled.embeddings
+    if representation == "pixels":
+        images = np.concatenate([context.dataset.x_train[context.start_idx:context.end_idx],
+                                 context.dataset.x_train[:context.labeled_size]])
+        features = pixel_pca_features(images, seed=seed)
+        embeddings, labeled_embeddings = features[:context.pool_size], features[context.pool_size:]
+    head = None
+    if strategy == "bald":
+        from altoolkit.model import classifier_head
+
+        head = classifier_head(context.cache.model)
+    indices = alf.select_samples(pool.probabilities, embeddings, labeled_embeddings, budget, strategy=strategy,
+                                 seed=seed, labeled_classes=context.dataset.y_train[:context.labeled_size],
+                                 head=head)
+    seconds = time.perf_counter() - started
+    stats = {**selection_stats(context, indices), "strategy": strategy, "budget": budget,
+             "representation": representation, "seed": seed, "seconds": round(seconds, 3)}
+    save_npy(output_dir / "selection_indices.npy", indices)
+    write_json(output_dir / "selection_run.json", {**context.describe(), "stats": stats,
+                                                  "absolute_indices": indices + context.start_idx})
+    lines = [f"budgeted selection: {strategy} over {representation} features, budget {budget}, seed {seed}",
+             f"model: {context.model_path} (sha256 {context.cache.model_digest})",
+             f"pool = training images {context.start_idx}..{context.end_idx - 1} ({context.pool_size}); labeled = "
+             f"first {context.labeled_size}",
+             f"selected: {stats['count']} images in {seconds:.2f} s (after the forward pass)",
+             f"per class ({stats['distribution_source']}): {stats['distribution']}",
+             "absolute indices, in the order chosen: " + ", ".join(str(i) for i in indices + context.start_idx)]
+    write_text(output_dir / "summary.txt", "\n".join(lines) + "\n")
+    if save_images:
+        _save_images(context, indices, output_dir / "images")
+    if plots and len(indices):
+        shown = indices[:40]
+        plot_image_grid(context.dataset.x_train[context.start_idx + shown], _titles(context, shown, {}),
+                        np.ones(len(shown), dtype=bool), output_dir / "selection_samples.png",
+                        f"{strategy}: the first {len(shown)} of {len(indices)} selected images")
+    if verbose:
+        print(f"selection: {strategy} picked {stats['count']} of {context.pool_size} pool images; per class "
+              f"{stats['distribution']} -> {output_dir}")
+    return indices, stats
+
+
 def venn_regions(pool_size: int, index_sets: list[np.ndarray]) -> dict[str, int]:
     """Counts of images per membership pattern over three sets, e.g. ``"101"`` = in sets 1 and 3 only."""
     membership = np.zeros((pool_size, len(index_sets)), dtype=bool)
@@ -422,7 +487,7 @@ def _criteria_text(scores: dict[str, dict[str, np.ndarray]], index: int) -> str:
     return "; ".join(parts)
 
 
-def _save_images(context: PoolContext, intersection: np.ndarray, folder: Path) -> None:
+def _save_images(context: PoolContext, selected: np.ndarray, folder: Path) -> None:
     """One PNG per selected image, named by absolute index and class (replacing an earlier run's images)."""
     from PIL import Image
 
@@ -430,7 +495,7 @@ def _save_images(context: PoolContext, intersection: np.ndarray, folder: Path) -
 
     names = context.dataset.class_names
     with atomic_directory(folder, overwrite=True) as work:
-        for index in intersection:
+        for index in selected:
             label = names[context.oracle_labels[index]].replace("/", "-").replace(" ", "_")
             Image.fromarray(context.dataset.x_train[context.start_idx + index]).save(
                 work / f"{context.start_idx + index:06d}_{label}.png")

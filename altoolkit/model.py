@@ -126,6 +126,23 @@ def embedding_tensor(model):
     Works for functional and Sequential models, and skips a trailing Activation/Softmax layer; a nested
     backbone (MobileNet inside the classifier) is fine because only the top of the graph is walked.
     """
+    return _final_dense(model).input
+
+
+def classifier_head(model):
+    """The final Dense layer's kernel and bias and the rate of the Dropout feeding it (0 without one), for BALD."""
+    import keras
+
+    from altoolkit.strategies import ClassifierHead
+
+    dense = _final_dense(model)
+    feeding = _producing_layer(dense.input)
+    rate = float(feeding.rate) if isinstance(feeding, keras.layers.Dropout) else 0.0
+    kernel, bias = (np.asarray(w) for w in dense.get_weights())
+    return ClassifierHead(kernel=kernel, bias=bias, dropout_rate=rate)
+
+
+def _final_dense(model):
     import keras
 
     layer = _producing_layer(model.outputs[0])
@@ -136,7 +153,7 @@ def embedding_tensor(model):
         layer = _producing_layer(inbound)
     if layer is None:
         raise ToolkitError("cannot find a Dense layer producing the model's output: embeddings are undefined")
-    return layer.input
+    return layer
 
 
 def probabilities_and_embeddings_model(model):

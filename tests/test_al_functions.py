@@ -11,6 +11,7 @@ import pytest
 
 import AL_functions as al
 from altoolkit.errors import ToolkitError
+from altoolkit.strategies import ClassifierHead
 
 # Ten rows over three classes, built so that entropy and margin disagree on some rows.
 # Entropy (nats)            margin score = 1 − (p1 − p2)
@@ -263,9 +264,14 @@ def pool():
     return probabilities, embeddings, labeled
 
 
+POOL_HEAD = ClassifierHead(kernel=np.random.default_rng(3).standard_normal((8, 3)), bias=np.zeros(3),
+                           dropout_rate=0.3)
+
+
 def select(pool, strategy, n=7, seed=0):
     probabilities, embeddings, labeled = pool
-    return al.select_samples(probabilities, embeddings, labeled, n, strategy=strategy, seed=seed, n_clusters=3)
+    return al.select_samples(probabilities, embeddings, labeled, n, strategy=strategy, seed=seed, n_clusters=3,
+                             labeled_classes=np.arange(10) % 3, head=POOL_HEAD)
 
 
 @pytest.mark.parametrize("strategy", al.STRATEGIES)
@@ -323,8 +329,16 @@ def test_select_samples_empty_intersection_is_empty_not_an_error():
 
 
 def test_select_samples_unknown_strategy_lists_names(pool):
-    with pytest.raises(ToolkitError, match="unknown strategy 'bald': choose one of random, entropy, .*intersection"):
-        select(pool, "bald")
+    with pytest.raises(ToolkitError, match="unknown strategy 'oracle': choose one of random, entropy, .*badge"):
+        select(pool, "oracle")
+
+
+def test_select_samples_needs_head_for_bald_and_classes_for_balancing(pool):
+    probabilities, embeddings, labeled = pool
+    with pytest.raises(ToolkitError, match="'bald' reruns the classifier's last layer"):
+        al.select_samples(probabilities, embeddings, labeled, 5, strategy="bald")
+    with pytest.raises(ToolkitError, match="pass labeled_classes"):
+        al.select_samples(probabilities, embeddings, labeled, 5, strategy="class_balanced_margin")
 
 
 @pytest.mark.parametrize("strategy", ["novelty", "combined", "intersection", "intersection_filled"])
@@ -428,8 +442,10 @@ def test_modal_combined_uses_labeled_images():
 
 
 def test_modal_query_strategy_rejects_bad_configuration():
-    with pytest.raises(ToolkitError, match="unknown strategy 'bald'"):
-        al.modal_query_strategy("bald")
+    with pytest.raises(ToolkitError, match="unknown strategy 'oracle'"):
+        al.modal_query_strategy("oracle")
+    with pytest.raises(ToolkitError, match="needs labeled_classes"):
+        al.modal_query_strategy("class_balanced_margin")
     with pytest.raises(ToolkitError, match="unknown parameter"):
         al.modal_query_strategy("entropy", n_cluster=3)
     with pytest.raises(ToolkitError, match="needs labeled_images"):
@@ -440,3 +456,13 @@ def test_import_is_cheap():
     code = "import sys, AL_functions; print(sorted({'tensorflow', 'keras', 'sklearn'} & set(sys.modules)))"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"
+
+
+def test_modal_bald_takes_the_head_from_the_model():
+    from modAL.models import ActiveLearner
+
+    model = tiny_sequential(seed=4)
+    X_pool = np.random.default_rng(4).random((30, 8, 8, 3)).astype(np.float32)
+    learner = ActiveLearner(estimator=model, query_strategy=al.modal_query_strategy("bald", seed=1))
+    indices, _ = learner.query(X_pool, n_instances=4)
+    assert len(set(indices.tolist())) == 4

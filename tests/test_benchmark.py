@@ -14,6 +14,7 @@ import pytest
 from scipy import stats
 
 from altoolkit.errors import ToolkitError
+from altoolkit.strategies import ClassifierHead
 from Evaluation.Benchmark import benchmark as bm
 
 TINY = bm.BenchmarkConfig(dataset="digits", n0=60, budget=20, rounds=2, seeds=2, epochs=1,
@@ -73,8 +74,12 @@ def pool_arrays():
 @pytest.mark.parametrize("name", sorted(bm.STRATEGY_REGISTRY))
 def test_every_strategy_returns_distinct_unlabeled_rows(name, pool_arrays):
     probabilities, embeddings, unlabeled, labeled, y_labeled = pool_arrays
+    rng = np.random.default_rng(1)
+    head = ClassifierHead(kernel=rng.normal(size=(8, 4)), bias=np.zeros(4), dropout_rate=0.3)
+    pixels = rng.normal(size=(100, 5))
+    extras = bm.RoundExtras(head=lambda: head, pixel_features=lambda: pixels)
     chosen = bm.STRATEGY_REGISTRY[name](probabilities, embeddings, embeddings[labeled], unlabeled, labeled,
-                                        y_labeled, 15, 7)
+                                        y_labeled, 15, 7, extras=extras)
     assert len(np.unique(chosen)) == len(chosen)
     assert set(chosen.tolist()) <= set(unlabeled.tolist())
     if name == "intersection":
@@ -244,3 +249,38 @@ def test_quick_preset_through_main(tmp_path):
     results = json.loads((tmp_path / bm.RESULTS_FILENAME).read_text())
     assert len(bm.curves(results, "random")[0]) == bm.PRESETS["quick"].seeds
     assert (tmp_path / bm.REPORT_FILENAME).is_file() and (tmp_path / bm.CURVE_FILENAME).is_file()
+
+
+def test_worker_processes_extend_a_finished_benchmark_with_another_strategy(digits_dataset, tmp_path):
+    """Two one-thread worker processes; adding a strategy later trains only its cells; --workers must match."""
+    config = dataclasses.replace(TINY, seeds=1, strategies=("random",))
+    output_dir = tmp_path / "workers"
+    first = bm.run_benchmark(config, output_dir, dataset=digits_dataset, verbose=False, workers=2)
+    assert first["execution"] == {"workers": 2, "tensorflow_threads": 1}
+    extended = bm.run_benchmark(dataclasses.replace(config, strategies=("random", "margin")), output_dir,
+                                dataset=digits_dataset, verbose=False, workers=2)
+    assert cell_values(extended)[("random", 2)] == cell_values(first)[("random", 2)]
+    assert len(extended["seeds"]["0"]["strategies"]["margin"]) == TINY.rounds
+    assert not (output_dir / bm.WORKER_DIRNAME).exists()
+    assert "| margin | 1 |" in (output_dir / bm.REPORT_FILENAME).read_text()
+    with pytest.raises(ToolkitError, match="same --workers"):
+        bm.run_benchmark(config, output_dir, dataset=digits_dataset, verbose=False, workers=1)
+
+
+def test_statistics_use_only_seeds_where_every_strategy_finished():
+    def cell(round_number, accuracy):
+        return {"round": round_number, "labels": 10 * (round_number + 1), "accuracy": accuracy,
+                "per_class_accuracy": {"a": accuracy}, "timings": {"forward_s": 0.0}}
+
+    results = {"config": {"seeds": 3, "rounds": 1, "strategies": ["random", "margin"]},
+               "dataset": {"class_names": ["a"]},
+               "seeds": {"0": {"base": cell(0, 0.5), "strategies": {"random": [cell(1, 0.6)], "margin": [cell(1, 0.7)]}},
+                         "1": {"base": cell(0, 0.4), "strategies": {"random": [cell(1, 0.5)], "margin": []}},
+                         "2": {"base": cell(0, 0.3), "strategies": {"random": [cell(1, 0.4)], "margin": [cell(1, 0.4)]}},
+                         "3": {"base": cell(0, 0.9), "strategies": {"random": [cell(1, 0.9)], "margin": [cell(1, 0.9)]}}}}
+    assert len(bm.finished_seeds(results)) == 2
+    labels, accuracies = bm.curves(results, "margin")
+    assert accuracies.tolist() == [[0.5, 0.7], [0.3, 0.4]]
+    summary = bm.summarise(results)
+    assert summary["base_mean"] == pytest.approx(0.4)
+    assert summary["strategies"]["margin"]["paired"][1][0] == pytest.approx(0.05)

@@ -214,3 +214,43 @@ def test_impossible_cluster_count_fails_before_the_forward_pass(base_model, digi
         analyzer.run_all(diversity_params={"n_clusters": 301})
     with pytest.raises(ToolkitError, match=r"k_neighbors must be between 1 and the number of labeled images \(100\)"):
         analyzer.run_all(novelty_params={"k_neighbors": 101})
+
+
+def test_select_spends_exactly_the_budget_and_reports_the_balance(base_model, digits, tmp_path):
+    analyzer = make_analyzer(base_model, digits, tmp_path, targets={"3": 1000}, verbose=True)
+    indices, stats = analyzer.select(40, strategy="class_balanced_margin", save_images=False,
+                                     create_visualization=False)
+    assert len(indices) == 40 == len(set(indices.tolist())) and indices.max() < END - START
+    assert stats["count"] == 40 and sum(stats["distribution"].values()) == 40
+    assert analyzer.balance is not None and not analyzer.balance.all_met and analyzer.comparison is None
+    saved = np.load(tmp_path / "results" / "selection" / "selection_indices.npy")
+    assert saved.tolist() == indices.tolist()
+    manifest = json.loads((tmp_path / "results" / "cycle_manifest.json").read_text())
+    assert manifest["selection"]["by"] == "class_balanced_margin"
+    assert manifest["selection"]["absolute_indices"] == (indices + START).tolist()
+    assert "selection: 40 images by class_balanced_margin" in analyzer.get_summary()
+
+
+def test_select_with_met_targets_retrains_against_random_of_the_same_size(base_model, digits, tmp_path):
+    analyzer = make_analyzer(base_model, digits, tmp_path, targets=0)
+    indices, _ = analyzer.select(12, strategy="typicality", representation="pixels", save_images=False,
+                                 create_visualization=False)
+    assert analyzer.comparison["extra_images"] == 12
+    assert sorted(analyzer.comparison["al_absolute_indices"].tolist()) == sorted((indices + START).tolist())
+
+
+def test_select_rejects_an_unknown_strategy_or_representation(base_model, digits, tmp_path):
+    analyzer = make_analyzer(base_model, digits, tmp_path, targets=None)
+    with pytest.raises(ToolkitError, match="unknown strategy 'best'"):
+        analyzer.select(5, strategy="best")
+    with pytest.raises(ToolkitError, match="unknown representation 'raw'"):
+        analyzer.select(5, strategy="coreset", representation="raw")
+    with pytest.raises(ToolkitError, match="budget must be a non-negative integer"):
+        analyzer.select(-1)
+
+
+def test_command_line_budgeted_selection(base_model, digits, tmp_path, capsys):
+    assert AL_cycle.main(["--dataset", "digits", "--model", str(base_model), "--labeled-size", str(LABELED),
+                          "--start-idx", str(START), "--end-idx", str(END), "--budget", "10", "--strategy", "badge",
+                          "--no-retrain", "--no-images", "--output-dir", str(tmp_path / "out"), "--quiet"]) == 0
+    assert len(np.load(tmp_path / "out" / "selection" / "selection_indices.npy")) == 10

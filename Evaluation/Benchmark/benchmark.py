@@ -33,6 +33,7 @@ from AL_functions import select_samples
 from altoolkit.data import Dataset, load_dataset, parse_classes
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import save_npz, write_json, write_text
+from altoolkit.strategies import ClassifierHead, pixel_pca_features
 from altoolkit.training import TrainingRecipe, compiled_model, evaluate_model, fit_model, training_indices
 
 RESULTS_FILENAME = "results.json"
@@ -46,30 +47,54 @@ BASELINE = "random"
 
 # --------------------------------------------------------------------------------------------------- strategies
 
-def _select_samples_adapter(name: str) -> Callable[..., np.ndarray]:
-    """A registry entry that runs ``AL_functions.select_samples(strategy=name)`` on the unlabeled rows."""
+@dataclass(frozen=True)
+class RoundExtras:
+    """What some strategies need beyond probabilities and embeddings, computed only when one asks for it.
+
+    ``head()`` is the current classifier's last layer (BALD); ``pixel_features()`` the PCA-of-pixels features
+    of the same rows as the embeddings (the "_pixels" strategies).
+    """
+
+    head: Callable[[], ClassifierHead]
+    pixel_features: Callable[[], np.ndarray]
+
+
+def _select_samples_adapter(name: str, representation: str = "model") -> Callable[..., np.ndarray]:
+    """A registry entry running ``AL_functions.select_samples(strategy=name)`` on the unlabeled rows, over the
+    model's embeddings or (``representation="pixels"``) the PCA-of-pixels features."""
+    strategy = name.removesuffix("_pixels")
 
     def query(probabilities, embeddings, labeled_embeddings, indices_unlabeled, indices_labeled, y_labeled, n,
-              seed) -> np.ndarray:
+              seed, extras: RoundExtras | None = None) -> np.ndarray:
         indices_unlabeled = np.asarray(indices_unlabeled, dtype=np.int64)
+        if representation == "pixels":
+            if extras is None:
+                raise ToolkitError(f"strategy {name!r} needs the pixel features: pass extras")
+            embeddings = extras.pixel_features()
+            labeled_embeddings = embeddings[np.asarray(indices_labeled, dtype=np.int64)]
+        head = extras.head() if strategy == "bald" and extras is not None else None
         chosen = select_samples(probabilities[indices_unlabeled], embeddings[indices_unlabeled], labeled_embeddings,
-                                n, strategy=name, seed=seed)
+                                n, strategy=strategy, seed=seed, labeled_classes=y_labeled, head=head)
         return indices_unlabeled[chosen]
 
     query.__name__ = f"query_{name}"
-    query.__doc__ = f"AL_functions.select_samples(strategy={name!r}) over the unlabeled rows; returns row indices."
+    query.__doc__ = (f"AL_functions.select_samples(strategy={strategy!r}) over the unlabeled rows' "
+                     f"{'pixel PCA features' if representation == 'pixels' else 'embeddings'}; returns row indices.")
     return query
 
 
 STRATEGY_REGISTRY: dict[str, Callable[..., np.ndarray]] = {
-    name: _select_samples_adapter(name)
-    for name in ("random", "intersection", "intersection_filled", "entropy", "margin", "diversity", "novelty",
-                 "combined")
+    **{name: _select_samples_adapter(name)
+       for name in ("random", "intersection", "intersection_filled", "entropy", "margin", "least_confidence",
+                    "diversity", "novelty", "combined", "bald", "coreset", "badge", "typicality",
+                    "class_balanced_margin", "class_balanced_random")},
+    **{f"{name}_pixels": _select_samples_adapter(f"{name}_pixels", "pixels") for name in ("coreset", "typicality")},
 }
 """name → ``query(probabilities, embeddings, labeled_embeddings, indices_unlabeled, indices_labeled, y_labeled, n,
-seed) -> row indices``. Rows index ``probabilities``/``embeddings``; ``labeled_embeddings`` are the rows of
-``indices_labeled``. Every entry returns at most ``n`` distinct unlabeled rows, except "intersection", which
-returns the whole uncertain ∩ diverse ∩ novel set (any size). New strategies plug in by adding an entry."""
+seed, extras=None) -> row indices``. Rows index ``probabilities``/``embeddings``; ``labeled_embeddings`` are the
+rows of ``indices_labeled``; ``extras`` (:class:`RoundExtras`) supplies the classifier head and pixel features to
+the strategies that use them. Every entry returns at most ``n`` distinct unlabeled rows, except "intersection",
+which returns the whole uncertain ∩ diverse ∩ novel set (any size). New strategies plug in by adding an entry."""
 
 
 # ------------------------------------------------------------------------------------------------------ config
@@ -411,6 +436,7 @@ class SeedRun:
         self.state_dir = output_dir / STATE_DIRNAME
         self.label = f"seed {self.seed + 1}/{config.seeds}"
         self._trainer: SeedTrainer | None = None
+        self._pixel_features: np.ndarray | None = None
 
     @property
     def trainer(self) -> SeedTrainer:
@@ -420,6 +446,12 @@ class SeedRun:
                                         self.config.keep_best_validation_epoch)
             self.say(f"{self.label}: model built in {time.perf_counter() - started:.1f} s", flush=True)
         return self._trainer
+
+    def pixel_features(self) -> np.ndarray:
+        """PCA-of-pixels features of every image of the seed (initial set + pool), computed once per process."""
+        if self._pixel_features is None:
+            self._pixel_features = pixel_pca_features(self.view.x_train, seed=self.seed)
+        return self._pixel_features
 
     def train_and_evaluate(self, extra_positions: np.ndarray) -> tuple[dict, dict, float, float]:
         train_idx, validation_idx = training_indices(self.view, self.config.n0, extra_positions,
@@ -453,7 +485,7 @@ class SeedRun:
         selected = [int(self.position[i]) for cell in cells for i in cell["selected_indices"]]
         for round_number in range(len(cells) + 1, config.rounds + 1):
             cell, chosen = run_round(config, self.view, self.order, self.trainer, name, self.seed, round_number,
-                                     np.asarray(selected, np.int64), self.train_and_evaluate)
+                                     np.asarray(selected, np.int64), self.train_and_evaluate, self.pixel_features)
             selected.extend(int(p) for p in chosen)
             cells.append(cell)
             save(state_path(self.state_dir, self.seed, name, round_number), self.trainer.model.get_weights())
@@ -517,7 +549,8 @@ def run_in_workers(config: BenchmarkConfig, dataset: Dataset, output_dir: Path, 
 
 
 def run_round(config: BenchmarkConfig, view: Dataset, order: np.ndarray, trainer: SeedTrainer, name: str,
-              seed: int, round_number: int, selected: np.ndarray, train_and_evaluate) -> tuple[dict, np.ndarray]:
+              seed: int, round_number: int, selected: np.ndarray, train_and_evaluate,
+              pixel_features: Callable[[], np.ndarray]) -> tuple[dict, np.ndarray]:
     """One cell: the current model scores pool + labeled, ``name`` picks, the model is retrained and evaluated.
 
     ``selected`` and the returned picks are positions in ``view`` (the seed's order); the cell records them as
@@ -530,9 +563,13 @@ def run_round(config: BenchmarkConfig, view: Dataset, order: np.ndarray, trainer
     probabilities, embeddings = trainer.infer(rows)
     forward_s = time.perf_counter() - began
     began = time.perf_counter()
+    from altoolkit.model import classifier_head
+
+    extras = RoundExtras(head=lambda: classifier_head(trainer.model), pixel_features=lambda: pixel_features()[rows])
     chosen_rows = STRATEGY_REGISTRY[name](probabilities, embeddings, embeddings[len(remaining):],
                                          np.arange(len(remaining)), np.arange(len(remaining), len(rows)),
-                                         view.y_train[labeled], config.budget, selection_seed(seed, round_number))
+                                         view.y_train[labeled], config.budget, selection_seed(seed, round_number),
+                                         extras=extras)
     selection_s = time.perf_counter() - began
     chosen = rows[np.asarray(chosen_rows, dtype=np.int64)]
     evaluation, facts, training_s, evaluation_s = train_and_evaluate(np.concatenate([selected, chosen]))
@@ -599,14 +636,25 @@ def label_efficiency(baseline_labels: Sequence[float], baseline_accuracies: Sequ
     return None if needed is None or labels_used <= 0 else needed / labels_used
 
 
+def finished_seeds(results: dict) -> list[dict]:
+    """Records of the configured seeds whose base and every configured strategy's rounds are all done.
+
+    The statistics use only these, so every strategy is compared over the same paired seeds; a benchmark
+    stopped early reports its finished seeds (the report says how many) and resumes the rest later.
+    """
+    config = results["config"]
+    records = [results["seeds"].get(str(seed)) for seed in range(config["seeds"])]
+    return [record for record in records
+            if record is not None and "base" in record
+            and all(len(record["strategies"].get(name, [])) >= config["rounds"] for name in config["strategies"])]
+
+
 def curves(results: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, accuracies), each seeds × (rounds + 1), round 0 being the shared base model; finished seeds only."""
+    """(labels, accuracies), each finished seed × (rounds + 1), round 0 being the shared base model."""
     labels, accuracies = [], []
-    for record in results["seeds"].values():
-        cells = record.get("strategies", {}).get(name, [])
-        if "base" not in record or len(cells) < results["config"]["rounds"]:
-            continue
-        row = [record["base"], *cells]
+    rounds = results["config"]["rounds"]
+    for record in finished_seeds(results):
+        row = [record["base"], *record["strategies"][name][:rounds]]
         labels.append([cell["labels"] for cell in row])
         accuracies.append([cell["accuracy"] for cell in row])
     return np.asarray(labels, np.float64), np.asarray(accuracies, np.float64)
@@ -616,7 +664,7 @@ def summarise(results: dict) -> dict:
     """Per strategy: mean ± std and CI per round, AUC, paired difference vs random with p-values, efficiency."""
     config = results["config"]
     summary = {"strategies": {}}
-    base = [record["base"]["accuracy"] for record in results["seeds"].values() if "base" in record]
+    base = [record["base"]["accuracy"] for record in finished_seeds(results)]
     summary["base_mean"], summary["base_std"] = (float(np.mean(base)) if base else float("nan"),
                                                  float(np.std(base, ddof=1)) if len(base) > 1 else float("nan"))
     baseline_labels, baseline_acc = curves(results, BASELINE)
@@ -642,8 +690,8 @@ def summarise(results: dict) -> dict:
 
 
 def _mean_per_class(results: dict, name: str) -> dict[str, float | None]:
-    rows = [record["strategies"][name][-1]["per_class_accuracy"] for record in results["seeds"].values()
-            if len(record.get("strategies", {}).get(name, [])) >= results["config"]["rounds"]]
+    rounds = results["config"]["rounds"]
+    rows = [record["strategies"][name][rounds - 1]["per_class_accuracy"] for record in finished_seeds(results)]
     return {cls: (float(np.mean([row[cls] for row in rows])) if rows and rows[0][cls] is not None else None)
             for cls in results["dataset"]["class_names"]}
 
@@ -671,7 +719,7 @@ def render_report(results: dict, summary: dict) -> str:
              f"flip augmentation {'on' if config['flip_augmentation'] else 'off'}, learning rate "
              f"{'cosine-decayed to 0' if config.get('cosine_decay') else 'constant'}, weights of the "
              f"{'best-validation' if config.get('keep_best_validation_epoch') else 'last'} epoch",
-             f"- seeds: {config['seeds']} (finished: {len(curves(results, config['strategies'][0])[0])}); "
+             f"- seeds: {config['seeds']} (finished, and used below: {len(finished_seeds(results))}); "
              f"config hash {results['config_hash']}", "",
              "## What the benchmark can detect", "",
              f"Round-0 (base model) accuracy over seeds: mean {_fmt(summary['base_mean'], percent=True)} %, "
@@ -749,7 +797,7 @@ def plot_learning_curves(summary: dict, target: Path, title: str) -> Path:
 
 def write_report(results: dict, output_dir: Path) -> None:
     summary = summarise(results)
-    seeds = len(curves(results, results["config"]["strategies"][0])[0])
+    seeds = len(finished_seeds(results))
     plot_learning_curves(summary, output_dir / CURVE_FILENAME,
                          f"{results['dataset']['name']}: mean ± 95 % CI over {seeds} seeds")
     write_text(output_dir / REPORT_FILENAME, render_report(results, summary))
