@@ -757,6 +757,14 @@ def render_report(results: dict, summary: dict) -> str:
         lines.append(f"| {round_number} | " + " | ".join(f"{medians[k]:.2f}" for k in
                                                         ("forward_s", "selection_s", "training_s", "evaluation_s"))
                      + " |")
+    lines += ["", "Per strategy (median seconds over its seeds and rounds): the forward pass over pool + labeled "
+              "that feeds it, the strategy's own selection, and the retraining.", "",
+              "| strategy | forward pass | selection | selection / forward pass | training |",
+              "| --- | --- | --- | --- | --- |"]
+    for name, medians in strategy_speed_table(results).items():
+        ratio = medians["selection_s"] / medians["forward_s"] if medians["forward_s"] > 0 else float("nan")
+        lines.append(f"| {name} | {medians['forward_s']:.2f} | {medians['selection_s']:.2f} | {ratio:.2f}× | "
+                     f"{medians['training_s']:.1f} |")
     execution = results.get("execution", execution_settings(1))
     lines += ["", f"Peak memory (resident, largest process): {_fmt(results.get('peak_memory_mb'), 0)} MB. "
               f"Processes: {execution['workers']}, TensorFlow threads each: {execution['tensorflow_threads']}.",
@@ -774,6 +782,16 @@ def speed_table(results: dict) -> dict[int, dict[str, float]]:
             by_round.setdefault(cell["round"], []).append(cell["timings"])
     return {r: {key: float(np.median([t[key] for t in timings])) for key in timings[0]}
             for r, timings in sorted(by_round.items())}
+
+
+def strategy_speed_table(results: dict) -> dict[str, dict[str, float]]:
+    """strategy → median timing per stage over its cells in the finished seeds."""
+    table = {}
+    for name in results["config"]["strategies"]:
+        timings = [cell["timings"] for record in finished_seeds(results) for cell in record["strategies"][name]]
+        if timings:
+            table[name] = {key: float(np.median([t[key] for t in timings])) for key in timings[0]}
+    return table
 
 
 def plot_learning_curves(summary: dict, target: Path, title: str) -> Path:
