@@ -12,7 +12,7 @@ from typing import Sequence
 
 from altoolkit.cli import add_dataset_arguments, dataset_classes, dataset_from_args, keras_verbosity
 from altoolkit.data import DEFAULT_IMAGE_SIZE, load_dataset
-from altoolkit.errors import cli_entry
+from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.training import DEFAULT_MODELS_DIR, TrainResult, default_run_dir, recipe_for
 from altoolkit.training import train_model as train_on_dataset
 
@@ -24,19 +24,41 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
                 data_path: str | Path | None = None, image_size: int = DEFAULT_IMAGE_SIZE, dataset=None,
                 labeled_size: int = 500, epochs: int = 30, batch_size: int = 32, learning_rate: float = 1e-3,
                 validation_fraction: float = 0.1, weights: str | None = None, flip_augmentation: bool | None = None,
-                seed: int = 42, overwrite: bool = False, verbose: int = 1) -> TrainResult:
+                seed: int = 42, overwrite: bool = False, verbose: int = 1, label_store: str | Path | None = None,
+                pool: str | Path | None = None) -> TrainResult:
     """Load the data (unless ``dataset`` is given) and train; see :func:`altoolkit.training.train_model`.
 
     ``classes=None`` means the dataset's default (airplane/automobile/ship for CIFAR-10, all otherwise).
+    ``label_store`` (a ``label.py`` project folder, with a labeled-folder dataset) adds every label in it to
+    the training set and trains on all of it (``labeled_size`` is then ignored); ``pool`` overrides where the
+    store's pool folder is.
     """
     if dataset is None:
         class_list = dataset_classes(dataset_name, None) if classes is None else list(classes)
         dataset = load_dataset(dataset_name, path=data_path, classes=class_list, image_size=image_size)
+    if label_store is not None:
+        dataset = dataset_with_store_labels(dataset, label_store, pool)
+        labeled_size = len(dataset.x_train)
     overrides = {} if flip_augmentation is None else {"flip_augmentation": flip_augmentation}
     recipe = recipe_for(dataset.name, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                         validation_fraction=validation_fraction, weights=weights, **overrides)
     return train_on_dataset(additional_indices, output_dir, dataset=dataset, labeled_size=labeled_size,
                             recipe=recipe, seed=seed, overwrite=overwrite, verbose=verbose)
+
+
+def dataset_with_store_labels(dataset, project: str | Path, pool: str | Path | None):
+    """``dataset`` (a labeled folder) plus every image labeled in the project's label store."""
+    from altoolkit.imagepool import with_store_labels
+    from altoolkit.labelstore import LabelStore
+
+    if dataset.name != "folder":
+        raise ToolkitError("--label-store adds labels to a labeled folder: use --dataset folder --data-path "
+                           "<the labeled folder the project was made with>")
+    with LabelStore(project) as store:
+        root = pool or store.get_meta("pool")
+        if root is None:
+            raise ToolkitError(f"{store.path} does not know its pool folder: pass --pool")
+        return with_store_labels(dataset, store, root)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--output-dir", default=None,
                        help=f"run directory (default: {DEFAULT_MODELS_DIR}/<labeled-size>_train)")
     group.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    group.add_argument("--label-store", default=None, metavar="PROJECT",
+                       help="also train on every label in this label.py project (with --dataset folder); "
+                            "--labeled-size is then all of it")
+    group.add_argument("--pool", default=None, help="the project's pool folder, if it moved")
     group.add_argument("--quiet", action="store_true", help="no Keras progress output")
     return parser
 
@@ -70,11 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     weights = None if args.weights == "none" else args.weights
     imagenet = weights == "imagenet"
     dataset = dataset_from_args(args)
-    output_dir = Path(args.output_dir) if args.output_dir else default_run_dir(args.labeled_size)
+    labeled_size = args.labeled_size
+    if args.label_store:
+        dataset = dataset_with_store_labels(dataset, args.label_store, args.pool)
+        labeled_size = len(dataset.x_train)
+    output_dir = Path(args.output_dir) if args.output_dir else default_run_dir(labeled_size)
     print(f"data: {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test images, "
           f"classes {', '.join(dataset.class_names)}")
     result = train_model(
-        output_dir=output_dir, dataset=dataset, labeled_size=args.labeled_size, epochs=args.epochs,
+        output_dir=output_dir, dataset=dataset, labeled_size=labeled_size, epochs=args.epochs,
         batch_size=args.batch_size or (IMAGENET_DEFAULTS["batch_size"] if imagenet else 32),
         learning_rate=args.learning_rate or (IMAGENET_DEFAULTS["learning_rate"] if imagenet else 1e-3),
         validation_fraction=args.validation_fraction, weights=weights, flip_augmentation=args.flip,

@@ -1,0 +1,374 @@
+"""The human oracle without a browser: pool ids, the label store, export/import, label.py select and retraining."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import label
+from altoolkit.batches import (CONFIG_FILENAME, MANIFEST_FILENAME, TASKS_FILENAME, export_batch, import_labels,
+                               read_labels_file)
+from altoolkit.errors import ToolkitError
+from altoolkit.imagepool import image_id, is_image_id, scan_pool
+from altoolkit.labelstore import SCHEMA_VERSION, VERSION_1_TABLES, BatchItem, LabelStore
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ("cat", "dog", "bird")
+POOL_SIZE = 12
+
+
+def save_png(array: np.ndarray, file: Path) -> None:
+    from PIL import Image
+
+    file.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(file)
+
+
+@pytest.fixture
+def small_pool(tmp_path, digits_dataset):
+    """Twelve digit images as PNGs, a few in a sub-folder, and the ids scan_pool gives them."""
+    pool = tmp_path / "pool"
+    for index in range(POOL_SIZE):
+        folder = pool / "more" if index % 4 == 0 else pool
+        save_png(digits_dataset.x_train[200 + index], folder / f"img_{index:02d}.png")
+    return pool, scan_pool(pool)
+
+
+@pytest.fixture
+def project(tmp_path, small_pool):
+    """A store with the pool and one round whose batch is the first eight images."""
+    pool, images = small_pool
+    store = LabelStore(tmp_path / "project", class_names=CLASSES)
+    store.add_images(images)
+    store.set_meta("pool", str(pool))
+    items = [BatchItem(image.image_id, CLASSES[i % 3], {CLASSES[i % 3]: 0.6, CLASSES[(i + 1) % 3]: 0.3,
+                                                         CLASSES[(i + 2) % 3]: 0.1}, {"margin": 0.3, "entropy": 0.9})
+             for i, image in enumerate(images[:8])]
+    round_id = store.start_round("margin", {"budget": 8}, items)
+    yield store, round_id, items
+    store.close()
+
+
+def test_pool_ids_are_stable_across_moves_and_distinguish_paths(small_pool, tmp_path):
+    pool, images = small_pool
+    moved = shutil.copytree(pool, tmp_path / "elsewhere" / "pool_moved")
+    assert [image.image_id for image in scan_pool(moved)] == [image.image_id for image in images]
+    assert len({image.image_id for image in images}) == POOL_SIZE
+    assert all(is_image_id(image.image_id) for image in images)
+    first = images[0]
+    assert image_id(first.sha256, "renamed.png") != first.image_id
+    assert {image.relative_path for image in images} >= {"more/img_00.png", "img_01.png"}
+    assert not is_image_id("../labels.sqlite") and not is_image_id(first.image_id.upper())
+
+
+def test_store_keeps_history_and_the_latest_label_counts(project, tmp_path):
+    store, round_id, items = project
+    first, second = items[0].image_id, items[1].image_id
+    store.set_label(first, "cat", labeler="ann", round_id=round_id)
+    store.set_label(first, "dog", labeler="bob", round_id=round_id)
+    store.set_label(second, "bird", labeler="ann", round_id=round_id)
+    store.clear_label(second, labeler="ann", round_id=round_id)
+    with LabelStore(tmp_path / "project") as reopened:
+        assert reopened.current_labels() == {first: "dog"}
+        assert [(event.class_name, event.labeler) for event in reopened.history(first)] == [("cat", "ann"),
+                                                                                          ("dog", "bob")]
+        assert [event.class_name for event in reopened.history(second)] == ["bird", None]
+        assert reopened.class_names == CLASSES
+    connection = sqlite3.connect(store.path)
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    connection.close()
+
+
+def test_store_rejects_unknown_classes_and_ids(project):
+    store, round_id, items = project
+    with pytest.raises(ToolkitError, match="unknown class 'horse'"):
+        store.set_label(items[0].image_id, "horse", labeler="ann")
+    with pytest.raises(ToolkitError, match="unknown image id"):
+        store.set_label("0" * 20, "cat", labeler="ann")
+    assert store.current_labels() == {}
+
+
+def test_store_refuses_other_classes_and_missing_projects(project, tmp_path):
+    store, _, _ = project
+    with pytest.raises(ToolkitError, match="labels classes cat, dog, bird, not cat, dog"):
+        LabelStore(tmp_path / "project", class_names=["cat", "dog"])
+    with pytest.raises(ToolkitError, match="no label store"):
+        LabelStore(tmp_path / "nowhere")
+
+
+def test_a_version_1_store_is_migrated_and_keeps_its_labels(tmp_path):
+    path = tmp_path / "old" / "labels.sqlite"
+    path.parent.mkdir()
+    connection = sqlite3.connect(path)
+    for statement in VERSION_1_TABLES.split(";"):
+        if statement.strip():
+            connection.execute(statement)
+    connection.execute("INSERT INTO meta VALUES ('class_names', ?)", (json.dumps(list(CLASSES)),))
+    connection.execute("INSERT INTO images VALUES ('a' || printf('%019d', 1), 'x.png', 'ff', 0)")
+    connection.execute("INSERT INTO labels (image_id, class_name, labeler, labeled_at) "
+                       "VALUES ('a' || printf('%019d', 1), 'dog', 'ann', 0)")
+    connection.execute("PRAGMA user_version = 1")
+    connection.commit()
+    connection.close()
+    with LabelStore(path.parent) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.current_labels() == {"a" + "0" * 18 + "1": "dog"}
+        assert store.history("a" + "0" * 18 + "1")[0].source == "unknown"
+        store.set_label("a" + "0" * 18 + "1", "cat", labeler="bob", source="csv")
+        assert store.history("a" + "0" * 18 + "1")[-1].source == "csv"
+
+
+def test_a_store_from_a_newer_version_is_refused(tmp_path):
+    path = tmp_path / "labels.sqlite"
+    connection = sqlite3.connect(path)
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    connection.close()
+    with pytest.raises(ToolkitError, match="newer al-toolkit"):
+        LabelStore(path)
+
+
+def test_export_writes_the_manifest_label_studio_files_and_images(project, tmp_path):
+    store, round_id, items = project
+    batch = export_batch(store, round_id, store.get_meta("pool"), tmp_path / "batch")
+    rows = list(csv.DictReader((batch / MANIFEST_FILENAME).open()))
+    assert [row["id"] for row in rows] == [item.image_id for item in items]
+    assert rows[0]["predicted_class"] == "cat" and rows[0]["top1_class"] == "cat"
+    assert float(rows[0]["top2_probability"]) == pytest.approx(0.3)
+    assert rows[0]["score_margin"] == "0.3" and rows[0]["label"] == ""
+    for row in rows:
+        assert (batch / row["file"]).read_bytes() == (Path(store.get_meta("pool")) / row["source_path"]).read_bytes()
+    tasks = json.loads((batch / TASKS_FILENAME).read_text())
+    assert tasks[0]["data"]["image_id"] == items[0].image_id
+    assert tasks[0]["data"]["image"] == f"/data/local-files/?d=batch/{rows[0]['file']}"
+    assert tasks[0]["predictions"][0]["result"][0]["value"]["choices"] == ["cat"]
+    config = (batch / CONFIG_FILENAME).read_text()
+    assert all(f'<Choice value="{name}"/>' in config for name in CLASSES)
+
+
+def label_studio_export(tasks: list[dict], answers: dict[str, str]) -> list[dict]:
+    """What Label Studio's JSON export holds after a person answered some of the imported tasks."""
+    exported = []
+    for number, task in enumerate(tasks, start=1):
+        answer = answers.get(task["data"]["image_id"])
+        annotations = [] if answer is None else [
+            {"id": 100 + number, "was_cancelled": True,
+             "result": [{"from_name": "label", "to_name": "image", "type": "choices",
+                         "value": {"choices": ["bird"]}}]},
+            {"id": 200 + number, "was_cancelled": False,
+             "result": [{"from_name": "label", "to_name": "image", "type": "choices",
+                         "value": {"choices": [answer]}}]}]
+        exported.append({"id": number, "data": task["data"], "annotations": annotations,
+                         "predictions": task["predictions"]})
+    return exported
+
+
+def test_label_studio_export_round_trips_through_import(project, tmp_path):
+    store, round_id, items = project
+    batch = export_batch(store, round_id, store.get_meta("pool"), tmp_path / "batch")
+    tasks = json.loads((batch / TASKS_FILENAME).read_text())
+    answers = {items[0].image_id: "dog", items[3].image_id: "cat", items[5].image_id: "dog"}
+    export_file = tmp_path / "project-1-at-2026.json"
+    export_file.write_text(json.dumps(label_studio_export(tasks, answers)))
+    labels, source = read_labels_file(export_file)
+    assert import_labels(store, round_id, labels, labeler="ann", source=source, file_name=export_file.name) == 3
+    assert store.current_labels() == answers
+    assert {event.source for image in answers for event in store.history(image)} == {"label-studio"}
+
+
+def test_label_studio_json_min_export_is_read_too(tmp_path):
+    file = tmp_path / "min.json"
+    file.write_text(json.dumps([{"image": "x", "image_id": "a" * 20, "label": "dog", "id": 7},
+                                {"image": "y", "image_id": "b" * 20, "id": 8}]))
+    labels, _ = read_labels_file(file)
+    assert [(item.image_id, item.class_name, item.where) for item in labels] == [("a" * 20, "dog", "task 7")]
+
+
+def filled_manifest(batch: Path, answers: dict[int, str]) -> Path:
+    """The exported manifest with the label column filled in for the given row numbers (0-based)."""
+    rows = list(csv.reader((batch / MANIFEST_FILENAME).open()))
+    label_column = rows[0].index("label")
+    for number, answer in answers.items():
+        rows[number + 1][label_column] = answer
+    target = batch / "filled.csv"
+    with target.open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    return target
+
+
+def test_csv_import_with_an_unknown_class_changes_nothing_and_names_the_line(project, tmp_path):
+    store, round_id, items = project
+    batch = export_batch(store, round_id, store.get_meta("pool"), tmp_path / "batch")
+    store.set_label(items[0].image_id, "cat", labeler="ann")
+    filled = filled_manifest(batch, {0: "dog", 1: "bird", 4: "horse"})
+    with pytest.raises(ToolkitError, match=r"filled.csv: 1 problem\(s\), nothing imported .*line 6: unknown class "
+                                           r"'horse'"):
+        main_import(store, filled)
+    assert store.current_labels() == {items[0].image_id: "cat"}
+    assert len(store.history(items[1].image_id)) == 0
+
+
+def test_csv_import_reports_ids_outside_the_batch_and_duplicates(project, tmp_path, small_pool):
+    store, round_id, items = project
+    _, images = small_pool
+    file = tmp_path / "labels.csv"
+    file.write_text("id,label\n"
+                    f"{items[0].image_id},dog\n"
+                    f"{images[10].image_id},cat\n"
+                    f"{items[0].image_id},cat\n"
+                    "../../etc/passwd,cat\n"
+                    f"{items[2].image_id},\n")
+    with pytest.raises(ToolkitError) as caught:
+        main_import(store, file)
+    message = str(caught.value)
+    assert "3 problem(s), nothing imported" in message
+    assert f"line 3: id '{images[10].image_id}' is not in round {round_id}'s batch" in message
+    assert f"line 4: id {items[0].image_id} labeled again (first at line 2)" in message
+    assert "line 5: id '../../etc/passwd'" in message
+    assert store.current_labels() == {}
+
+
+def test_a_filled_csv_imports_every_label_at_once(project, tmp_path):
+    store, round_id, items = project
+    batch = export_batch(store, round_id, store.get_meta("pool"), tmp_path / "batch")
+    main_import(store, filled_manifest(batch, {0: "dog", 2: "bird", 7: "cat"}))
+    assert store.current_labels() == {items[0].image_id: "dog", items[2].image_id: "bird",
+                                      items[7].image_id: "cat"}
+
+
+def test_import_reports_at_most_twenty_problems(project, tmp_path):
+    store, _, _ = project
+    file = tmp_path / "labels.csv"
+    file.write_text("id,label\n" + "".join(f"{index:020x},cat\n" for index in range(25)))
+    with pytest.raises(ToolkitError, match=r"25 problem\(s\).*line 21: .*; and 5 more$"):
+        main_import(store, file)
+
+
+def main_import(store: LabelStore, file: Path) -> None:
+    labels, source = read_labels_file(file)
+    import_labels(store, store.latest_round(), labels, labeler="ann", source=source, file_name=file.name)
+
+
+def test_import_command_prints_one_error_line(project, tmp_path, capsys):
+    store, _, items = project
+    file = tmp_path / "labels.csv"
+    file.write_text(f"id,label\n{items[0].image_id},horse\n")
+    assert label.main(["import", "--project", str(tmp_path / "project"), str(file)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "line 2: unknown class 'horse'" in err
+
+
+@pytest.fixture(scope="module")
+def digit_folders(tmp_path_factory, digits_dataset):
+    """A labeled folder (five images per digit class) and a pool folder of forty unlabeled digits."""
+    root = tmp_path_factory.mktemp("folders")
+    counts = {}
+    for index in range(len(digits_dataset.x_train)):
+        name = digits_dataset.class_names[digits_dataset.y_train[index]]
+        if counts.get(name, 0) < 5:
+            counts[name] = counts.get(name, 0) + 1
+            save_png(digits_dataset.x_train[index], root / "labeled" / name / f"{index}.png")
+    for index in range(300, 340):
+        save_png(digits_dataset.x_train[index], root / "pool" / f"{index}.png")
+    return root / "labeled", root / "pool"
+
+
+def test_select_then_retrain_then_select_from_what_is_still_unlabeled(digit_folders, tiny_digits_model, tmp_path,
+                                                                      capsys):
+    labeled, pool = digit_folders
+    project = tmp_path / "project"
+    common = ["--project", str(project), "--pool", str(pool), "--labeled", str(labeled),
+              "--model", str(tiny_digits_model.model_path)]
+    assert label.main(["select", *common, "--budget", "8"]) == 0
+    assert "round 1: 8 images selected with class_balanced_margin" in capsys.readouterr().out
+    with LabelStore(project) as store:
+        batch = store.batch(1)
+        assert len(batch) == len({item.image_id for item in batch}) == 8
+        assert all(sum(item.probabilities.values()) == pytest.approx(1, abs=1e-2) for item in batch)
+        assert set(batch[0].scores) == {"entropy", "margin", "novelty"}
+        for item in batch[:5]:
+            store.set_label(item.image_id, store.class_names[3], labeler="ann", round_id=1)
+        labeled_ids = {item.image_id for item in batch[:5]}
+    assert label.main(["select", *common, "--budget", "40", "--strategy", "margin"]) == 0
+    with LabelStore(project) as store:
+        second = {item.image_id for item in store.batch(2)}
+        assert len(second) == 35 and not second & labeled_ids
+        command = label.retrain_command(store, project, 2)
+    assert f"--label-store {project}" in command
+    import train
+
+    result = train.train_model(output_dir=tmp_path / "retrained", dataset_name="folder", data_path=labeled,
+                               label_store=project, epochs=1, verbose=0)
+    folder_train_size = 40
+    assert result.metrics["train_size"] + round(0.1 * (folder_train_size + 5)) == folder_train_size + 5
+    assert "+ 5 labels from" in result.metrics["dataset"]["source"]
+
+
+def test_select_refuses_a_model_for_other_classes(digit_folders, tiny_digits_model, tmp_path):
+    labeled, pool = digit_folders
+    three_classes = tmp_path / "three"
+    for name in ("0", "1", "2"):
+        shutil.copytree(labeled / name, three_classes / name)
+    with pytest.raises(ToolkitError, match="predicts 10 classes but .* has 3"):
+        label.select_batch(tmp_path / "p", pool, three_classes, tiny_digits_model.model_path, 4)
+    assert not (tmp_path / "p").exists()
+
+
+def start_server(project: Path) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen([sys.executable, str(REPO / "label.py"), "serve", "--project", str(project),
+                                "--port", "0", "--no-browser", "--labeler", "ann"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = process.stdout.readline()
+    match = re.search(r"http://[^\s/]+/", line)
+    if match is None:
+        process.kill()
+        raise AssertionError(f"no URL in {line!r}: {process.stderr.read()}")
+    return process, match.group(0)
+
+
+def post(url: str, payload: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_labels_given_before_the_server_is_killed_are_all_kept(project, tmp_path):
+    store, round_id, items = project
+    store.close()
+    process, url = start_server(tmp_path / "project")
+    try:
+        given = {}
+        for item, class_name in zip(items[:5], ("dog", "bird", "cat", "dog", "bird")):
+            progress = post(url + "api/label", {"id": item.image_id, "class": class_name})
+            given[item.image_id] = class_name
+            assert progress["labeled"] == len(given)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.stdout.close()
+        process.stderr.close()
+    assert process.returncode == -signal.SIGKILL
+    with LabelStore(tmp_path / "project") as reopened:
+        assert reopened.current_labels() == given
+
+
+def test_serve_refuses_a_reachable_address_unless_asked(project, tmp_path, capsys):
+    started = time.perf_counter()
+    assert label.main(["serve", "--project", str(tmp_path / "project"), "--host", "0.0.0.0", "--no-browser"]) == 2
+    assert "--allow-remote" in capsys.readouterr().err
+    assert time.perf_counter() - started < 10
