@@ -1,0 +1,68 @@
+"""Copy the committed benchmark reports into README.md, so every figure there comes from a generated file.
+
+Run ``python benchmarks/embed_reports.py`` after a benchmark rewrote its report (``--check`` only says whether the
+README is up to date, exit code 1 if not). The README marks each embedded block with ``<!-- embed:NAME -->`` …
+``<!-- /embed:NAME -->``; the block is the report from its first ``## `` section on, headings moved down two
+levels so they nest under the README's section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from altoolkit.errors import ToolkitError, cli_entry
+from altoolkit.files import write_text
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+EMBEDDED_REPORTS = {"fashion-benchmark": "benchmarks/results/fashion/report.md"}
+"""Embed name → report file, relative to the repository."""
+
+
+def report_block(report: str) -> str:
+    """The report from its first second-level section on, with ``#`` headings two levels deeper."""
+    lines = report.splitlines()
+    start = next((number for number, line in enumerate(lines) if line.startswith("## ")), None)
+    if start is None:
+        raise ToolkitError("the report has no '## ' section to embed")
+    return "\n".join("##" + line if line.startswith("#") else line for line in lines[start:]).strip() + "\n"
+
+
+def embed(readme: str, name: str, block: str) -> str:
+    """``readme`` with the text between the ``name`` markers replaced by ``block``."""
+    pattern = re.compile(rf"(<!-- embed:{re.escape(name)} -->\n).*?(<!-- /embed:{re.escape(name)} -->)", re.S)
+    if not pattern.search(readme):
+        raise ToolkitError(f"README.md has no <!-- embed:{name} --> … <!-- /embed:{name} --> markers")
+    return pattern.sub(lambda match: match.group(1) + block + match.group(2), readme, count=1)
+
+
+def embedded_readme(readme: str, root: Path = REPOSITORY) -> str:
+    for name, report in EMBEDDED_REPORTS.items():
+        file = root / report
+        if not file.is_file():
+            raise ToolkitError(f"{report} not found: run the benchmark the README gives for it first")
+        readme = embed(readme, name, report_block(file.read_text(encoding="utf-8")))
+    return readme
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only check that README.md is up to date")
+    args = parser.parse_args(argv)
+    readme_file = REPOSITORY / "README.md"
+    current = readme_file.read_text(encoding="utf-8")
+    updated = embedded_readme(current)
+    if args.check:
+        print("README.md is up to date" if updated == current else "README.md differs from the reports: run "
+              "python benchmarks/embed_reports.py")
+        return 0 if updated == current else 1
+    if updated != current:
+        write_text(readme_file, updated)
+    print(f"README.md: embedded {', '.join(EMBEDDED_REPORTS.values())}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,142 @@
+"""Benchmark: what does each budgeted strategy cost, compared with one forward pass over the pool?
+
+Run ``python benchmarks/strategy_speed.py --help``. With a trained 32×32 classifier (``--model``), it makes one
+two-output pass (probabilities + embeddings) over a labeled set and a pool of Fashion-MNIST training images
+(all ten classes, 28×28 resized to 32×32 RGB; Debian's ``dataset-fashion-mnist``), then times each strategy's
+selection of ``--budget`` images on those arrays. Targets (issue 6): every strategy at most 1× the forward
+pass, BALD at most (T + 1)× with T Monte-Carlo passes. The ``*_pixels`` variants include computing the
+50-component PCA of the pixels of pool ∪ labeled, which they need and the forward pass does not give.
+
+Every time is the median over ``--repeats`` runs after one untimed warm-up run of each step. A benchmark to
+read, not a timed test: it exits 0 whatever the verdicts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from altoolkit.errors import ToolkitError, cli_entry
+
+SCRIPT = "benchmarks/strategy_speed.py"
+STRATEGIES = ("random", "margin", "entropy", "least_confidence", "class_balanced_margin", "coreset", "badge",
+              "typicality", "bald", "coreset_pixels", "typicality_pixels")
+MC_PASSES = 20
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=SCRIPT, description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True, metavar="FILE.keras",
+                        help="trained classifier with 32×32×3 input (make bench-strategies trains one)")
+    parser.add_argument("--pool-size", type=int, default=50_000, help="default: 50000")
+    parser.add_argument("--labeled-size", type=int, default=500, help="default: 500")
+    parser.add_argument("--budget", type=int, default=200, help="default: 200")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per step, median reported (default: 3)")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated (default: all)")
+    parser.add_argument("--output", type=Path, default=None, metavar="FILE.md", help="also write the report here")
+    return parser
+
+
+def median_seconds(function, repeats: int) -> tuple[float, float, float, object]:
+    """(median, min, max) wall seconds of ``repeats`` calls after one untimed warm-up call, and its result."""
+    result = function()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), min(times), max(times), result
+
+
+def strategy_call(name: str, probabilities, embeddings, labeled_embeddings, labeled_classes, images, head,
+                  budget: int):
+    """A no-argument function running strategy ``name`` as the toolkit does (pixel variants include the PCA)."""
+    import AL_functions as alf
+    from altoolkit.strategies import k_center_greedy, pixel_pca_features, typicality_select
+
+    if name.endswith("_pixels"):
+        select = {"coreset_pixels": k_center_greedy, "typicality_pixels": typicality_select}[name]
+
+        def with_pixels():
+            features = pixel_pca_features(images)
+            pool, labeled = features[len(labeled_embeddings):], features[:len(labeled_embeddings)]
+            return select(pool, labeled, budget, 0)
+
+        return with_pixels
+    return lambda: alf.select_samples(probabilities, embeddings, labeled_embeddings, budget, name, seed=0,
+                                      labeled_classes=labeled_classes, head=head, mc_passes=MC_PASSES)
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(arguments)
+    strategies = [name.strip() for name in args.strategies.split(",") if name.strip()]
+    unknown = sorted(set(strategies) - set(STRATEGIES))
+    if unknown:
+        raise ToolkitError(f"unknown strategies {unknown}: choose from {', '.join(STRATEGIES)}")
+    if min(args.pool_size, args.labeled_size, args.budget, args.repeats) < 1:
+        raise ToolkitError("--pool-size, --labeled-size, --budget and --repeats must be positive")
+    started = time.perf_counter()
+
+    from altoolkit.data import load_dataset
+    from altoolkit.model import classifier_head, load_classifier, probabilities_and_embeddings
+
+    model = load_classifier(args.model)
+    data = load_dataset("fashion_mnist", image_size=int(model.inputs[0].shape[1]))
+    needed = args.labeled_size + args.pool_size
+    if needed > len(data.x_train):
+        raise ToolkitError(f"--labeled-size + --pool-size = {needed} exceeds Fashion-MNIST's "
+                           f"{len(data.x_train)} training images")
+    images = data.x_train[:needed]
+    forward_median, forward_min, forward_max, outputs = median_seconds(
+        lambda: probabilities_and_embeddings(model, images), args.repeats)
+    probabilities, embeddings = outputs
+    labeled = slice(0, args.labeled_size)
+    pool = slice(args.labeled_size, needed)
+    labeled_classes = probabilities[labeled].argmax(axis=1)
+    head = classifier_head(model)
+    rows = []
+    for name in strategies:
+        call = strategy_call(name, probabilities[pool], embeddings[pool], embeddings[labeled], labeled_classes,
+                             images, head, args.budget)
+        median, fastest, slowest, chosen = median_seconds(call, args.repeats)
+        if len(chosen) != args.budget or len(np.unique(chosen)) != args.budget:
+            raise ToolkitError(f"{name} returned {len(chosen)} indices ({len(np.unique(chosen))} distinct), "
+                               f"not {args.budget}")
+        limit = MC_PASSES + 1 if name == "bald" else 1
+        rows.append((name, median, fastest, slowest, median / forward_median, limit))
+
+    lines = ["# Selection time of each strategy vs one forward pass", "", "```",
+             shlex.join(["python", SCRIPT, *arguments]), "```", "",
+             f"- Model: `{args.model}`; pool {args.pool_size:,} + labeled {args.labeled_size:,} Fashion-MNIST "
+             f"training images (32×32 RGB), budget {args.budget}; BALD with T = {MC_PASSES} passes.",
+             f"- Machine: {os.cpu_count()} CPUs; 1-minute load average at the end {os.getloadavg()[0]:.2f} "
+             "(above ~2 other processes competed for the cores).",
+             f"- Forward pass (probabilities + embeddings, labeled + pool): **{forward_median:.2f} s** "
+             f"(median of {args.repeats}; {forward_min:.2f}–{forward_max:.2f}).", "",
+             "| strategy | selection, median s (min–max) | ÷ forward pass | target | verdict |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, median, fastest, slowest, ratio, limit in rows:
+        verdict = "✅ holds" if ratio <= limit else "❌ misses"
+        lines.append(f"| `{name}` | {median:.2f} ({fastest:.2f}–{slowest:.2f}) | {ratio:.2f}× | ≤ {limit}× | "
+                     f"{verdict} |")
+    lines += ["", f"Total wall time: {time.perf_counter() - started:.0f} s.", ""]
+    report = "\n".join(lines)
+    print(report, end="")
+    if args.output is not None:
+        from altoolkit.files import write_text
+
+        write_text(args.output, report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
