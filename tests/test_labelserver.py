@@ -1,0 +1,428 @@
+"""The labeling page's server: routes, validation, what reaches the label store, and the page itself in Chromium.
+
+Every test builds a tiny project without a model: a few generated images, a hand-made round of six, and a server
+on a free port in a background thread.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import re
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from altoolkit import labelserver
+from altoolkit.errors import ToolkitError
+from altoolkit.imagepool import scan_pool
+from altoolkit.labelserver import UI_LETTERS, check_bind_address, make_server, serve, shortcut_keys
+from altoolkit.labelstore import BatchItem, LabelStore
+
+CLASSES = ("cat", "dog", "bird")
+RETRAIN_COMMAND = "python train.py --dataset folder --data-path labeled --label-store project --output-dir m/round-1"
+CHROMIUM = Path("/usr/bin/chromium")
+BATCH_SIZE = 6
+
+
+@dataclass
+class Project:
+    """A served project: the store's path, the round, the batch's ids in order, a pool image outside the batch."""
+
+    store_path: Path
+    pool: Path
+    round_id: int
+    batch_ids: list[str]
+    outside_id: str
+    relative_paths: dict[str, str]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def current_labels(self) -> dict[str, str]:
+        """The labels as a fresh reader of the database sees them (not through the server's connection)."""
+        with LabelStore(self.store_path) as store:
+            return store.current_labels()
+
+
+def write_pool(pool: Path) -> None:
+    """Eight distinct small images: six 28×28 PNGs (one in a sub-folder), a TIFF, and one more PNG."""
+    (pool / "more").mkdir(parents=True)
+    for number in range(6):
+        folder = pool / "more" if number == 5 else pool
+        Image.new("RGB", (28, 28), (number * 40, 200 - number * 30, 90)).save(folder / f"image_{number}.png")
+    Image.new("RGB", (20, 20), (10, 120, 240)).save(pool / "image_6.tif")
+    Image.new("RGB", (28, 28), (250, 250, 0)).save(pool / "image_7.png")
+
+
+def start_project(tmp_path: Path) -> tuple[LabelStore, Project]:
+    pool = tmp_path / "pool"
+    write_pool(pool)
+    images = scan_pool(pool)
+    by_path = {image.relative_path: image for image in images}
+    batch_paths = ["image_0.png", "image_1.png", "image_2.png", "image_3.png", "more/image_5.png", "image_6.tif"]
+    store = LabelStore(tmp_path / "project", class_names=CLASSES)
+    store.add_images(images)
+    items = []
+    for position, relative in enumerate(batch_paths):
+        predicted = CLASSES[position % 3]
+        probabilities = {name: (0.6 if name == predicted else 0.2) for name in CLASSES}
+        items.append(BatchItem(by_path[relative].image_id, predicted, probabilities, {"margin": 0.4}))
+    round_id = store.start_round("margin", {"budget": BATCH_SIZE}, items)
+    project = Project(store.path, pool, round_id, [item.image_id for item in items], by_path["image_7.png"].image_id,
+                      {image.image_id: image.relative_path for image in images}, port=0)
+    return store, project
+
+
+@pytest.fixture
+def project(tmp_path):
+    store, project = start_project(tmp_path)
+    server = make_server(store, project.round_id, project.pool, port=0, labeler="tester",
+                         retrain_command=RETRAIN_COMMAND)
+    project.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield project
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+    store.close()
+
+
+def request(project: Project, method: str, path: str, body: bytes | None = None,
+            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """Send ``path`` exactly as given (no client-side normalisation of ``..`` or escapes)."""
+    connection = http.client.HTTPConnection("127.0.0.1", project.port, timeout=5)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, {name.lower(): value for name, value in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def post_json(project: Project, path: str, payload, **headers) -> tuple[int, dict]:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    status, _, data = request(project, "POST", path, body, {"Content-Type": "application/json", **headers})
+    return status, json.loads(data)
+
+
+def test_image_route_serves_batch_images_and_nothing_else(project):
+    first = project.batch_ids[0]
+    status, headers, data = request(project, "GET", f"/image/{first}")
+    assert status == 200
+    assert data == (project.pool / "image_0.png").read_bytes()
+    assert headers["content-type"] == "image/png"
+    assert headers["x-content-type-options"] == "nosniff"
+
+    nested = project.batch_ids[4]
+    status, _, data = request(project, "GET", f"/image/{nested}")
+    assert status == 200 and data == (project.pool / "more" / "image_5.png").read_bytes()
+
+    attempts = [
+        "/image/../labels.sqlite",
+        "/image/../../project/labels.sqlite",
+        "/image/..%2F..%2Fetc%2Fpasswd",
+        "/image/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/image/%2E%2E/labels.sqlite",
+        "/image/....//....//etc/passwd",
+        f"/image/{project.store_path}",
+        "/image//etc/passwd",
+        "/image/image_0.png",
+        f"/image/{project.outside_id}",
+        f"/image/{first.upper()}",
+        f"/image/{first}/",
+        f"/image/{first}%00",
+        f"/image/{first}/../{project.outside_id}",
+        f"/image/..?id={first}",
+        f"/image/%2e%2e?{first}",
+        f"/{project.pool}/image_0.png",
+        "/labels.sqlite",
+    ]
+    for path in attempts:
+        status, headers, data = request(project, "GET", path)
+        assert status == 404, path
+        assert b"SQLite" not in data and b"root:" not in data, path
+        assert not data.startswith(b"\x89PNG"), path
+
+
+def test_images_browsers_cannot_show_are_sent_as_png(project):
+    tiff_id = project.batch_ids[5]
+    status, headers, data = request(project, "GET", f"/image/{tiff_id}")
+    assert status == 200 and headers["content-type"] == "image/png"
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "PNG" and image.size == (20, 20)
+        assert image.convert("RGB").getpixel((3, 3)) == (10, 120, 240)
+
+
+def test_a_pool_file_changed_since_selection_is_not_served(project, capsys):
+    (project.pool / "image_1.png").write_bytes((project.pool / "image_7.png").read_bytes())
+    status, _, data = request(project, "GET", f"/image/{project.batch_ids[1]}")
+    assert status == 404
+    assert "changed since it was selected" in json.loads(data)["error"]
+    assert "image_1.png changed since it was selected" in capsys.readouterr().err
+
+
+def test_batch_api_describes_the_round(project):
+    status, headers, data = request(project, "GET", "/api/batch")
+    assert status == 200
+    assert headers["cache-control"] == "no-store"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["content-type"] == "application/json"
+    batch = json.loads(data)
+    assert batch["round"] == project.round_id
+    assert batch["classes"] == list(CLASSES)
+    assert batch["shortcuts"] == {"cat": "1", "dog": "2", "bird": "3"}
+    assert batch["total"] == BATCH_SIZE and batch["labeled"] == 0
+    assert batch["retrain_command"] == RETRAIN_COMMAND
+    assert [item["id"] for item in batch["items"]] == project.batch_ids
+    assert [item["position"] for item in batch["items"]] == list(range(BATCH_SIZE))
+    second = batch["items"][1]
+    assert second["top"][0] == {"class": "dog", "probability": 0.6}
+    assert [guess["class"] for guess in second["top"]] == ["dog", "bird", "cat"]
+    assert all(item["label"] is None for item in batch["items"])
+
+
+def test_page_is_served_with_a_strict_policy(project):
+    status, headers, data = request(project, "GET", "/")
+    assert status == 200
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    assert headers["cache-control"] == "no-store"
+    policy = headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "'unsafe-inline'" not in policy
+    assert re.search(r"script-src 'sha256-[A-Za-z0-9+/=]+'", policy)
+    html = data.decode()
+    for selector in ('id="progress"', 'id="skip"', 'id="undo"', 'id="done"', 'id="current"'):
+        assert selector in html
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    status, _, _ = request(project, "GET", "/nothing-here")
+    assert status == 404
+
+
+def test_label_is_validated_and_stored(project):
+    first, second = project.batch_ids[:2]
+    status, answer = post_json(project, "/api/label", {"id": first, "class": "horse"})
+    assert status == 400 and "unknown class" in answer["error"]
+    status, answer = post_json(project, "/api/label", {"id": project.outside_id, "class": "cat"})
+    assert status == 404 and "error" in answer
+    status, answer = post_json(project, "/api/label", {"id": "../labels.sqlite", "class": "cat"})
+    assert status == 404
+    status, answer = post_json(project, "/api/label", {"id": 7, "class": "cat"})
+    assert status == 400
+    status, answer = post_json(project, "/api/label", {"id": first, "class": ["cat"]})
+    assert status == 400
+    assert project.current_labels() == {}
+
+    status, answer = post_json(project, "/api/label", {"id": first, "class": "dog"})
+    assert status == 200 and answer == {"labeled": 1, "total": BATCH_SIZE}
+    status, answer = post_json(project, "/api/label", {"id": second, "class": "bird"})
+    assert answer == {"labeled": 2, "total": BATCH_SIZE}
+    assert project.current_labels() == {first: "dog", second: "bird"}
+    with LabelStore(project.store_path) as store:
+        event = store.history(first)[-1]
+    assert (event.class_name, event.labeler, event.round_id, event.source) == ("dog", "tester", project.round_id,
+                                                                              "page")
+
+    status, answer = post_json(project, "/api/unlabel", {"id": first})
+    assert status == 200 and answer == {"labeled": 1, "total": BATCH_SIZE}
+    assert project.current_labels() == {second: "bird"}
+    status, answer = post_json(project, "/api/unlabel", {"id": project.outside_id})
+    assert status == 404
+    assert project.current_labels() == {second: "bird"}
+
+
+def test_bad_requests_are_refused_before_reaching_the_store(project):
+    first = project.batch_ids[0]
+    status, answer = post_json(project, "/api/label", b"id=1&class=cat")
+    assert status == 400 and "JSON" in answer["error"]
+    status, answer = post_json(project, "/api/label", b'["not", "an", "object"]')
+    assert status == 400
+    big = json.dumps({"id": first, "class": "cat", "padding": "x" * (65 * 1024)}).encode()
+    status, answer = post_json(project, "/api/label", big)
+    assert status == 413
+    status, _, _ = request(project, "POST", "/api/label", json.dumps({"id": first, "class": "cat"}).encode(),
+                           {"Content-Type": "text/plain"})
+    assert status == 415
+    status, answer = post_json(project, "/api/label", {"id": first, "class": "cat"}, Origin="http://evil.example")
+    assert status == 403
+    status, answer = post_json(project, "/api/label", {"id": first, "class": "cat"}, Host="evil.example:80")
+    assert status == 403
+    status, _, _ = request(project, "GET", "/api/batch", headers={"Host": "rebound.example"})
+    assert status == 403
+    status, answer = post_json(project, "/api/nothing", {"id": first})
+    assert status == 404
+    assert project.current_labels() == {}
+
+
+def test_bind_address_must_be_loopback_unless_remote_is_allowed():
+    with pytest.raises(ToolkitError, match="--allow-remote"):
+        check_bind_address("0.0.0.0", False)
+    with pytest.raises(ToolkitError, match="--allow-remote"):
+        check_bind_address("192.168.1.20", False)
+    with pytest.raises(ToolkitError):
+        check_bind_address("", False)
+    with pytest.raises(ToolkitError):
+        check_bind_address("example.com", False)
+    check_bind_address("0.0.0.0", True)
+    check_bind_address("127.0.0.1", False)
+    check_bind_address("127.3.4.5", False)
+    check_bind_address("::1", False)
+    check_bind_address("[::1]", False)
+    check_bind_address("localhost", False)
+
+
+def test_shortcut_keys_skip_the_pages_own_keys():
+    twelve = [f"class {number}" for number in range(12)]
+    assert list(shortcut_keys(twelve).values()) == list("123456789abc")
+    many = [f"class {number}" for number in range(40)]
+    keys = shortcut_keys(many)
+    assert len(keys) == 33 and len(set(keys.values())) == 33
+    assert not set(keys.values()) & {*UI_LETTERS, " "}
+    assert list(keys.values())[9:] == [letter for letter in "abcdefghijklmnopqrstuvwxyz" if letter not in "su"]
+    assert "class 33" not in keys
+    assert shortcut_keys([str(number) for number in range(10)]) == {str(number): str(number) for number in range(10)}
+    assert shortcut_keys(["s", "t"]) == {"s": "1", "t": "2"}
+
+
+def test_make_server_reports_a_busy_port_in_one_line(tmp_path):
+    store, project = start_project(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ToolkitError, match=f"cannot serve on 127.0.0.1:{port}") as caught:
+            make_server(store, project.round_id, project.pool, port=port)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(ToolkitError, match="--allow-remote"):
+        make_server(store, project.round_id, project.pool, host="0.0.0.0", port=0)
+    with pytest.raises(ToolkitError, match="--pool"):
+        make_server(store, project.round_id, tmp_path / "moved", port=0)
+    store.close()
+
+
+def test_serve_prints_the_address_then_stops_cleanly_on_ctrl_c(tmp_path, monkeypatch, capsys):
+    store, project = start_project(tmp_path)
+    seen = {}
+    real_serve_forever = labelserver.LabelingServer.serve_forever
+
+    def serve_until_one_request(server):
+        thread = threading.Thread(target=real_serve_forever, args=(server, 0.05), daemon=True)
+        thread.start()
+        project.port = server.server_address[1]
+        seen["status"] = request(project, "GET", "/api/batch")[0]
+        server.shutdown()
+        thread.join(timeout=5)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(labelserver.LabelingServer, "serve_forever", serve_until_one_request)
+    monkeypatch.setattr(labelserver.webbrowser, "open", lambda url: seen.setdefault("browser", url))
+    serve(store, project.round_id, project.pool, host="127.0.0.1", port=0, allow_remote=False, labeler="tester",
+          retrain_command=RETRAIN_COMMAND, open_browser=True)
+    output = capsys.readouterr()
+    lines = output.out.splitlines()
+    assert len(lines) == 1
+    match = re.fullmatch(r"serving round (\d+) \((\d+) images\) at (http://127\.0\.0\.1:(\d+)/) — Ctrl-C to stop",
+                         lines[0])
+    assert match and int(match[1]) == project.round_id and int(match[2]) == BATCH_SIZE
+    assert seen == {"browser": match[3], "status": 200}
+    assert "stopped: 0 of 6 labeled" in output.err
+    with socket.socket() as again:
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("127.0.0.1", int(match[4])))
+    store.close()
+
+
+def test_labeling_in_the_browser(project):
+    if os.environ.get("AL_REQUIRE_BROWSER") == "1":
+        assert CHROMIUM.exists(), f"{CHROMIUM} is missing but AL_REQUIRE_BROWSER=1: install Debian's chromium"
+        from playwright import sync_api
+    else:
+        sync_api = pytest.importorskip("playwright.sync_api")
+        if not CHROMIUM.exists():
+            pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
+    ids = project.batch_ids
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.set_default_timeout(5000)
+            refused = []
+
+            def refuse_when_asked(route):
+                """Answer one label request as a server that refuses it would (interception is on from the start:
+                routes added mid-session can miss a request in Chromium)."""
+                if refused == ["next"]:
+                    refused[:] = [route.request.post_data_json]
+                    route.fulfill(status=400, content_type="application/json",
+                                  body=json.dumps({"error": "unknown class 'x'"}))
+                else:
+                    route.continue_()
+
+            page.route("**/api/label", refuse_when_asked)
+            page.goto(project.url)
+            current = page.locator("img#current")
+            sync_api.expect(page.locator("#progress")).to_have_text("0 of 6 labeled")
+            page.wait_for_selector("img#current.loaded")
+            assert current.get_attribute("src") == f"/image/{ids[0]}"
+            box = current.bounding_box()
+            assert box["width"] >= 400 and box["height"] >= 400
+            assert "pixelated" in current.get_attribute("class")
+            assert page.locator('[data-class="cat"] kbd').inner_text() == "1"
+            assert "predicted" in page.locator('[data-class="cat"]').get_attribute("class")
+
+            def settled():
+                page.wait_for_selector("body[data-pending='0']", state="attached")
+
+            page.click('[data-class="dog"]')
+            page.keyboard.press("3")
+            page.click('[data-class="cat"]')
+            page.keyboard.press("1")
+            sync_api.expect(page.locator("#position")).to_have_text("image 5 of 6")
+            page.keyboard.press("u")
+            sync_api.expect(page.locator("#position")).to_have_text("image 4 of 6")
+            page.locator('[data-class="bird"]').focus()
+            page.keyboard.press(" ")
+            sync_api.expect(page.locator("#position")).to_have_text("image 5 of 6")
+            page.keyboard.press("2")
+            settled()
+            sync_api.expect(page.locator("#progress")).to_have_text("4 of 6 labeled")
+            sync_api.expect(page.locator("#position")).to_have_text("image 6 of 6")
+            assert project.current_labels() == {ids[0]: "dog", ids[1]: "bird", ids[2]: "cat", ids[4]: "dog"}
+
+            refused.append("next")
+            page.keyboard.press("1")
+            sync_api.expect(page.locator("#message")).to_contain_text("unknown class 'x'")
+            assert refused == [{"id": ids[5], "class": "cat"}]
+            settled()
+            sync_api.expect(page.locator("#progress")).to_have_text("4 of 6 labeled")
+            assert ids[5] not in project.current_labels()
+            page.click("#skip")
+            sync_api.expect(page.locator("#position")).to_have_text("image 6 of 6")
+
+            page.keyboard.press("1")
+            sync_api.expect(page.locator("#position")).to_have_text("image 4 of 6")
+            assert page.locator("#done").is_hidden()
+            page.click('[data-class="bird"]')
+            sync_api.expect(page.locator("#done")).to_be_visible()
+            sync_api.expect(page.locator("#retrain-command")).to_have_text(RETRAIN_COMMAND)
+            sync_api.expect(page.locator("#progress")).to_have_text("6 of 6 labeled")
+            settled()
+            assert project.current_labels() == {ids[0]: "dog", ids[1]: "bird", ids[2]: "cat", ids[3]: "bird",
+                                                ids[4]: "dog", ids[5]: "cat"}
+
+            page.keyboard.press("Backspace")
+            sync_api.expect(page.locator("#done")).to_be_hidden()
+            sync_api.expect(page.locator("#position")).to_have_text("image 4 of 6")
+            settled()
+            assert ids[3] not in project.current_labels()
+            sync_api.expect(page.locator("#progress")).to_have_text("5 of 6 labeled")
+        finally:
+            browser.close()
