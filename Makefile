@@ -7,7 +7,7 @@ DEMO_DIR ?= results/demo
 
 SPEED_MODEL_DIR ?= models/fashion_mnist_500_train
 
-.PHONY: install demo test bench-speed bench-strategies bench-fashion readme-reports screenshots clean
+.PHONY: install demo test bench-speed bench-strategies bench-fashion readme-reports screenshots label-demo clean
 
 install: $(STAMP)
 
@@ -52,5 +52,14 @@ readme-reports: $(STAMP)
 screenshots: $(STAMP)
 	$(BIN)/python docs/screenshot_labeling_page.py
 
+# The labeling walkthrough's first steps on digits written as image folders: folders, base model, round 1.
+LABEL_DEMO_DIR ?= results/label-demo
+label-demo: $(STAMP)
+	$(BIN)/python docs/demo_folders.py --output-dir $(LABEL_DEMO_DIR)
+	$(BIN)/python train.py --dataset folder --data-path $(LABEL_DEMO_DIR)/labeled --labeled-size 160 --quiet \
+		--output-dir $(LABEL_DEMO_DIR)/models/base
+	$(BIN)/python label.py select --project $(LABEL_DEMO_DIR)/project --pool $(LABEL_DEMO_DIR)/pool \
+		--labeled $(LABEL_DEMO_DIR)/labeled --model $(LABEL_DEMO_DIR)/models/base/best_model.keras --budget 20
+
 clean:
-	rm -rf $(VENV) .pytest_cache results/demo
+	rm -rf $(VENV) .pytest_cache results/demo $(LABEL_DEMO_DIR)
