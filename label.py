@@ -14,13 +14,12 @@ A project folder holds ``labels.sqlite`` (the label store) and ``batches/`` (exp
 from __future__ import annotations
 
 import argparse
-import getpass
 from pathlib import Path
 
 import numpy as np
 
 from altoolkit.errors import ToolkitError, cli_entry
-from altoolkit.labelstore import BatchItem, LabelStore
+from altoolkit.labelstore import BatchItem, LabelStore, current_user
 
 DEFAULT_STRATEGY = "class_balanced_margin"
 NOVELTY_NEIGHBOURS = 5
@@ -89,13 +88,6 @@ def retrain_command(store: LabelStore, project: str | Path, round_id: int) -> st
     labeled = store.get_meta("labeled") or "LABELED_FOLDER"
     return (f"python train.py --dataset folder --data-path {labeled} --label-store {project} "
             f"--output-dir models/round-{round_id}")
-
-
-def default_labeler() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def pool_root(store: LabelStore, override: str | None) -> Path:
@@ -185,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             from altoolkit.batches import import_labels, read_labels_file
 
             labels, source = read_labels_file(args.file)
-            count = import_labels(store, round_id, labels, labeler=args.labeler or default_labeler(),
+            count = import_labels(store, round_id, labels, labeler=args.labeler or current_user(),
                                   source=source, file_name=Path(args.file).name)
             print(f"imported {count} labels into round {round_id}; retrain: "
                   f"{retrain_command(store, args.project, round_id)}")
@@ -193,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             from altoolkit.labelserver import serve
 
             serve(store, round_id, pool_root(store, args.pool), host=args.host, port=args.port,
-                  allow_remote=args.allow_remote, labeler=args.labeler or default_labeler(),
+                  allow_remote=args.allow_remote, labeler=args.labeler or current_user(),
                   retrain_command=retrain_command(store, args.project, round_id),
                   open_browser=not args.no_browser)
     return 0

@@ -11,7 +11,6 @@ and ``POST /api/unlabel`` ``{"id"}`` (both answer ``{"labeled": k, "total": B}``
 from __future__ import annotations
 
 import base64
-import getpass
 import hashlib
 import http.server
 import importlib.resources
@@ -31,7 +30,7 @@ from urllib.parse import urlsplit
 
 from altoolkit.errors import ToolkitError
 from altoolkit.imagepool import is_image_id, pool_file
-from altoolkit.labelstore import BatchItem, LabelStore
+from altoolkit.labelstore import BatchItem, LabelStore, current_user
 
 MAX_BODY_BYTES = 64 * 1024
 """Largest request body accepted: a label is a few dozen bytes."""
@@ -401,7 +400,7 @@ def make_server(store: LabelStore, round_id: int | None, pool_root: str | Path, 
                                "the store is damaged, select a new round")
         pool_file(pool_root, image)
     page, policy = load_page()
-    session = LabelingSession(store, round_id, items, Path(pool_root), labeler or _current_user(), retrain_command,
+    session = LabelingSession(store, round_id, items, Path(pool_root), labeler or current_user(), retrain_command,
                               page, policy, loopback_only=is_loopback(host))
     try:
         return LabelingServer((host.strip("[]"), port), session)
@@ -409,13 +408,6 @@ def make_server(store: LabelStore, round_id: int | None, pool_root: str | Path, 
         reason = error.strerror or str(error)
         raise ToolkitError(f"cannot serve on {host}:{port} ({reason}): pick another --port (0: any free port) "
                            "or stop the program using it") from None
-
-
-def _current_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def server_url(server: LabelingServer) -> str:

@@ -15,6 +15,7 @@ returns, and a killed process or a power cut loses at most the label being given
 
 from __future__ import annotations
 
+import getpass
 import json
 import sqlite3
 import threading
@@ -315,6 +316,14 @@ class _Transaction:
             self.connection.execute("ROLLBACK" if exc_type is not None else "COMMIT")
         finally:
             self.lock.release()
+
+
+def current_user() -> str:
+    """Who is labeling, when nobody said: the operating system's user name."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def _checked_class_names(class_names: Sequence[str]) -> tuple[str, ...]:

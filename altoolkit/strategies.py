@@ -43,6 +43,12 @@ CLUSTERING_DIMENSIONS = 50
 MC_DROPOUT_PASSES = 20
 """Default T for BALD's Monte-Carlo dropout."""
 
+FIT_SAMPLE = 10_000
+"""PCA and k-means are fitted on at most this many seeded rows (or 20 per cluster, if more), then applied to all."""
+
+TRANSFORM_CHUNK = 4096
+"""Rows per block when projecting every image (pixel PCA: memory chunk × pixels floats, not pool × pixels)."""
+
 
 @dataclass(frozen=True)
 class ClassifierHead:
@@ -213,9 +219,11 @@ def typicality_select(pool_features, labeled_features, budget: int, seed: int = 
     features = reduced_features(np.vstack([pool, labeled]).astype(np.float32), seed)
     pool = features[:len(pool)]
     n_clusters = min(len(labeled) + n, len(features))
+    fit_rows = fit_sample(len(features), max(FIT_SAMPLE, 20 * n_clusters), seed)
     with threadpool_limits(limits=1, user_api="blas"):
-        clusters = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, n_init=1,
-                                   batch_size=max(1024, 3 * n_clusters)).fit_predict(features)
+        kmeans = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, n_init=1,
+                                 batch_size=max(1024, 3 * n_clusters)).fit(features[fit_rows])
+        clusters = kmeans.predict(features)
     pool_clusters = clusters[:len(pool)]
     covered = np.bincount(clusters[len(pool):], minlength=n_clusters)
     by_cluster = np.argsort(pool_clusters, kind="stable")
@@ -238,14 +246,41 @@ def typicality_select(pool_features, labeled_features, budget: int, seed: int = 
 def reduced_features(features: np.ndarray, seed: int = 0) -> np.ndarray:
     """``features`` projected on their first ``CLUSTERING_DIMENSIONS`` principal components when wider.
 
-    Clustering 50,000 × 576 embeddings into 700 clusters took 40 s here, 8 s after this projection.
+    Clustering 50,000 × 576 embeddings into 700 clusters took 40 s here, 8 s after this projection (and k-means
+    is now fitted on a sample too, see :func:`typicality_select`).
     """
     if features.shape[1] <= CLUSTERING_DIMENSIONS or len(features) <= CLUSTERING_DIMENSIONS:
         return features
+    return sampled_pca(features, CLUSTERING_DIMENSIONS, seed)
+
+
+def fit_sample(n_rows: int, size: int, seed: int) -> np.ndarray:
+    """Every row when there are at most ``size``, else ``size`` seeded distinct rows in ascending order."""
+    if n_rows <= size:
+        return np.arange(n_rows)
+    return np.sort(np.random.default_rng(seed).choice(n_rows, size=size, replace=False))
+
+
+def sampled_pca(rows, n_components: int, seed: int, scale: float = 1.0) -> np.ndarray:
+    """PCA fitted on at most :data:`FIT_SAMPLE` seeded rows, applied to all rows chunk by chunk (float32).
+
+    ``rows`` may be any array-like of N rows (e.g. N×H×W×C uint8 images, flattened here); each chunk is
+    multiplied by ``scale`` before projection.
+    """
     from sklearn.decomposition import PCA
 
-    return PCA(n_components=CLUSTERING_DIMENSIONS, svd_solver="randomized", random_state=seed) \
-        .fit_transform(features).astype(np.float32)
+    def flat(block) -> np.ndarray:
+        block = np.asarray(block)
+        return block.reshape(len(block), -1).astype(np.float32) * np.float32(scale)
+
+    fit_rows = fit_sample(len(rows), FIT_SAMPLE, seed)
+    sample = flat(rows[fit_rows])
+    components = min(n_components, *sample.shape)
+    pca = PCA(n_components=components, svd_solver="randomized", random_state=seed).fit(sample)
+    projected = np.empty((len(rows), components), dtype=np.float32)
+    for start in range(0, len(rows), TRANSFORM_CHUNK):
+        projected[start:start + TRANSFORM_CHUNK] = pca.transform(flat(rows[start:start + TRANSFORM_CHUNK]))
+    return projected
 
 
 def class_balanced_select(ranking, predicted_classes, labeled_classes, budget: int, num_classes: int) -> np.ndarray:
@@ -289,15 +324,12 @@ def ranking_by(scores, seed: int = 0) -> np.ndarray:
 
 
 def pixel_pca_features(images, n_components: int = 50, seed: int = 0) -> np.ndarray:
-    """PCA of raw pixels (scaled to [0, 1]) of all given images: a representation that needs no trained model."""
-    from sklearn.decomposition import PCA
+    """PCA of raw pixels (scaled to [0, 1]) of all given images: a representation that needs no trained model.
 
+    Fitted on at most :data:`FIT_SAMPLE` seeded images and applied to every image in chunks, so a 50,000-image
+    pool never becomes one 50,000 × pixels float matrix.
+    """
     x = np.asarray(images)
     if x.ndim < 2 or len(x) < 2:
         raise ToolkitError(f"pixel PCA needs at least 2 images, got an array of shape {x.shape}")
-    flat = x.reshape(len(x), -1).astype(np.float32)
-    if np.issubdtype(x.dtype, np.integer):
-        flat /= 255.0
-    components = min(n_components, *flat.shape)
-    return PCA(n_components=components, svd_solver="randomized", random_state=seed).fit_transform(flat) \
-        .astype(np.float32)
+    return sampled_pca(x, n_components, seed, scale=1 / 255 if np.issubdtype(x.dtype, np.integer) else 1.0)
