@@ -723,7 +723,8 @@ def render_report(results: dict, summary: dict) -> str:
              f"config hash {results['config_hash']}", "",
              "## What the benchmark can detect", "",
              f"Round-0 (base model) accuracy over seeds: mean {_fmt(summary['base_mean'], percent=True)} %, "
-             f"std {_fmt(summary['base_std'], percent=True)} points (n/a with one seed). Differences between "
+             f"std {_fmt(summary['base_std'], percent=True)} points"
+             f"{' (a spread needs two seeds)' if len(finished_seeds(results)) < 2 else ''}. Differences between "
              "strategies smaller than this spread are within seed-to-seed noise: it is the smallest effect this "
              "benchmark can detect without the paired test below.", "",
              "## Strategies", "",
