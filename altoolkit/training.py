@@ -46,6 +46,9 @@ class TrainingRecipe:
     """Lower the learning rate from ``learning_rate`` towards 0 along a half cosine over the epochs. From scratch on
     a few hundred images, a constant rate leaves the last epochs jumping by 10+ points of accuracy; decayed,
     the last epoch is stable (measured on Fashion-MNIST, README benchmark section)."""
+    drop_partial_batch: bool = True
+    """Leave out each epoch's last, smaller training batch (reshuffled, so other images each epoch): a final batch
+    of a couple of images skews BatchNormalization's moving statistics (see :func:`batched`)."""
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -113,18 +116,23 @@ def training_indices(dataset: Dataset, labeled_size: int, additional_indices: Se
     return train, validation
 
 
-def batched(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle_seed: int | None = None):
+def batched(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle_seed: int | None = None,
+            drop_partial_batch: bool = False):
     """A tf.data pipeline of (images, labels) batches, reshuffled each epoch when ``shuffle_seed`` is given.
 
-    Its batch dimension is unknown to TensorFlow, so Keras traces each step function once instead of once
-    more for the last, smaller batch (tracing MobileNetV3 costs seconds on a CPU).
+    ``drop_partial_batch`` (for training) leaves out the last, smaller batch of each epoch when there is at
+    least one full batch; the reshuffle puts other images there every epoch. With BatchNormalization momentum
+    0.9, a final batch of a couple of images pulled the moving statistics far enough to cost 7 points of test
+    accuracy (Fashion-MNIST, 1,250 training images: 71.2 %; 1,248: 78.4 %). Otherwise the batch dimension is
+    unknown to TensorFlow, so Keras traces each step function once instead of once more for the last batch.
     """
     import tensorflow as tf
 
     data = tf.data.Dataset.from_tensor_slices((images, labels))
     if shuffle_seed is not None:
         data = data.shuffle(len(images), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return data.batch(batch_size, drop_remainder=drop_partial_batch and len(images) >= batch_size) \
+        .prefetch(tf.data.AUTOTUNE)
 
 
 def compiled_model(dataset: Dataset, recipe: TrainingRecipe, seed: int):
@@ -150,8 +158,9 @@ def fit_model(model, dataset: Dataset, train_idx: np.ndarray, validation_idx: np
     if recipe.cosine_decay:
         callbacks = [*callbacks, cosine_schedule(recipe.learning_rate, recipe.epochs)]
     validation = batched(x[validation_idx], y[validation_idx], recipe.batch_size) if len(validation_idx) else None
-    return model.fit(batched(x[train_idx], y[train_idx], recipe.batch_size, shuffle_seed=seed),
-                     epochs=recipe.epochs, shuffle=False, callbacks=callbacks, verbose=verbose,
+    training = batched(x[train_idx], y[train_idx], recipe.batch_size, shuffle_seed=seed,
+                       drop_partial_batch=recipe.drop_partial_batch)
+    return model.fit(training, epochs=recipe.epochs, shuffle=False, callbacks=callbacks, verbose=verbose,
                      validation_data=validation)
 
 

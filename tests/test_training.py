@@ -141,3 +141,24 @@ def test_imagenet_weights_offline_is_one_clear_error(monkeypatch):
     monkeypatch.setattr("keras.src.applications.mobilenet_v3.file_utils.get_file", no_network)
     with pytest.raises(ToolkitError, match="ImageNet weights could not be downloaded .* --weights none"):
         build_model(3, weights="imagenet")
+
+
+@pytest.mark.parametrize("count, drop, sizes", [
+    (1250, True, [32] * 39),
+    (1250, False, [32] * 39 + [2]),
+    (20, True, [20]),
+])
+def test_training_batches_leave_out_a_tiny_last_batch(count, drop, sizes):
+    from altoolkit.training import batched
+
+    images = np.zeros((count, 2, 2, 3), np.uint8)
+    batches = batched(images, np.arange(count), 32, shuffle_seed=0, drop_partial_batch=drop)
+    assert [int(labels.shape[0]) for _, labels in batches] == sizes
+    if drop and count > 32 and count % 32:
+        first, second = (set(np.concatenate([labels.numpy() for _, labels in batches])) for _ in range(2))
+        assert first != second, "each epoch reshuffles, so a different image is left out"
+
+
+def test_the_default_recipe_drops_the_partial_batch():
+    assert TrainingRecipe().drop_partial_batch is True
+    assert TrainingRecipe().as_dict()["drop_partial_batch"] is True

@@ -41,7 +41,9 @@ REPORT_FILENAME = "report.md"
 CURVE_FILENAME = "learning_curve.png"
 STATE_DIRNAME = "state"
 WORKER_DIRNAME = "worker_cells"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Part of the config hash: bumped whenever the code changes the numbers (2: training drops each epoch's last,
+partial batch), so a results file from older code is never resumed into a mixed benchmark."""
 BASELINE = "random"
 
 
