@@ -2,8 +2,8 @@
 
 Run ``python benchmarks/embed_reports.py`` after a benchmark rewrote its report (``--check`` only says whether the
 README is up to date, exit code 1 if not). The README marks each embedded block with ``<!-- embed:NAME -->`` …
-``<!-- /embed:NAME -->``; the block is the report from its first ``## `` section on, headings moved down two
-levels so they nest under the README's section.
+``<!-- /embed:NAME -->``; the block is the report from its first ``## `` section on (or everything after its
+title), headings moved down two levels so they nest under the README's section.
 """
 
 from __future__ import annotations
@@ -16,16 +16,20 @@ from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import write_text
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-EMBEDDED_REPORTS = {"fashion-benchmark-v1": "benchmarks/results/fashion-v1/report.md"}
+EMBEDDED_REPORTS = {"fashion-benchmark-v1": "benchmarks/results/fashion-v1/report.md",
+                    "strategy-speed": "benchmarks/results/strategy_speed.md"}
 """Embed name → report file, relative to the repository."""
 
 
 def report_block(report: str) -> str:
-    """The report from its first second-level section on, with ``#`` headings two levels deeper."""
+    """The report from its first second-level section on (or, without one, everything after its title), with
+    ``#`` headings two levels deeper."""
     lines = report.splitlines()
     start = next((number for number, line in enumerate(lines) if line.startswith("## ")), None)
     if start is None:
-        raise ToolkitError("the report has no '## ' section to embed")
+        start = next((number + 1 for number, line in enumerate(lines) if line.startswith("# ")), None)
+    if start is None:
+        raise ToolkitError("the report has no '# ' title or '## ' section to embed after")
     return "\n".join("##" + line if line.startswith("#") else line for line in lines[start:]).strip() + "\n"
 
 

@@ -33,6 +33,7 @@ def test_strategy_speed_rejects_unknown_strategies(capsys):
 def test_report_block_nests_the_report_under_the_readme_section():
     report = "# Title\n\n## Command\n\nx\n\n## Setting\n\n- a\n\n### Detail\n"
     assert embed_reports.report_block(report) == "#### Command\n\nx\n\n#### Setting\n\n- a\n\n##### Detail\n"
+    assert embed_reports.report_block("# Speed\n\n| a |\n") == "| a |\n"
     readme = "intro\n<!-- embed:fashion-benchmark -->\nold\n<!-- /embed:fashion-benchmark -->\nend\n"
     assert embed_reports.embed(readme, "fashion-benchmark", "new\n") == (
         "intro\n<!-- embed:fashion-benchmark -->\nnew\n<!-- /embed:fashion-benchmark -->\nend\n")
