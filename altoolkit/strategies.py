@@ -69,6 +69,17 @@ def _squared_norms(x: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", x, x, dtype=np.float64)
 
 
+def pool_and_labeled(pool_rows, labeled_rows, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Checked pool and labeled ``kind`` (embeddings or features) of equal width; no labeled rows → an empty array."""
+    pool = check_embeddings(pool_rows, f"pool {kind}", allow_empty=True)
+    labeled = (np.zeros((0, pool.shape[1])) if labeled_rows is None
+               else check_embeddings(labeled_rows, f"labeled {kind}", allow_empty=True))
+    if labeled.shape[1] != pool.shape[1]:
+        raise ToolkitError(f"pool {kind} have {pool.shape[1]} columns but labeled {kind} have "
+                           f"{labeled.shape[1]}: compute both the same way")
+    return pool, labeled
+
+
 def min_squared_distances(pool: np.ndarray, others: np.ndarray) -> np.ndarray:
     """For each pool row, the squared Euclidean distance to its nearest row of ``others`` (inf if none)."""
     nearest = np.full(len(pool), np.inf)
@@ -85,13 +96,8 @@ def k_center_greedy(pool_embeddings, labeled_embeddings, budget: int, seed: int 
 
     With no labeled points the first pick is a seeded random one. Memory is one distance per pool point.
     """
-    pool = check_embeddings(pool_embeddings, "pool embeddings", allow_empty=True)
+    pool, labeled = pool_and_labeled(pool_embeddings, labeled_embeddings, "embeddings")
     n = min(check_budget(budget), len(pool))
-    labeled = (np.zeros((0, pool.shape[1])) if labeled_embeddings is None
-               else check_embeddings(labeled_embeddings, "labeled embeddings", allow_empty=True))
-    if labeled.shape[1] != pool.shape[1]:
-        raise ToolkitError(f"pool embeddings have {pool.shape[1]} features but labeled embeddings have "
-                           f"{labeled.shape[1]}: compute both with the same model")
     nearest = min_squared_distances(pool, labeled)
     pool_norms = _squared_norms(pool)
     chosen = np.empty(n, dtype=np.int64)
@@ -207,13 +213,8 @@ def typicality_select(pool_features, labeled_features, budget: int, seed: int = 
     from sklearn.cluster import MiniBatchKMeans
     from threadpoolctl import threadpool_limits
 
-    pool = check_embeddings(pool_features, "pool features", allow_empty=True)
+    pool, labeled = pool_and_labeled(pool_features, labeled_features, "features")
     n = min(check_budget(budget), len(pool))
-    labeled = (np.zeros((0, pool.shape[1])) if labeled_features is None
-               else check_embeddings(labeled_features, "labeled features", allow_empty=True))
-    if labeled.shape[1] != pool.shape[1]:
-        raise ToolkitError(f"pool features have {pool.shape[1]} columns but labeled features have "
-                           f"{labeled.shape[1]}: compute both the same way")
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     features = reduced_features(np.vstack([pool, labeled]).astype(np.float32), seed)
