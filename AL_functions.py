@@ -19,12 +19,13 @@ import numpy as np
 from altoolkit.arrays import as_indices, check_embeddings, check_probabilities, check_scores
 from altoolkit.errors import ToolkitError
 from altoolkit.strategies import (MC_DROPOUT_PASSES, ClassifierHead, badge_select, bald_scores, class_balanced_select,
-                                  k_center_greedy, mc_dropout_probabilities, ranking_by, typicality_select)
+                                  k_center_greedy, mc_dropout_probabilities, ranking_by, typicality_select,
+                                  weighted_cluster_select)
 from altoolkit.model import INFERENCE_BATCH_SIZE
 
 STRATEGIES = ("random", "entropy", "margin", "least_confidence", "uncertainty", "diversity", "novelty",
               "combined", "intersection", "intersection_filled", "bald", "coreset", "badge", "typicality",
-              "class_balanced_margin", "class_balanced_random")
+              "class_balanced_margin", "class_balanced_random", "diverse_margin")
 """Strategy names accepted by :func:`select_samples` and :func:`modal_query_strategy`."""
 
 DEFAULT_COMBINED_WEIGHTS = (0.5, 0.3, 0.2)
@@ -319,7 +320,8 @@ def select_samples(probabilities, embeddings, labeled_embeddings, n: int, strate
     "bald" (Monte-Carlo dropout in the classifier ``head``, ``mc_passes`` passes), "coreset" (k-center greedy
     from the labeled embeddings), "badge", "typicality" (TypiClust over pool ∪ labeled embeddings), and
     "class_balanced_margin" / "class_balanced_random" (margin ranking or a seeded shuffle spread over predicted
-    classes, fewest-labeled classes first; need ``labeled_classes``, the labeled set's class ids).
+    classes, fewest-labeled classes first; need ``labeled_classes``, the labeled set's class ids), and
+    "diverse_margin" (the 10 × n lowest-margin images clustered into n groups, the one nearest each centre).
     """
     if strategy not in STRATEGIES:
         raise ToolkitError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
@@ -358,6 +360,8 @@ def select_samples(probabilities, embeddings, labeled_embeddings, n: int, strate
         return badge_select(p, e, n, seed)
     if strategy == "typicality":
         return typicality_select(e, labeled_embeddings, n, seed)
+    if strategy == "diverse_margin":
+        return weighted_cluster_select(margin_scores(p), e, n, seed)
     if strategy in _NEEDS_LABELED_CLASSES:
         ranking = (ranking_by(margin_scores(p), seed) if strategy == "class_balanced_margin"
                    else np.random.default_rng(seed).permutation(len(p)))

@@ -16,6 +16,8 @@ last layer. Every random choice takes ``seed``.
 - :func:`typicality_select` — TypiClust (Hacohen et al. 2022): cluster pool ∪ labeled into |labeled| + budget
   clusters, take the most typical point (highest inverse mean distance to its k nearest neighbours in its
   cluster) of the largest clusters holding the fewest labels.
+- :func:`weighted_cluster_select` — diverse mini-batch selection (Zhdanov 2019): the most uncertain
+  candidates, clustered by k-means weighted by their uncertainty; the candidate nearest each centre.
 - :func:`class_balanced_select` — any ranking, spread over predicted classes so the classes the labeled set
   has least of get picks first.
 - :func:`pixel_pca_features` — a representation that needs no trained model: PCA of the raw pixels of the
@@ -45,6 +47,9 @@ MC_DROPOUT_PASSES = 20
 
 FIT_SAMPLE = 10_000
 """PCA and k-means are fitted on at most this many seeded rows (or 20 per cluster, if more), then applied to all."""
+
+PREFILTER_FACTOR = 10
+"""weighted_cluster_select clusters the ``PREFILTER_FACTOR × budget`` most uncertain candidates (Zhdanov's β)."""
 
 TRANSFORM_CHUNK = 4096
 """Rows per block when projecting every image (pixel PCA: memory chunk × pixels floats, not pool × pixels)."""
@@ -282,6 +287,42 @@ def sampled_pca(rows, n_components: int, seed: int, scale: float = 1.0) -> np.nd
     for start in range(0, len(rows), TRANSFORM_CHUNK):
         projected[start:start + TRANSFORM_CHUNK] = pca.transform(flat(rows[start:start + TRANSFORM_CHUNK]))
     return projected
+
+
+def weighted_cluster_select(uncertainty, embeddings, budget: int, seed: int = 0,
+                            prefilter_factor: int = PREFILTER_FACTOR) -> np.ndarray:
+    """Uncertain and diverse at once: the ``prefilter_factor × budget`` highest-``uncertainty`` pool points are
+    clustered into ``budget`` groups by k-means weighted by their uncertainty, and the point nearest each
+    centre is picked, so two near-duplicates of one confusing image cost one label, not two.
+
+    Returned in descending uncertainty; when k-means leaves a cluster empty the most uncertain unpicked
+    candidates fill the budget.
+    """
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
+    scores = check_scores(uncertainty)
+    points = check_embeddings(embeddings, allow_empty=True)
+    if len(scores) != len(points):
+        raise ToolkitError(f"{len(scores)} uncertainty scores but {len(points)} embeddings: give one per pool row")
+    n = min(check_budget(budget), len(points))
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    candidates = ranking_by(scores, seed)[:max(n, prefilter_factor * n)]
+    if len(candidates) == n:
+        return candidates
+    features = reduced_features(points[candidates].astype(np.float32), seed)
+    weights = scores[candidates] - scores[candidates].min() + 1e-6
+    with threadpool_limits(limits=1, user_api="blas"):
+        kmeans = KMeans(n_clusters=n, n_init=1, random_state=seed).fit(features, sample_weight=weights)
+    squared = np.sum((features - kmeans.cluster_centers_[kmeans.labels_]) ** 2, axis=1)
+    nearest_first = np.lexsort((squared, kmeans.labels_))
+    first_of_cluster = np.r_[True, kmeans.labels_[nearest_first][1:] != kmeans.labels_[nearest_first][:-1]]
+    picked = np.sort(nearest_first[first_of_cluster])
+    if len(picked) < n:
+        unpicked = np.setdiff1d(np.arange(len(candidates)), picked)
+        picked = np.sort(np.concatenate([picked, unpicked[:n - len(picked)]]))
+    return candidates[picked]
 
 
 def class_balanced_select(ranking, predicted_classes, labeled_classes, budget: int, num_classes: int) -> np.ndarray:

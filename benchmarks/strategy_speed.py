@@ -26,8 +26,8 @@ import numpy as np
 from altoolkit.errors import ToolkitError, cli_entry
 
 SCRIPT = "benchmarks/strategy_speed.py"
-STRATEGIES = ("random", "margin", "entropy", "least_confidence", "class_balanced_margin", "coreset", "badge",
-              "typicality", "bald", "coreset_pixels", "typicality_pixels")
+STRATEGIES = ("random", "margin", "entropy", "least_confidence", "class_balanced_margin", "class_balanced_random",
+              "diverse_margin", "coreset", "badge", "typicality", "bald", "coreset_pixels", "typicality_pixels")
 MC_PASSES = 20
 
 

@@ -128,6 +128,29 @@ def test_typicality_visits_each_uncovered_cluster_before_a_second_pick():
     assert sorted(chosen // 25) == [0, 1, 2, 3]
 
 
+# --- uncertain and diverse ----------------------------------------------------------------------------------------
+
+def test_weighted_clusters_take_one_per_uncertain_group_not_the_top_scores_of_one_group():
+    near_duplicates = blob([0, 0], 10, 0.01, 0)
+    other_confusions = blob([20, 0], 10, 0.01, 1)
+    confident = blob([0, 20], 80, 0.01, 2)
+    embeddings = np.vstack([near_duplicates, other_confusions, confident])
+    uncertainty = np.r_[np.full(10, 0.99), np.full(10, 0.9), np.linspace(0.0, 0.1, 80)]
+    chosen = st.weighted_cluster_select(uncertainty, embeddings, 2, seed=0, prefilter_factor=10)
+    assert sorted(chosen // 10) == [0, 1]
+    assert st.weighted_cluster_select(uncertainty, embeddings, 2, seed=0, prefilter_factor=1).tolist() == \
+        st.ranking_by(uncertainty, 0)[:2].tolist()
+
+
+def test_weighted_clusters_return_the_picks_most_uncertain_first():
+    rng = np.random.default_rng(3)
+    uncertainty, embeddings = rng.random(300), rng.standard_normal((300, 4))
+    chosen = st.weighted_cluster_select(uncertainty, embeddings, 20, seed=1)
+    assert len(set(chosen.tolist())) == 20
+    assert np.all(np.diff(uncertainty[chosen]) <= 0)
+    assert uncertainty[chosen].min() >= np.sort(uncertainty)[-200]
+
+
 # --- class balance -------------------------------------------------------------------------------------------------
 
 def test_class_balanced_fills_the_rarest_classes_first():

@@ -89,7 +89,7 @@ STRATEGY_REGISTRY: dict[str, Callable[..., np.ndarray]] = {
     **{name: _select_samples_adapter(name)
        for name in ("random", "intersection", "intersection_filled", "entropy", "margin", "least_confidence",
                     "diversity", "novelty", "combined", "bald", "coreset", "badge", "typicality",
-                    "class_balanced_margin", "class_balanced_random")},
+                    "class_balanced_margin", "class_balanced_random", "diverse_margin")},
     **{f"{name}_pixels": _select_samples_adapter(f"{name}_pixels", "pixels") for name in ("coreset", "typicality")},
 }
 """name → ``query(probabilities, embeddings, labeled_embeddings, indices_unlabeled, indices_labeled, y_labeled, n,
