@@ -683,6 +683,8 @@ def summarise(results: dict) -> dict:
         if len(baseline_labels) == len(labels) and name != BASELINE:
             entry["paired"] = [paired_difference(accuracies[:, r], baseline_acc[:, r])
                                for r in range(accuracies.shape[1])]
+            entry["paired_ci"] = [mean_ci(accuracies[:, r] - baseline_acc[:, r])[1]
+                                  for r in range(accuracies.shape[1])]
         if len(baseline_labels):
             entry["label_efficiency"] = label_efficiency(baseline_labels.mean(axis=0), baseline_acc.mean(axis=0),
                                                          entry["final_mean"], float(labels[:, -1].mean()))
@@ -721,6 +723,9 @@ def render_report(results: dict, summary: dict) -> str:
              f"flip augmentation {'on' if config['flip_augmentation'] else 'off'}, learning rate "
              f"{'cosine-decayed to 0' if config.get('cosine_decay') else 'constant'}, weights of the "
              f"{'best-validation' if config.get('keep_best_validation_epoch') else 'last'} epoch",
+             "- features the strategies measure distances on: the current model's penultimate embeddings of pool "
+             "and labeled images (one forward pass per round); strategies named `*_pixels` use a 50-component "
+             "PCA of the raw pixels of pool ∪ labeled instead (no model needed)",
              f"- seeds: {config['seeds']} (finished, and used below: {len(finished_seeds(results))}); "
              f"config hash {results['config_hash']}", "",
              "## What the benchmark can detect", "",
@@ -798,21 +803,37 @@ def strategy_speed_table(results: dict) -> dict[str, dict[str, float]]:
 
 
 def plot_learning_curves(summary: dict, target: Path, title: str) -> Path:
-    """Accuracy vs labels per strategy, mean with a shaded 95 % confidence interval over seeds."""
+    """Left: accuracy vs labels per strategy, mean with a shaded 95 % CI over seeds. Right: each strategy's
+    paired difference from random per round with its 95 % CI, the comparison the tables test."""
+    from matplotlib import colormaps
+
     from altoolkit.plots import new_figure, save_figure
 
-    figure = new_figure(8, 5)
-    axis = figure.subplots()
-    for name, entry in summary["strategies"].items():
+    figure = new_figure(14, 6)
+    curves_axis, difference_axis = figure.subplots(1, 2)
+    colours = colormaps["tab10"].colors
+    for number, (name, entry) in enumerate(summary["strategies"].items()):
+        colour, style = colours[number % len(colours)], ("-", "--", ":")[number // len(colours) % 3]
         x, y, ci = (np.asarray(entry[key]) for key in ("labels_mean", "accuracy_mean", "accuracy_ci"))
-        (line,) = axis.plot(x, y, marker="o", markersize=3, label=name)
-        axis.fill_between(x, y - ci, y + ci, alpha=0.15, color=line.get_color())
-    axis.set_ylim(0, 1)
-    axis.set_xlabel("labeled images")
-    axis.set_ylabel("test accuracy")
-    axis.set_title(title)
-    axis.grid(alpha=0.3)
-    axis.legend()
+        curves_axis.plot(x, y, style, marker="o", markersize=3, label=name, color=colour)
+        curves_axis.fill_between(x, y - ci, y + ci, alpha=0.12, color=colour)
+        if "paired" in entry:
+            rounds = np.arange(len(entry["paired"]))
+            difference = 100 * np.asarray([d for d, _ in entry["paired"]])
+            half = 100 * np.asarray(entry["paired_ci"])
+            difference_axis.plot(rounds, difference, style, marker="o", markersize=3, color=colour)
+            difference_axis.fill_between(rounds, difference - half, difference + half, alpha=0.08, color=colour)
+    curves_axis.set_xlabel("labeled images")
+    curves_axis.set_ylabel("test accuracy")
+    curves_axis.set_title(title)
+    difference_axis.axhline(0.0, color="black", linewidth=1)
+    difference_axis.set_xlabel("round")
+    difference_axis.set_ylabel(f"accuracy − {BASELINE}, points (paired by seed)")
+    difference_axis.set_title(f"paired difference vs {BASELINE}, mean ± 95 % CI")
+    for axis in (curves_axis, difference_axis):
+        axis.grid(alpha=0.3)
+    figure.legend(*curves_axis.get_legend_handles_labels(), loc="lower center", ncol=6, frameon=False)
+    figure.subplots_adjust(bottom=0.25)
     return save_figure(target, figure)
 
 
