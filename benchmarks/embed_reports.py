@@ -16,7 +16,7 @@ from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import write_text
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-EMBEDDED_REPORTS = {"fashion-benchmark-v1": "benchmarks/results/fashion-v1/report.md",
+EMBEDDED_REPORTS = {"fashion-benchmark": "benchmarks/results/fashion/report.md",
                     "strategy-speed": "benchmarks/results/strategy_speed.md"}
 """Embed name → report file, relative to the repository."""
 
