@@ -243,6 +243,14 @@ def test_cli_overrides_the_preset_and_rejects_bad_values(capsys, tmp_path):
     assert not (tmp_path / "unused").exists()
 
 
+@pytest.mark.parametrize("preset", sorted(bm.PRESETS))
+def test_every_preset_is_valid_and_runs_random_first(preset):
+    config = bm.PRESETS[preset]
+    config.validate()
+    assert config.strategies[0] == "random"
+    assert len(set(config.strategies)) == len(config.strategies)
+
+
 def test_quick_preset_through_main(tmp_path):
     """The whole quick preset (about 2 minutes): the report's structure, not its numbers."""
     assert bm.main(["--preset", "quick", "--output-dir", str(tmp_path), "--quiet"]) == 0

@@ -150,21 +150,32 @@ class BenchmarkConfig:
         self.recipe().validate()
 
 
+DESIGN_STRATEGIES = ("random", "intersection", "intersection_filled", "entropy", "margin", "diversity", "novelty",
+                     "combined")
+"""The design's criteria alone and intersected, with random as the baseline."""
+
+BUDGETED_STRATEGIES = ("least_confidence", "bald", "coreset", "coreset_pixels", "badge", "typicality",
+                       "typicality_pixels", "diverse_margin", "class_balanced_margin", "class_balanced_random")
+"""The low-budget literature's strategies (altoolkit.strategies), each filling the budget exactly."""
+
 PRESETS: dict[str, BenchmarkConfig] = {
     "quick": BenchmarkConfig(),
     "seed-experiment": BenchmarkConfig(dataset="cifar10", classes=("airplane", "automobile", "ship"), n0=500,
                                        budget=200, rounds=5, seeds=5, epochs=30, flip_augmentation=True,
-                                       strategies=("random", "intersection", "intersection_filled", "entropy",
-                                                   "margin", "diversity", "novelty", "combined")),
+                                       strategies=DESIGN_STRATEGIES + BUDGETED_STRATEGIES),
     "fashion": BenchmarkConfig(dataset="fashion_mnist", classes=None, n0=500, budget=200, rounds=5, seeds=5,
-                               epochs=30, pool_size=10_000, flip_augmentation=True,
-                               strategies=("random", "intersection", "intersection_filled", "entropy", "margin",
-                                           "diversity", "novelty", "combined")),
+                               epochs=30, pool_size=10_000, flip_augmentation=True, strategies=DESIGN_STRATEGIES),
+    "fashion-scarce": BenchmarkConfig(dataset="fashion_mnist", classes=None, n0=100, budget=100, rounds=4, seeds=5,
+                                      epochs=30, pool_size=10_000, flip_augmentation=True,
+                                      strategies=("random", "margin", "diverse_margin", "badge",
+                                                  "class_balanced_margin", "coreset_pixels", "typicality",
+                                                  "typicality_pixels")),
 }
 """quick: bundled digits (10 classes), a few minutes. seed-experiment: the design's CIFAR-10 3-class experiment
 (needs the CIFAR-10 archive). fashion: Fashion-MNIST, all 10 classes (on 3 easy classes the base model is already
 near 94 %, which leaves nothing to measure), same shape, a 10,000-image pool per seed (keeps each round's forward
-pass short)."""
+pass short). fashion-scarce: the regime before it, 10 to 50 labels per class (100 initial, 4 rounds of 100), where
+the literature expects representative picks (typicality) to beat uncertainty."""
 
 
 def config_hash(config: BenchmarkConfig, dataset_fingerprint: str) -> str:
