@@ -409,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     budgeted = parser.add_argument_group("budgeted selection (instead of the intersection)")
     budgeted.add_argument("--budget", type=int, default=None,
                           help="select exactly this many images with --strategy instead of intersecting the analyses")
-    budgeted.add_argument("--strategy", default="class_balanced_margin", choices=alf.STRATEGIES,
+    budgeted.add_argument("--strategy", default="class_balanced_margin", choices=(alf.RECOMMENDED, *alf.STRATEGIES),
                           help="with --budget (default: class_balanced_margin)")
     budgeted.add_argument("--representation", default="model", choices=REPRESENTATIONS,
                           help="features for distance-based strategies: the model's embeddings or PCA of the "

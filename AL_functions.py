@@ -28,6 +28,16 @@ STRATEGIES = ("random", "entropy", "margin", "least_confidence", "uncertainty", 
               "class_balanced_margin", "class_balanced_random", "diverse_margin")
 """Strategy names accepted by :func:`select_samples` and :func:`modal_query_strategy`."""
 
+RECOMMENDED = "recommended"
+"""A strategy name beside ``STRATEGIES``: resolved by :func:`recommended_choice` from the labeled set's size."""
+
+RECOMMENDED_SCARCE_LABELS_PER_CLASS = 50
+"""Below this many labels per class the recommended default picks typical images over pixel features; from it on
+it picks uncertain ones (see recommended_choice and the README's benchmark section)."""
+
+RECOMMENDED_SCARCE = ("typicality", "pixels")
+RECOMMENDED_LATER = ("margin", "model")
+
 DEFAULT_COMBINED_WEIGHTS = (0.5, 0.3, 0.2)
 """The prototype's weights for (uncertainty, diversity, novelty) in :func:`combined_scores`."""
 
@@ -384,6 +394,29 @@ def select_samples(probabilities, embeddings, labeled_embeddings, n: int, strate
     in_intersection[intersect_indices(uncertainty.indices, diversity.indices, novelty.indices)] = True
     tie_break = np.random.default_rng(seed).permutation(len(p))
     return as_indices(np.lexsort((tie_break, -combined, ~in_intersection))[:n])
+
+
+def recommended_choice(labeled_count: int, num_classes: int) -> tuple[str, str]:
+    """(strategy, representation) the recommended default runs for a labeled set of ``labeled_count`` images.
+
+    While labels are scarce the model is weak, so its uncertainty and embeddings say little: pick the most
+    typical images of the clusters the labeled set covers least, over PCA of the pixels (TypiClust's cold-start
+    regime). Once each class has ``RECOMMENDED_SCARCE_LABELS_PER_CLASS`` labels on average, the model's own
+    uncertainty is worth following.
+    """
+    if labeled_count < 0 or num_classes < 1:
+        raise ToolkitError(f"need a labeled count ≥ 0 and at least one class, got {labeled_count} and {num_classes}")
+    return RECOMMENDED_SCARCE if labeled_count < RECOMMENDED_SCARCE_LABELS_PER_CLASS * num_classes \
+        else RECOMMENDED_LATER
+
+
+def resolve_strategy(strategy: str, representation: str, labeled_count: int, num_classes: int) -> tuple[str, str]:
+    """The (strategy, representation) to run: "recommended" becomes its regime's choice, any other name stays."""
+    if strategy == RECOMMENDED:
+        return recommended_choice(labeled_count, num_classes)
+    if strategy not in STRATEGIES:
+        raise ToolkitError(f"unknown strategy {strategy!r}: choose one of {', '.join((RECOMMENDED, *STRATEGIES))}")
+    return strategy, representation
 
 
 def get_feature_extractor(model):

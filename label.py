@@ -26,21 +26,27 @@ NOVELTY_NEIGHBOURS = 5
 
 
 def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, model_path: str | Path, budget: int, *,
-                 strategy: str = DEFAULT_STRATEGY, seed: int = 0, verbose: bool = True) -> tuple[int, list[BatchItem]]:
+                 strategy: str = DEFAULT_STRATEGY, representation: str = "model", seed: int = 0,
+                 verbose: bool = True) -> tuple[int, list[BatchItem]]:
     """Pick ``budget`` still-unlabeled pool images with ``strategy`` and record them as a new round.
 
     The labeled set is the labeled folder's training images plus every label already in the store; the model
-    makes one pass over labeled set and pool (probabilities and embeddings together). Returns (round, batch).
+    makes one pass over labeled set and pool (probabilities and embeddings together). Distance-based strategies
+    measure on the model's embeddings or (``representation="pixels"``) on PCA of the pixels; "recommended"
+    chooses both from the labeled set's size. Returns (round, batch).
     """
     import AL_functions as alf
     from altoolkit.data import load_dataset
     from altoolkit.imagepool import read_pool_images, scan_pool, store_labeled_images
     from altoolkit.model import classifier_head, load_classifier, probabilities_and_embeddings
-    from altoolkit.strategies import check_budget
+    from altoolkit.analyses import REPRESENTATIONS
+    from altoolkit.strategies import check_budget, pixel_pca_features
 
-    if strategy not in alf.STRATEGIES or strategy in ("intersection",):
-        raise ToolkitError(f"strategy {strategy!r} cannot fill a budget: choose one of "
-                           f"{', '.join(name for name in alf.STRATEGIES if name != 'intersection')}")
+    budgeted = (alf.RECOMMENDED, *(name for name in alf.STRATEGIES if name != "intersection"))
+    if strategy not in budgeted:
+        raise ToolkitError(f"strategy {strategy!r} cannot fill a budget: choose one of {', '.join(budgeted)}")
+    if representation not in REPRESENTATIONS:
+        raise ToolkitError(f"unknown representation {representation!r}: choose one of {', '.join(REPRESENTATIONS)}")
     check_budget(budget)
     model = load_classifier(model_path)
     size = int(model.inputs[0].shape[1])
@@ -68,9 +74,14 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
         probabilities, embeddings = probabilities_and_embeddings(model, images)
         labeled_embeddings = embeddings[:len(labeled_images)]
         pool_probabilities, pool_embeddings = probabilities[len(labeled_images):], embeddings[len(labeled_images):]
-        chosen = alf.select_samples(pool_probabilities, pool_embeddings, labeled_embeddings, budget, strategy,
-                                    seed=seed, labeled_classes=labeled_classes,
-                                    head=classifier_head(model) if strategy == "bald" else None)
+        ran, representation = alf.resolve_strategy(strategy, representation, len(labeled_images), folder.num_classes)
+        features = pixel_pca_features(images, seed=seed) if representation == "pixels" else embeddings
+        if verbose and ran != strategy:
+            print(f"{strategy}: {ran} over {representation} features for {len(labeled_images)} labels")
+        chosen = alf.select_samples(pool_probabilities, features[len(labeled_images):],
+                                    features[:len(labeled_images)], budget, ran, seed=seed,
+                                    labeled_classes=labeled_classes,
+                                    head=classifier_head(model) if ran == "bald" else None)
         scores = {"entropy": alf.entropy_scores(pool_probabilities), "margin": alf.margin_scores(pool_probabilities),
                   "novelty": alf.analyze_novelty_embeddings(
                       pool_embeddings, labeled_embeddings, min(NOVELTY_NEIGHBOURS, len(labeled_embeddings))).scores}
@@ -79,6 +90,7 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
                            {name: round(float(values[i]), 6) for name, values in scores.items()})
                  for i in chosen]
         round_id = store.start_round(strategy, {"budget": budget, "seed": seed, "model": str(Path(model_path)),
+                                                "ran": ran, "representation": representation,
                                                 "pool_size": len(candidates)}, items)
     return round_id, items
 
@@ -115,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--model", required=True, help="trained .keras classifier (train.py --dataset folder)")
     select.add_argument("--budget", type=int, required=True, help="how many images to label this round")
     select.add_argument("--strategy", default=DEFAULT_STRATEGY, help=f"default: {DEFAULT_STRATEGY}")
+    select.add_argument("--representation", default="model", choices=("model", "pixels"),
+                        help="features for distance-based strategies: the model's embeddings or PCA of the pixels "
+                             "(default: model; 'recommended' chooses its own)")
     select.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
 
     export = command("export", "write a batch folder for an external tool: images, manifest.csv, Label Studio files")
@@ -150,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "select":
         round_id, items = select_batch(args.project, args.pool, args.labeled, args.model, args.budget,
-                                       strategy=args.strategy, seed=args.seed)
+                                       strategy=args.strategy, representation=args.representation,
+                                       seed=args.seed)
         predicted = {}
         for item in items:
             predicted[item.predicted_class] = predicted.get(item.predicted_class, 0) + 1

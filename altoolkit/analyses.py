@@ -291,17 +291,19 @@ REPRESENTATIONS = ("model", "pixels")
 def run_selection(context: PoolContext, output_dir: str | os.PathLike, strategy: str, budget: int, *,
                   seed: int = 0, representation: str = "model", save_images: bool = True, plots: bool = True,
                   verbose: bool = True):
-    """The ``budget`` pool images ``strategy`` picks (any of ``AL_functions.STRATEGIES``), in the order chosen.
+    """The ``budget`` pool images ``strategy`` picks (any of ``AL_functions.STRATEGIES``, or "recommended",
+    which picks a strategy and representation from the labeled set's size), in the order chosen.
 
     Writes ``selection_indices.npy`` (relative to the pool start), ``selection_run.json``, ``summary.txt``,
     the images and a grid; returns (indices, stats).
     """
     from altoolkit.strategies import check_budget, pixel_pca_features
 
-    if strategy not in alf.STRATEGIES:
-        raise ToolkitError(f"unknown strategy {strategy!r}: choose one of {', '.join(alf.STRATEGIES)}")
     if representation not in REPRESENTATIONS:
         raise ToolkitError(f"unknown representation {representation!r}: choose one of {', '.join(REPRESENTATIONS)}")
+    requested = strategy
+    strategy, representation = alf.resolve_strategy(strategy, representation, context.labeled_size,
+                                                    context.dataset.num_classes)
     budget = check_budget(budget)
     output_dir = Path(output_dir)
     started = time.perf_counter()
@@ -322,12 +324,13 @@ def run_selection(context: PoolContext, output_dir: str | os.PathLike, strategy:
                                  seed=seed, labeled_classes=context.dataset.y_train[:context.labeled_size],
                                  head=head)
     seconds = time.perf_counter() - started
-    stats = {**selection_stats(context, indices), "strategy": strategy, "budget": budget,
+    stats = {**selection_stats(context, indices), "strategy": requested, "ran": strategy, "budget": budget,
              "representation": representation, "seed": seed, "seconds": round(seconds, 3)}
     save_npy(output_dir / "selection_indices.npy", indices)
     write_json(output_dir / "selection_run.json", {**context.describe(), "stats": stats,
                                                   "absolute_indices": indices + context.start_idx})
-    lines = [f"budgeted selection: {strategy} over {representation} features, budget {budget}, seed {seed}",
+    how = strategy if requested == strategy else f"{requested} ({strategy} for {context.labeled_size} labels)"
+    lines = [f"budgeted selection: {how} over {representation} features, budget {budget}, seed {seed}",
              f"model: {context.model_path} (sha256 {context.cache.model_digest})",
              f"pool = training images {context.start_idx}..{context.end_idx - 1} ({context.pool_size}); labeled = "
              f"first {context.labeled_size}",
@@ -341,9 +344,9 @@ def run_selection(context: PoolContext, output_dir: str | os.PathLike, strategy:
         shown = indices[:40]
         plot_image_grid(context.dataset.x_train[context.start_idx + shown], _titles(context, shown, {}),
                         np.ones(len(shown), dtype=bool), output_dir / "selection_samples.png",
-                        f"{strategy}: the first {len(shown)} of {len(indices)} selected images")
+                        f"{how}: the first {len(shown)} of {len(indices)} selected images")
     if verbose:
-        print(f"selection: {strategy} picked {stats['count']} of {context.pool_size} pool images; per class "
+        print(f"selection: {how} picked {stats['count']} of {context.pool_size} pool images; per class "
               f"{stats['distribution']} -> {output_dir}")
     return indices, stats
 

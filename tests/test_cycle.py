@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import AL_cycle
+import AL_functions as alf
 from AL_cycle import ActiveLearningAnalyzer
 from altoolkit.balance import ClassBalance, normalise_targets, parse_targets, recommendations
 from altoolkit.errors import ToolkitError
@@ -229,6 +230,17 @@ def test_select_spends_exactly_the_budget_and_reports_the_balance(base_model, di
     assert manifest["selection"]["by"] == "class_balanced_margin"
     assert manifest["selection"]["absolute_indices"] == (indices + START).tolist()
     assert "selection: 40 images by class_balanced_margin" in analyzer.get_summary()
+
+
+def test_recommended_select_records_what_it_ran(base_model, digits, tmp_path):
+    analyzer = make_analyzer(base_model, digits, tmp_path, targets=None)
+    indices, stats = analyzer.select(10, strategy="recommended", save_images=False, create_visualization=False)
+    assert len(set(indices.tolist())) == 10
+    expected, representation = alf.recommended_choice(LABELED, digits.num_classes)
+    assert (stats["strategy"], stats["ran"], stats["representation"]) == ("recommended", expected, representation)
+    summary = (tmp_path / "results" / "selection" / "summary.txt").read_text()
+    assert summary.startswith(f"budgeted selection: recommended ({expected} for {LABELED} labels) over "
+                              f"{representation} features")
 
 
 def test_select_with_met_targets_retrains_against_random_of_the_same_size(base_model, digits, tmp_path):

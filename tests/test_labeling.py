@@ -316,6 +316,18 @@ def test_select_then_retrain_then_select_from_what_is_still_unlabeled(digit_fold
     assert "+ 5 labels from" in result.metrics["dataset"]["source"]
 
 
+def test_recommended_select_says_what_it_ran_and_records_it(digit_folders, tiny_digits_model, tmp_path, capsys):
+    labeled, pool = digit_folders
+    project = tmp_path / "project"
+    assert label.main(["select", "--project", str(project), "--pool", str(pool), "--labeled", str(labeled),
+                       "--model", str(tiny_digits_model.model_path), "--budget", "6", "--strategy", "recommended"]) == 0
+    assert "recommended: typicality over pixels features for 40 labels" in capsys.readouterr().out
+    with LabelStore(project) as store:
+        (record,) = store.rounds()
+    assert record["strategy"] == "recommended" and record["batch_size"] == 6
+    assert (record["parameters"]["ran"], record["parameters"]["representation"]) == ("typicality", "pixels")
+
+
 def test_select_refuses_a_model_for_other_classes(digit_folders, tiny_digits_model, tmp_path):
     labeled, pool = digit_folders
     three_classes = tmp_path / "three"

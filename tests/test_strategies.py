@@ -178,6 +178,25 @@ def test_class_balanced_rejects_bad_input():
         st.class_balanced_select([0, 1], [0, 1], [], -1, 2)
 
 
+# --- recommended ---------------------------------------------------------------------------------------------------
+
+def test_recommended_switches_from_typical_pixels_to_the_model_when_classes_have_enough_labels():
+    threshold = al.RECOMMENDED_SCARCE_LABELS_PER_CLASS * 10
+    assert al.recommended_choice(0, 10) == al.recommended_choice(threshold - 1, 10) == al.RECOMMENDED_SCARCE
+    assert al.recommended_choice(threshold, 10) == al.RECOMMENDED_LATER
+    assert al.RECOMMENDED_SCARCE[1] == "pixels" and al.RECOMMENDED_SCARCE[0] in al.STRATEGIES
+    assert al.RECOMMENDED_LATER[0] in al.STRATEGIES
+    with pytest.raises(ToolkitError, match="at least one class"):
+        al.recommended_choice(10, 0)
+
+
+def test_resolve_strategy_passes_other_names_through_and_rejects_unknown_ones():
+    assert al.resolve_strategy("coreset", "pixels", 5, 3) == ("coreset", "pixels")
+    assert al.resolve_strategy("recommended", "model", 5, 3) == al.RECOMMENDED_SCARCE
+    with pytest.raises(ToolkitError, match="unknown strategy 'oracle': choose one of recommended, random"):
+        al.resolve_strategy("oracle", "model", 5, 3)
+
+
 # --- every strategy ------------------------------------------------------------------------------------------------
 
 BUDGETED = [name for name in al.STRATEGIES if name != "intersection"]

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from AL_functions import select_samples
+from AL_functions import RECOMMENDED, recommended_choice, select_samples
 from altoolkit.data import Dataset, load_dataset, parse_classes
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import save_npz, write_json, write_text
@@ -85,12 +85,23 @@ def _select_samples_adapter(name: str, representation: str = "model") -> Callabl
     return query
 
 
+def query_recommended(probabilities, embeddings, labeled_embeddings, indices_unlabeled, indices_labeled, y_labeled,
+                      n, seed, extras: RoundExtras | None = None) -> np.ndarray:
+    """AL_functions.recommended_choice for this round's labeled count: its strategy over its representation."""
+    strategy, representation = recommended_choice(len(indices_labeled), np.asarray(probabilities).shape[1])
+    query = _select_samples_adapter(f"{strategy}_pixels" if representation == "pixels" else strategy,
+                                    representation)
+    return query(probabilities, embeddings, labeled_embeddings, indices_unlabeled, indices_labeled, y_labeled, n,
+                 seed, extras)
+
+
 STRATEGY_REGISTRY: dict[str, Callable[..., np.ndarray]] = {
     **{name: _select_samples_adapter(name)
        for name in ("random", "intersection", "intersection_filled", "entropy", "margin", "least_confidence",
                     "diversity", "novelty", "combined", "bald", "coreset", "badge", "typicality",
                     "class_balanced_margin", "class_balanced_random", "diverse_margin")},
     **{f"{name}_pixels": _select_samples_adapter(f"{name}_pixels", "pixels") for name in ("coreset", "typicality")},
+    RECOMMENDED: query_recommended,
 }
 """name → ``query(probabilities, embeddings, labeled_embeddings, indices_unlabeled, indices_labeled, y_labeled, n,
 seed, extras=None) -> row indices``. Rows index ``probabilities``/``embeddings``; ``labeled_embeddings`` are the
