@@ -17,6 +17,7 @@ from altoolkit.files import write_text
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 EMBEDDED_REPORTS = {"fashion-benchmark": "benchmarks/results/fashion/report.md",
+                    "fashion-scarce-benchmark": "benchmarks/results/fashion-scarce/report.md",
                     "strategy-speed": "benchmarks/results/strategy_speed.md"}
 """Embed name → report file, relative to the repository."""
 

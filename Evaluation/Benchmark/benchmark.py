@@ -828,6 +828,7 @@ def plot_learning_curves(summary: dict, target: Path, title: str) -> Path:
     """Left: accuracy vs labels per strategy, mean with a shaded 95 % CI over seeds. Right: each strategy's
     paired difference from random per round with its 95 % CI, the comparison the tables test."""
     from matplotlib import colormaps
+    from matplotlib.ticker import MaxNLocator
 
     from altoolkit.plots import new_figure, save_figure
 
@@ -849,6 +850,7 @@ def plot_learning_curves(summary: dict, target: Path, title: str) -> Path:
     curves_axis.set_ylabel("test accuracy")
     curves_axis.set_title(title)
     difference_axis.axhline(0.0, color="black", linewidth=1)
+    difference_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     difference_axis.set_xlabel("round")
     difference_axis.set_ylabel(f"accuracy − {BASELINE}, points (paired by seed)")
     difference_axis.set_title(f"paired difference vs {BASELINE}, mean ± 95 % CI")
