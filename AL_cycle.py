@@ -7,7 +7,7 @@
     intersection, stats = analyzer.find_intersection(save_images=True, create_visualization=True)
     print(analyzer.get_summary())
 
-or, with a labeling budget instead of the intersection, ``analyzer.select(200, strategy="class_balanced_margin")``.
+or, with a labeling budget instead of the intersection, ``analyzer.select(200)`` (strategy "recommended").
 
 When every class target is met, ``find_intersection`` retrains with the labeled set plus the selected images and,
 as the control, with the same number of images drawn at random from the same pool (same seed, same recipe),
@@ -141,7 +141,7 @@ class ActiveLearningAnalyzer:
                             self.output_dir / "intersection" / "intersection_indices.npy")
         return self.intersection, self.intersection_stats
 
-    def select(self, budget: int, strategy: str = "class_balanced_margin", representation: str = "model",
+    def select(self, budget: int, strategy: str = alf.RECOMMENDED, representation: str = "model",
                save_images: bool = True, create_visualization: bool = True):
         """Exactly ``budget`` pool images (fewer only if the pool is smaller) chosen by ``strategy``.
 
@@ -409,8 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     budgeted = parser.add_argument_group("budgeted selection (instead of the intersection)")
     budgeted.add_argument("--budget", type=int, default=None,
                           help="select exactly this many images with --strategy instead of intersecting the analyses")
-    budgeted.add_argument("--strategy", default="class_balanced_margin", choices=(alf.RECOMMENDED, *alf.STRATEGIES),
-                          help="with --budget (default: class_balanced_margin)")
+    budgeted.add_argument("--strategy", default=alf.RECOMMENDED, choices=(alf.RECOMMENDED, *alf.STRATEGIES),
+                          help="with --budget (default: recommended, see AL_functions.recommended_choice)")
     budgeted.add_argument("--representation", default="model", choices=REPRESENTATIONS,
                           help="features for distance-based strategies: the model's embeddings or PCA of the "
                                "pixels (default: model)")

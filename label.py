@@ -21,7 +21,7 @@ import numpy as np
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.labelstore import BatchItem, LabelStore, current_user
 
-DEFAULT_STRATEGY = "class_balanced_margin"
+DEFAULT_STRATEGY = "recommended"
 NOVELTY_NEIGHBOURS = 5
 
 

@@ -292,7 +292,7 @@ def test_select_then_retrain_then_select_from_what_is_still_unlabeled(digit_fold
     common = ["--project", str(project), "--pool", str(pool), "--labeled", str(labeled),
               "--model", str(tiny_digits_model.model_path)]
     assert label.main(["select", *common, "--budget", "8"]) == 0
-    assert "round 1: 8 images selected with class_balanced_margin" in capsys.readouterr().out
+    assert "round 1: 8 images selected with recommended" in capsys.readouterr().out
     with LabelStore(project) as store:
         batch = store.batch(1)
         assert len(batch) == len({item.image_id for item in batch}) == 8
