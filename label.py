@@ -36,10 +36,10 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
     chooses both from the labeled set's size. Returns (round, batch).
     """
     import AL_functions as alf
+    from altoolkit.analyses import REPRESENTATIONS
     from altoolkit.data import load_dataset
     from altoolkit.imagepool import read_pool_images, scan_pool, store_labeled_images
     from altoolkit.model import classifier_head, load_classifier, probabilities_and_embeddings
-    from altoolkit.analyses import REPRESENTATIONS
     from altoolkit.strategies import check_budget, pixel_pca_features
 
     budgeted = (alf.RECOMMENDED, *(name for name in alf.STRATEGIES if name != "intersection"))
