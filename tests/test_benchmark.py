@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import AL_functions as alf
 from altoolkit.errors import ToolkitError
 from altoolkit.strategies import ClassifierHead
 from Evaluation.Benchmark import benchmark as bm
@@ -273,6 +274,21 @@ def test_worker_processes_extend_a_finished_benchmark_with_another_strategy(digi
     assert "| margin | 1 |" in (output_dir / bm.REPORT_FILENAME).read_text()
     with pytest.raises(ToolkitError, match="same --workers"):
         bm.run_benchmark(config, output_dir, dataset=digits_dataset, verbose=False, workers=1)
+
+
+def test_recommended_records_what_it_ran_and_refuses_a_resume_under_another_rule(digits_dataset, tmp_path,
+                                                                                  monkeypatch):
+    config = dataclasses.replace(TINY, seeds=1, strategies=("random", "recommended"))
+    output_dir = tmp_path / "recommended"
+    results = bm.run_benchmark(config, output_dir, dataset=digits_dataset, verbose=False)
+    cells = results["seeds"]["0"]["strategies"]["recommended"]
+    assert [cell["ran"] for cell in cells] == ["typicality over pixels"] * TINY.rounds
+    assert "- recommended ran: round 1: typicality over pixels; round 2: typicality over pixels" in \
+        (output_dir / bm.REPORT_FILENAME).read_text()
+    monkeypatch.setattr(alf, "RECOMMENDED_SCARCE_LABELS_PER_CLASS", 1)
+    with pytest.raises(ToolkitError, match="'recommended' ran 'typicality over pixels' but the rule now gives "
+                                           "'margin over model'"):
+        bm.run_benchmark(config, output_dir, dataset=digits_dataset, verbose=False)
 
 
 def test_statistics_use_only_seeds_where_every_strategy_finished():

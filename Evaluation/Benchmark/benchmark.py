@@ -371,6 +371,7 @@ def open_results(output_dir: Path, config: BenchmarkConfig, dataset: Dataset, co
         recorded.update(command=command, config=fresh["config"])
         fresh = recorded
     merge_worker_cells(fresh, output_dir, config, len(dataset.x_train))
+    check_recommended_cells(fresh)
     return fresh
 
 
@@ -600,7 +601,27 @@ def run_round(config: BenchmarkConfig, view: Dataset, order: np.ndarray, trainer
     timings = {"forward_s": forward_s, "selection_s": selection_s, "training_s": training_s,
                "evaluation_s": evaluation_s}
     cell = _cell(round_number, config.n0 + len(selected) + len(chosen), evaluation, order[chosen], facts, timings)
+    if name == RECOMMENDED:
+        cell["ran"] = recommended_label(len(labeled), view.num_classes)
     return cell, chosen
+
+
+def recommended_label(labeled_count: int, num_classes: int) -> str:
+    """What "recommended" runs at this labeled count, as recorded in its cells (e.g. "margin over model")."""
+    return " over ".join(recommended_choice(labeled_count, num_classes))
+
+
+def check_recommended_cells(results: dict) -> None:
+    """Refuse to resume "recommended" cells made under another rule: each cell records what it ran, and the
+    rule (AL_functions.recommended_choice) may have changed since."""
+    num_classes = len(results["dataset"]["class_names"])
+    for seed, record in results["seeds"].items():
+        for cell in record.get("strategies", {}).get(RECOMMENDED, []):
+            now = recommended_label(cell["labels"] - cell["n_selected"], num_classes)
+            if cell.get("ran") != now:
+                raise ToolkitError(f"seed {seed} round {cell['round']} of '{RECOMMENDED}' ran {cell.get('ran')!r} "
+                                   f"but the rule now gives {now!r}: rerun it into a new --output-dir, or drop "
+                                   f"'{RECOMMENDED}' from --strategies")
 
 
 def peak_memory_mb() -> float:
@@ -748,6 +769,7 @@ def render_report(results: dict, summary: dict) -> str:
              "- features the strategies measure distances on: the current model's penultimate embeddings of pool "
              "and labeled images (one forward pass per round); strategies named `*_pixels` use a 50-component "
              "PCA of the raw pixels of pool ∪ labeled instead (no model needed)",
+             *recommended_lines(results),
              f"- seeds: {config['seeds']} (finished, and used below: {len(finished_seeds(results))}); "
              f"config hash {results['config_hash']}", "",
              "## What the benchmark can detect", "",
@@ -800,6 +822,18 @@ def render_report(results: dict, summary: dict) -> str:
               f"Processes: {execution['workers']}, TensorFlow threads each: {execution['tensorflow_threads']}.",
               ""]
     return "\n".join(lines)
+
+
+def recommended_lines(results: dict) -> list[str]:
+    """The Setting line saying what "recommended" ran in each round (empty when it was not benchmarked)."""
+    rounds: dict[int, set[str]] = {}
+    for record in finished_seeds(results):
+        for cell in record["strategies"].get(RECOMMENDED, []):
+            rounds.setdefault(cell["round"], set()).add(cell["ran"])
+    if not rounds:
+        return []
+    ran_by_round = "; ".join(f"round {r}: {' / '.join(sorted(ran))}" for r, ran in sorted(rounds.items()))
+    return [f"- recommended ran: {ran_by_round} (AL_functions.recommended_choice)"]
 
 
 def speed_table(results: dict) -> dict[int, dict[str, float]]:
