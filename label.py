@@ -111,6 +111,8 @@ def pool_root(store: LabelStore, override: str | None) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from altoolkit.analyses import REPRESENTATIONS
+
     parser = argparse.ArgumentParser(prog="label.py", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[2:]))
@@ -127,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--model", required=True, help="trained .keras classifier (train.py --dataset folder)")
     select.add_argument("--budget", type=int, required=True, help="how many images to label this round")
     select.add_argument("--strategy", default=DEFAULT_STRATEGY, help=f"default: {DEFAULT_STRATEGY}")
-    select.add_argument("--representation", default="model", choices=("model", "pixels"),
+    select.add_argument("--representation", default="model", choices=REPRESENTATIONS,
                         help="features for distance-based strategies: the model's embeddings or PCA of the pixels "
                              "(default: model; 'recommended' chooses its own)")
     select.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
