@@ -173,14 +173,15 @@ PRESETS: dict[str, BenchmarkConfig] = {
     "quick": BenchmarkConfig(),
     "seed-experiment": BenchmarkConfig(dataset="cifar10", classes=("airplane", "automobile", "ship"), n0=500,
                                        budget=200, rounds=5, seeds=5, epochs=30, flip_augmentation=True,
-                                       strategies=DESIGN_STRATEGIES + BUDGETED_STRATEGIES),
+                                       strategies=DESIGN_STRATEGIES + BUDGETED_STRATEGIES + (RECOMMENDED,)),
     "fashion": BenchmarkConfig(dataset="fashion_mnist", classes=None, n0=500, budget=200, rounds=5, seeds=5,
-                               epochs=30, pool_size=10_000, flip_augmentation=True, strategies=DESIGN_STRATEGIES),
+                               epochs=30, pool_size=10_000, flip_augmentation=True,
+                               strategies=DESIGN_STRATEGIES + BUDGETED_STRATEGIES + (RECOMMENDED,)),
     "fashion-scarce": BenchmarkConfig(dataset="fashion_mnist", classes=None, n0=100, budget=100, rounds=4, seeds=5,
                                       epochs=30, pool_size=10_000, flip_augmentation=True,
                                       strategies=("random", "margin", "diverse_margin", "badge",
                                                   "class_balanced_margin", "coreset_pixels", "typicality",
-                                                  "typicality_pixels")),
+                                                  "typicality_pixels", RECOMMENDED)),
 }
 """quick: bundled digits (10 classes), a few minutes. seed-experiment: the design's CIFAR-10 3-class experiment
 (needs the CIFAR-10 archive). fashion: Fashion-MNIST, all 10 classes (on 3 easy classes the base model is already
