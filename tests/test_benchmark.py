@@ -283,8 +283,9 @@ def test_recommended_records_what_it_ran_and_refuses_a_resume_under_another_rule
     results = bm.run_benchmark(config, output_dir, dataset=digits_dataset, verbose=False)
     cells = results["seeds"]["0"]["strategies"]["recommended"]
     assert [cell["ran"] for cell in cells] == ["typicality over pixels"] * TINY.rounds
-    assert "- recommended ran: round 1: typicality over pixels; round 2: typicality over pixels" in \
-        (output_dir / bm.REPORT_FILENAME).read_text()
+    report = (output_dir / bm.REPORT_FILENAME).read_text()
+    assert "- recommended ran: round 1: typicality over pixels; round 2: typicality over pixels" in report
+    assert "## Target: recommended vs random" in report
     monkeypatch.setattr(alf, "RECOMMENDED_SCARCE_LABELS_PER_CLASS", 1)
     with pytest.raises(ToolkitError, match="'recommended' ran 'typicality over pixels' but the rule now gives "
                                            "'margin over model'"):
@@ -308,3 +309,22 @@ def test_statistics_use_only_seeds_where_every_strategy_finished():
     summary = bm.summarise(results)
     assert summary["base_mean"] == pytest.approx(0.4)
     assert summary["strategies"]["margin"]["paired"][1][0] == pytest.approx(0.05)
+
+
+def _summary_of_recommended(paired, label_efficiency):
+    return {"strategies": {"random": {}, "recommended": {"paired": [(0.0, None), *paired],
+                                                         "label_efficiency": label_efficiency}}}
+
+
+def test_target_check_passes_only_when_every_criterion_holds():
+    strong = [(0.04, 0.01), (0.03, 0.02), (0.02, 0.04), (0.01, 0.2), (0.01, 0.3)]
+    checks = bm.target_check(_summary_of_recommended(strong, 1.6))
+    assert [met for _, _, met in checks] == [True, True, True, True]
+    assert checks[3][1] == "3 of 5 (rounds 1, 2, 3)"
+    weak = [(0.02, 0.01), (-0.01, 0.5), (0.03, 0.01), (0.02, 0.2), (0.01, 0.3)]
+    checks = bm.target_check(_summary_of_recommended(weak, None))
+    assert [met for _, _, met in checks] == [False, False, False, False]
+    assert checks[0][1] == "+2.0" and checks[1][1] == "below in rounds 2"
+    assert checks[2][1].startswith("n/a")
+    assert "Target not met." in bm.target_lines(_summary_of_recommended(weak, None))
+    assert bm.target_check({"strategies": {"random": {}}}) == []

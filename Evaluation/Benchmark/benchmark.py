@@ -737,6 +737,59 @@ def summarise(results: dict) -> dict:
     return summary
 
 
+@dataclass(frozen=True)
+class Target:
+    """What the toolkit promises for its recommended strategy against random (issue 6), on one benchmark."""
+
+    first_round_gain: float = 0.03
+    min_label_efficiency: float = 1.5
+    significant_rounds: int = 3
+    alpha: float = 0.05
+
+
+def target_check(summary: dict, name: str = RECOMMENDED, target: Target = Target()) -> list[tuple[str, str, bool]]:
+    """(criterion, measured value, met?) of ``name`` against the target; empty if it was not benchmarked.
+
+    Criteria: mean paired gain over random at round 1; no round with a negative mean difference; label
+    efficiency at the last round (not measurable when the final accuracy is outside random's curve, which
+    does not count as met); rounds with a positive difference and paired p below ``alpha``.
+    """
+    entry = summary["strategies"].get(name)
+    if entry is None or "paired" not in entry or len(entry["paired"]) < 2:
+        return []
+    rounds = entry["paired"][1:]
+    first_gain = rounds[0][0]
+    below = [r for r, (difference, _) in enumerate(rounds, start=1) if difference < 0]
+    efficiency = entry.get("label_efficiency")
+    significant = [r for r, (difference, p) in enumerate(rounds, start=1)
+                   if difference > 0 and p is not None and p < target.alpha]
+    return [
+        (f"gain over random at round 1 ≥ +{100 * target.first_round_gain:.0f} points",
+         f"{100 * first_gain:+.1f}", first_gain >= target.first_round_gain),
+        ("never below random (mean paired difference ≥ 0 in every round)",
+         "below in rounds " + ", ".join(map(str, below)) if below else "never below", not below),
+        (f"label efficiency at the last round ≥ {target.min_label_efficiency}",
+         _fmt(efficiency, 2) if efficiency is not None else "n/a (final accuracy outside random's curve)",
+         efficiency is not None and efficiency >= target.min_label_efficiency),
+        (f"ahead with paired p < {target.alpha} in ≥ {target.significant_rounds} of {len(rounds)} rounds",
+         f"{len(significant)} of {len(rounds)}" + (f" (rounds {', '.join(map(str, significant))})" if significant else ""),
+         len(significant) >= target.significant_rounds),
+    ]
+
+
+def target_lines(summary: dict) -> list[str]:
+    """The report's section on the recommended strategy's target (empty when it was not benchmarked)."""
+    checks = target_check(summary)
+    if not checks:
+        return []
+    lines = ["## Target: recommended vs random", "",
+             "The toolkit's aim for its default strategy (met only if every row holds).", "",
+             "| criterion | measured | met |", "| --- | --- | --- |"]
+    lines += [f"| {criterion} | {measured} | {'yes' if met else 'no'} |" for criterion, measured, met in checks]
+    verdict = "met" if all(met for _, _, met in checks) else "not met"
+    return [*lines, "", f"Target {verdict}."]
+
+
 def _mean_per_class(results: dict, name: str) -> dict[str, float | None]:
     rounds = results["config"]["rounds"]
     rows = [record["strategies"][name][rounds - 1]["per_class_accuracy"] for record in finished_seeds(results)]
@@ -798,6 +851,9 @@ def render_report(results: dict, summary: dict) -> str:
         if "paired" in entry:
             lines.append(f"| {name} | " + " | ".join(f"{100 * d:+.1f} (p={_fmt(p, 3)})" for d, p in entry["paired"])
                          + " |")
+    target_section = target_lines(summary)
+    if target_section:
+        lines += ["", *target_section]
     classes = data["class_names"]
     lines += ["", "## Per-class accuracy at the last round (%)", "",
               "| strategy | " + " | ".join(classes) + " |", "| --- |" + " --- |" * len(classes)]
