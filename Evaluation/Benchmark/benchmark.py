@@ -772,7 +772,8 @@ def target_check(summary: dict, name: str = RECOMMENDED, target: Target = Target
          _fmt(efficiency, 2) if efficiency is not None else "n/a (final accuracy outside random's curve)",
          efficiency is not None and efficiency >= target.min_label_efficiency),
         (f"ahead with paired p < {target.alpha} in ≥ {target.significant_rounds} of {len(rounds)} rounds",
-         f"{len(significant)} of {len(rounds)}" + (f" (rounds {', '.join(map(str, significant))})" if significant else ""),
+         f"{len(significant)} of {len(rounds)}"
+         + (f" (rounds {', '.join(map(str, significant))})" if significant else ""),
          len(significant) >= target.significant_rounds),
     ]
 
