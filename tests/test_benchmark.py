@@ -266,10 +266,14 @@ def test_worker_processes_extend_a_finished_benchmark_with_another_strategy(digi
     output_dir = tmp_path / "workers"
     first = bm.run_benchmark(config, output_dir, dataset=digits_dataset, verbose=False, workers=2)
     assert first["execution"] == {"workers": 2, "tensorflow_threads": 1}
+    recorded = json.loads((output_dir / bm.RESULTS_FILENAME).read_text())
+    recorded["peak_memory_mb"] = 1e6
+    (output_dir / bm.RESULTS_FILENAME).write_text(json.dumps(recorded))
     extended = bm.run_benchmark(dataclasses.replace(config, strategies=("random", "margin")), output_dir,
                                 dataset=digits_dataset, verbose=False, workers=2)
     assert cell_values(extended)[("random", 2)] == cell_values(first)[("random", 2)]
     assert len(extended["seeds"]["0"]["strategies"]["margin"]) == TINY.rounds
+    assert extended["peak_memory_mb"] == 1e6, "a resumed run must keep the earlier runs' peak memory"
     assert not (output_dir / bm.WORKER_DIRNAME).exists()
     assert "| margin | 1 |" in (output_dir / bm.REPORT_FILENAME).read_text()
     with pytest.raises(ToolkitError, match="same --workers"):
@@ -324,7 +328,7 @@ def test_target_check_passes_only_when_every_criterion_holds():
     weak = [(0.02, 0.01), (-0.01, 0.5), (0.03, 0.01), (0.02, 0.2), (0.01, 0.3)]
     checks = bm.target_check(_summary_of_recommended(weak, None))
     assert [met for _, _, met in checks] == [False, False, False, False]
-    assert checks[0][1] == "+2.0" and checks[1][1] == "below in rounds 2"
+    assert checks[0][1] == "+2.00" and checks[1][1] == "below in round 2 (-1.00)"
     assert checks[2][1].startswith("n/a")
     assert "Target not met." in bm.target_lines(_summary_of_recommended(weak, None))
     assert bm.target_check({"strategies": {"random": {}}}) == []

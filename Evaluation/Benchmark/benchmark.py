@@ -571,7 +571,7 @@ def run_in_workers(config: BenchmarkConfig, dataset: Dataset, output_dir: Path, 
                       initargs=(config, dataset, output_dir, results["config_hash"], verbose)) as pool:
         peaks = list(pool.imap_unordered(_worker_job, bases))
         peaks += list(pool.imap_unordered(_worker_job, jobs))
-    results["peak_memory_mb"] = max(peaks, default=0.0)
+    results["peak_memory_mb"] = max([*peaks, results.get("peak_memory_mb") or 0.0])
 
 
 def run_round(config: BenchmarkConfig, view: Dataset, order: np.ndarray, trainer: SeedTrainer, name: str,
@@ -765,9 +765,10 @@ def target_check(summary: dict, name: str = RECOMMENDED, target: Target = Target
                    if difference > 0 and p is not None and p < target.alpha]
     return [
         (f"gain over random at round 1 ≥ +{100 * target.first_round_gain:.0f} points",
-         f"{100 * first_gain:+.1f}", first_gain >= target.first_round_gain),
+         f"{100 * first_gain:+.2f}", first_gain >= target.first_round_gain),
         ("never below random (mean paired difference ≥ 0 in every round)",
-         "below in rounds " + ", ".join(map(str, below)) if below else "never below", not below),
+         "below in " + ", ".join(f"round {r} ({100 * rounds[r - 1][0]:+.2f})" for r in below) if below
+         else "never below", not below),
         (f"label efficiency at the last round ≥ {target.min_label_efficiency}",
          _fmt(efficiency, 2) if efficiency is not None else "n/a (final accuracy outside random's curve)",
          efficiency is not None and efficiency >= target.min_label_efficiency),
