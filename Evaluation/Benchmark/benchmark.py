@@ -739,7 +739,7 @@ def summarise(results: dict) -> dict:
 
 @dataclass(frozen=True)
 class Target:
-    """What the toolkit promises for its recommended strategy against random (issue 6), on one benchmark."""
+    """What the toolkit aims for with its recommended strategy against random, checked in every report that runs it."""
 
     first_round_gain: float = 0.03
     min_label_efficiency: float = 1.5
