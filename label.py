@@ -36,7 +36,7 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
     chooses both from the labeled set's size. Returns (round, batch).
     """
     import AL_functions as alf
-    from altoolkit.analyses import REPRESENTATIONS
+    from altoolkit.analyses import check_representation
     from altoolkit.data import load_dataset
     from altoolkit.imagepool import read_pool_images, scan_pool, store_labeled_images
     from altoolkit.model import classifier_head, load_classifier, probabilities_and_embeddings
@@ -45,8 +45,7 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
     budgeted = (alf.RECOMMENDED, *(name for name in alf.STRATEGIES if name != "intersection"))
     if strategy not in budgeted:
         raise ToolkitError(f"strategy {strategy!r} cannot fill a budget: choose one of {', '.join(budgeted)}")
-    if representation not in REPRESENTATIONS:
-        raise ToolkitError(f"unknown representation {representation!r}: choose one of {', '.join(REPRESENTATIONS)}")
+    check_representation(representation)
     check_budget(budget)
     model = load_classifier(model_path)
     size = int(model.inputs[0].shape[1])

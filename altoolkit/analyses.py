@@ -288,6 +288,12 @@ REPRESENTATIONS = ("model", "pixels")
 (no trained model needed: better while the model has seen only a few hundred images)."""
 
 
+def check_representation(representation: str) -> None:
+    """A clear error for a representation name outside ``REPRESENTATIONS``."""
+    if representation not in REPRESENTATIONS:
+        raise ToolkitError(f"unknown representation {representation!r}: choose one of {', '.join(REPRESENTATIONS)}")
+
+
 def run_selection(context: PoolContext, output_dir: str | os.PathLike, strategy: str, budget: int, *,
                   seed: int = 0, representation: str = "model", save_images: bool = True, plots: bool = True,
                   verbose: bool = True):
@@ -299,8 +305,7 @@ def run_selection(context: PoolContext, output_dir: str | os.PathLike, strategy:
     """
     from altoolkit.strategies import check_budget, pixel_pca_features
 
-    if representation not in REPRESENTATIONS:
-        raise ToolkitError(f"unknown representation {representation!r}: choose one of {', '.join(REPRESENTATIONS)}")
+    check_representation(representation)
     requested = strategy
     strategy, representation = alf.resolve_strategy(strategy, representation, context.labeled_size,
                                                     context.dataset.num_classes)
