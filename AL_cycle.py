@@ -31,8 +31,8 @@ import AL_functions as alf
 from altoolkit.analyses import (ANALYSES, REPRESENTATIONS, PoolContext, open_pool, run_diversity, run_intersection,
                                 run_novelty, run_selection, run_uncertainty)
 from altoolkit.balance import ClassBalance, normalise_targets, parse_targets, recommendations
-from altoolkit.cli import (DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX, add_dataset_arguments,
-                           dataset_from_args, keras_verbosity)
+from altoolkit.cli import (DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX, ToolkitArgumentParser,
+                           add_dataset_arguments, dataset_from_args, keras_verbosity, seed_argument)
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import write_json
 from altoolkit.training import (METRICS_FILENAME, MODEL_FILENAME, TrainingRecipe, default_run_dir, evaluate_model,
@@ -392,7 +392,7 @@ class ActiveLearningAnalyzer:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="AL_cycle.py", description=(
+    parser = ToolkitArgumentParser(prog="AL_cycle.py", description=(
         "Run the active-learning cycle: analyses, intersection, class-balance check, retraining and the "
         "comparison with random selection."))
     add_dataset_arguments(parser)
@@ -420,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyses.add_argument("--k-neighbors", type=int, default=5, help="novelty neighbours (default: 5)")
     training = parser.add_argument_group("training")
     training.add_argument("--epochs", type=int, default=None, help="default: the base model's recipe (or 30)")
-    training.add_argument("--seed", type=int, default=None, help="default: the base model's seed (or 42)")
+    training.add_argument("--seed", type=seed_argument, default=None, help="default: the base model's seed (or 42)")
     training.add_argument("--no-retrain", action="store_true", help="stop after the balance check")
     output = parser.add_argument_group("output")
     output.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="analyses and comparison (default: results)")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from altoolkit.cli import ToolkitArgumentParser, seed_argument
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.labelstore import BatchItem, LabelStore, current_user
 
@@ -112,7 +113,7 @@ def pool_root(store: LabelStore, override: str | None) -> Path:
 def build_parser() -> argparse.ArgumentParser:
     from altoolkit.analyses import REPRESENTATIONS
 
-    parser = argparse.ArgumentParser(prog="label.py", description=__doc__.splitlines()[0],
+    parser = ToolkitArgumentParser(prog="label.py", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[2:]))
     commands = parser.add_subparsers(dest="command", required=True)
@@ -131,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--representation", default="model", choices=REPRESENTATIONS,
                         help="features for distance-based strategies: the model's embeddings or PCA of the pixels "
                              "(default: model; 'recommended' chooses its own)")
-    select.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
+    select.add_argument("--seed", type=seed_argument, default=0, help="seed of every random choice (default: 0)")
 
     export = command("export", "write a batch folder for an external tool: images, manifest.csv, Label Studio files")
     export.add_argument("--round", type=int, default=None, help="default: the latest round")

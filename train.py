@@ -10,7 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from altoolkit.cli import add_dataset_arguments, dataset_classes, dataset_from_args, keras_verbosity
+from altoolkit.cli import (ToolkitArgumentParser, add_dataset_arguments, dataset_classes, dataset_from_args,
+                           keras_verbosity, seed_argument)
 from altoolkit.data import DEFAULT_IMAGE_SIZE, load_dataset
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.training import DEFAULT_MODELS_DIR, TrainResult, default_run_dir, recipe_for
@@ -62,7 +63,7 @@ def dataset_with_store_labels(dataset, project: str | Path, pool: str | Path | N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ToolkitArgumentParser(
         prog="train.py", description="Train the base MobileNetV3Small model on the first --labeled-size "
                                      "training images (the labeled set the analyses assume).")
     add_dataset_arguments(parser)
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="'none' trains from scratch offline (default); 'imagenet' needs the network")
     group.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                        help="random horizontal flips while training (default: on for cifar10 and fashion_mnist)")
-    group.add_argument("--seed", type=int, default=42, help="fixes the initial weights and shuffling (default: 42)")
+    group.add_argument("--seed", type=seed_argument, default=42, help="fixes the initial weights and shuffling (default: 42)")
     group.add_argument("--output-dir", default=None,
                        help=f"run directory (default: {DEFAULT_MODELS_DIR}/<labeled-size>_train)")
     group.add_argument("--overwrite", action="store_true", help="replace an existing run directory")

@@ -4,8 +4,47 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Callable
 
 from altoolkit.data import DATASET_NAMES, DEFAULT_IMAGE_SIZE, Dataset, load_dataset, parse_classes
+from altoolkit.errors import ToolkitError
+from altoolkit.validation import check_non_negative_int, check_positive_float, check_positive_int, check_seed
+
+
+class ToolkitArgumentParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one ``error: ...`` line (exit code 2), like every other error.
+
+    argparse prints the whole usage block before its message; a bad option is then several lines that a script
+    or a person has to read through. Sub-command parsers inherit the class.
+    """
+
+    def error(self, message: str):
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _argument_type(check: Callable, converter: Callable, what: str) -> Callable[[str], object]:
+    """An argparse ``type=`` that converts the text and applies a :mod:`altoolkit.validation` check."""
+
+    def parse(text: str):
+        try:
+            value = converter(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not {what}") from None
+        try:
+            return check(value, "the value")
+        except ToolkitError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = what
+    return parse
+
+
+seed_argument = _argument_type(check_seed, int, "an integer seed")
+"""``type=`` for seeds: 0 to 2**32 - 1."""
+positive_int = _argument_type(check_positive_int, int, "a positive integer")
+non_negative_int = _argument_type(check_non_negative_int, int, "a non-negative integer")
+positive_float = _argument_type(check_positive_float, float, "a positive number")
 
 DEFAULT_CLASSES = {"cifar10": "airplane,automobile,ship"}
 

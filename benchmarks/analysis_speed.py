@@ -41,6 +41,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from altoolkit.cli import ToolkitArgumentParser, seed_argument
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.model import INFERENCE_BATCH_SIZE
 
@@ -153,7 +154,7 @@ class CaseResult:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface (also used by ``--help``)."""
-    parser = argparse.ArgumentParser(
+    parser = ToolkitArgumentParser(
         prog=SCRIPT,
         description="Time one plain forward pass over a pool against the whole active-learning analysis of "
                     f"it (two-output pass + uncertainty, diversity, novelty, intersection); target ≤ "
@@ -164,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="images in the labeled set used for novelty (default: 500)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed runs of every step; the median is reported (default: 3)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic pixels (default: 0)")
+    parser.add_argument("--seed", type=seed_argument, default=0, help="seed of the synthetic pixels (default: 0)")
     parser.add_argument("--heuristic-threads", type=int, default=None, metavar="N",
                         help="run the heuristics with BLAS and OpenMP limited to N threads (threadpoolctl), to "
                              "measure that setting (default: the libraries' own default)")

@@ -8,10 +8,10 @@ title), headings moved down two levels so they nest under the README's section.
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 
+from altoolkit.cli import ToolkitArgumentParser
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import write_text
 
@@ -53,7 +53,7 @@ def embedded_readme(readme: str, root: Path = REPOSITORY) -> str:
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolkitArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check that README.md is up to date")
     args = parser.parse_args(argv)
     readme_file = REPOSITORY / "README.md"

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from altoolkit.cli import ToolkitArgumentParser
 from altoolkit.errors import ToolkitError, cli_entry
 
 SCRIPT = "benchmarks/strategy_speed.py"
@@ -32,7 +33,7 @@ MC_PASSES = 20
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=SCRIPT, description=__doc__.splitlines()[0])
+    parser = ToolkitArgumentParser(prog=SCRIPT, description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True, metavar="FILE.keras",
                         help="trained classifier with 32×32×3 input (make bench-strategies trains one)")
     parser.add_argument("--pool-size", type=int, default=50_000, help="default: 50000")

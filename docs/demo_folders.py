@@ -7,9 +7,9 @@ about the class). Run ``python docs/demo_folders.py --output-dir results/label-d
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from altoolkit.cli import ToolkitArgumentParser
 from altoolkit.errors import ToolkitError, cli_entry
 
 
@@ -47,7 +47,7 @@ def write_demo_folders(output_dir: str | Path, per_class: int = 20, pool_size: i
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolkitArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", default="results/label-demo", help="default: results/label-demo")
     parser.add_argument("--per-class", type=int, default=20, help="labeled images per class (default: 20)")
     parser.add_argument("--pool-size", type=int, default=400, help="unlabeled images (default: 400)")

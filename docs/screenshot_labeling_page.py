@@ -11,10 +11,11 @@ headless Chromium (Playwright) at 1280×800; the rest are then labeled with the 
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import threading
 from pathlib import Path
+
+from altoolkit.cli import ToolkitArgumentParser
 
 TRAIN_SIZE = 300
 CANDIDATES = range(300, 1000)
@@ -64,7 +65,7 @@ def build_demo_project(folder: Path, batch_size: int, labeled_first: int):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolkitArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=Path, default=Path(__file__).resolve().parent)
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="Chromium executable for Playwright")
     parser.add_argument("--batch-size", type=int, default=20)

@@ -31,6 +31,7 @@ import numpy as np
 
 from AL_functions import RECOMMENDED, recommended_choice, select_samples
 from altoolkit.data import Dataset, load_dataset, parse_classes
+from altoolkit.cli import ToolkitArgumentParser, positive_int
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import save_npz, write_json, write_text
 from altoolkit.strategies import ClassifierHead, pixel_pca_features
@@ -965,7 +966,7 @@ def write_report(results: dict, output_dir: Path) -> None:
 # --------------------------------------------------------------------------------------------------------- CLI
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolkitArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="quick", choices=sorted(PRESETS),
                         help="starting settings, each overridable below (default: quick)")
     parser.add_argument("--output-dir", default=None, help="where files go (default: results/benchmark/<preset>)")
@@ -976,7 +977,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n0", type=int, default=None, help="initial labeled images per seed")
     parser.add_argument("--budget", type=int, default=None, help="images selected per round")
     parser.add_argument("--rounds", type=int, default=None, help="selection rounds")
-    parser.add_argument("--seeds", type=int, default=None, help="number of paired seeds (0..S-1)")
+    parser.add_argument("--seeds", type=positive_int, default=None, help="number of paired seeds (0..S-1)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs per round")
     parser.add_argument("--strategies", default=None, help=f"comma-separated, from {','.join(STRATEGY_REGISTRY)}")
     parser.add_argument("--pool-size", type=int, default=None, help="pool images per seed (default: all the rest)")

@@ -7,11 +7,10 @@ to ``--start-idx``), ``diversity_scores.npz``, ``diversity_run.json``, ``summary
 
 from __future__ import annotations
 
-import argparse
 
 from altoolkit.analyses import open_pool, run_diversity
 from altoolkit.cli import (DEFAULT_END_IDX, DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX,
-                           add_dataset_arguments, add_pool_arguments)
+                           ToolkitArgumentParser, add_dataset_arguments, add_pool_arguments, seed_argument)
 from altoolkit.errors import cli_entry
 
 DEFAULT_OUTPUT_DIR = "results/diversity"
@@ -29,13 +28,13 @@ def analyze_diversity(model_path=DEFAULT_MODEL_PATH, start_idx=DEFAULT_START_IDX
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolkitArgumentParser(description=__doc__.splitlines()[0])
     add_dataset_arguments(parser)
     add_pool_arguments(parser, DEFAULT_OUTPUT_DIR)
     parser.add_argument("--n-clusters", type=int, default=20, help="k-means clusters (default: 20)")
     parser.add_argument("--far-percentile", type=float, default=75,
                         help="far = distance to own centroid above this percentile (default: 75)")
-    parser.add_argument("--random-state", type=int, default=0, help="k-means seed (default: 0)")
+    parser.add_argument("--random-state", type=seed_argument, default=0, help="k-means seed (default: 0)")
     args = parser.parse_args(argv)
     analyze_diversity(args.model, args.start_idx, args.end_idx, args.output_dir, args.n_clusters, not args.quiet,
                       far_percentile=args.far_percentile, random_state=args.random_state,

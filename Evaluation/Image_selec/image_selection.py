@@ -9,11 +9,11 @@ the run files beside them, which say which model, data and pool they came from) 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from altoolkit.analyses import ANALYSES, load_analysis, open_pool, run_intersection
-from altoolkit.cli import DEFAULT_END_IDX, DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX
+from altoolkit.cli import (DEFAULT_END_IDX, DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX,
+                           ToolkitArgumentParser)
 from altoolkit.errors import ToolkitError, cli_entry
 
 DEFAULT_RESULTS_DIR = "results"
@@ -73,7 +73,7 @@ def intersection_from_results(results_dir=DEFAULT_RESULTS_DIR, output_dir=DEFAUL
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolkitArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results-dir", default=DEFAULT_RESULTS_DIR,
                         help="folder holding uncertainty/, diversity/ and novelty/ (default: results)")
     parser.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help=f"default: {DEFAULT_OUTPUT_DIR}")

@@ -7,11 +7,10 @@ to ``--start-idx``), ``uncertainty_scores.npz``, ``uncertainty_run.json``, ``sum
 
 from __future__ import annotations
 
-import argparse
 
 from altoolkit.analyses import open_pool, run_uncertainty
 from altoolkit.cli import (DEFAULT_END_IDX, DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX,
-                           add_dataset_arguments, add_pool_arguments)
+                           ToolkitArgumentParser, add_dataset_arguments, add_pool_arguments)
 from altoolkit.errors import cli_entry
 
 DEFAULT_OUTPUT_DIR = "results/uncertainty"
@@ -29,7 +28,7 @@ def analyze_uncertainty(model_path=DEFAULT_MODEL_PATH, start_idx=DEFAULT_START_I
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolkitArgumentParser(description=__doc__.splitlines()[0])
     add_dataset_arguments(parser)
     add_pool_arguments(parser, DEFAULT_OUTPUT_DIR)
     parser.add_argument("--threshold-percentile", type=float, default=50,

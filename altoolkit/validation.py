@@ -1,0 +1,54 @@
+"""Checks of scalar settings (seeds, counts, rates) shared by the library and the command lines.
+
+Each check returns the value as the right Python type or raises :class:`~altoolkit.errors.ToolkitError` with a
+message that names the setting and the accepted range, so a bad value is refused where it enters, not deep in
+NumPy or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from altoolkit.errors import ToolkitError
+
+MAX_SEED = 2**32 - 1
+"""Largest seed accepted: NumPy's legacy seeding and TensorFlow's op seeds take unsigned 32-bit values."""
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """``seed`` as an int in 0..MAX_SEED."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= int(seed) <= MAX_SEED:
+        raise ToolkitError(f"{name} must be an integer from 0 to {MAX_SEED}, got {_shown(seed)}")
+    return int(seed)
+
+
+def check_positive_int(value, name: str) -> int:
+    """``value`` as an int of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
+        raise ToolkitError(f"{name} must be a positive integer, got {_shown(value)}")
+    return int(value)
+
+
+def check_non_negative_int(value, name: str) -> int:
+    """``value`` as an int of at least 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 0:
+        raise ToolkitError(f"{name} must be a non-negative integer, got {_shown(value)}")
+    return int(value)
+
+
+def check_positive_float(value, name: str) -> float:
+    """``value`` as a finite float above 0 (NaN and infinity are refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) \
+            or float(value) <= 0:
+        raise ToolkitError(f"{name} must be a finite number above 0, got {_shown(value)}")
+    return float(value)
+
+
+def _shown(value, limit: int = 40) -> str:
+    """A short repr for an error line (a 60,000-digit integer must not become a 60,000-character message)."""
+    try:
+        text = repr(value)
+    except ValueError:  # int too large to convert to a string
+        text = f"<{type(value).__name__} too large to print>"
+    return text if len(text) <= limit else text[:limit] + "…"
