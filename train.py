@@ -47,8 +47,13 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
                             recipe=recipe, seed=seed, overwrite=overwrite, verbose=verbose)
 
 
-def dataset_with_store_labels(dataset, project: str | Path, pool: str | Path | None):
-    """``dataset`` (a labeled folder) plus every image labeled in the project's label store."""
+def dataset_with_store_labels(dataset, project: str | Path, pool: str | Path | None,
+                              skip_changed_images: bool = False):
+    """``dataset`` (a labeled folder) plus every image labeled in the project's label store.
+
+    A labeled pool file that changed or went missing since it was labeled is an error naming it, or, with
+    ``skip_changed_images``, its label is left out with a warning.
+    """
     from altoolkit.imagepool import with_store_labels
     from altoolkit.labelstore import LabelStore
 
@@ -59,7 +64,7 @@ def dataset_with_store_labels(dataset, project: str | Path, pool: str | Path | N
         root = pool or store.get_meta("pool")
         if root is None:
             raise ToolkitError(f"{store.path} does not know its pool folder: pass --pool")
-        return with_store_labels(dataset, store, root)
+        return with_store_labels(dataset, store, root, skip_changed=skip_changed_images)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also train on every label in this label.py project (with --dataset folder); "
                             "--labeled-size is then all of it")
     group.add_argument("--pool", default=None, help="the project's pool folder, if it moved")
+    group.add_argument("--skip-changed-images", action="store_true",
+                       help="with --label-store: leave out the labels of pool images whose files changed or went "
+                            "missing since they were labeled (default: refuse and name them)")
     group.add_argument("--quiet", action="store_true", help="no Keras progress output")
     return parser
 
@@ -99,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     dataset = dataset_from_args(args)
     labeled_size = args.labeled_size
     if args.label_store:
-        dataset = dataset_with_store_labels(dataset, args.label_store, args.pool)
+        dataset = dataset_with_store_labels(dataset, args.label_store, args.pool, args.skip_changed_images)
         labeled_size = len(dataset.x_train)
     output_dir = Path(args.output_dir) if args.output_dir else default_run_dir(labeled_size)
     print(f"data: {dataset.source}: {len(dataset.x_train)} train / {len(dataset.x_test)} test images, "
