@@ -8,7 +8,8 @@ A project folder holds ``labels.sqlite`` (the label store) and ``batches/`` (exp
     python label.py import --project P FILE     # and bring the filled-in CSV / Label Studio export back
     python train.py --dataset folder --data-path LABELED --label-store P --output-dir models/round-1
 
-``select`` leaves out every image that already has a label, so each round picks from what is still unlabeled.
+``select`` leaves out every image that already has a label or waits for one in an earlier round's batch, so each
+round picks from what nobody has been asked to label yet.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from altoolkit.cli import ToolkitArgumentParser, seed_argument
+from altoolkit.batches import MAX_LABELS_FILE_BYTES
+from altoolkit.cli import ToolkitArgumentParser, positive_int, seed_argument
 from altoolkit.errors import ToolkitError, cli_entry
+from altoolkit.imagepool import SKIP_CHANGED_OPTION
 from altoolkit.labelstore import BatchItem, LabelStore, current_user
+from altoolkit.validation import check_positive_int
 
 DEFAULT_STRATEGY = "recommended"
 NOVELTY_NEIGHBOURS = 5
@@ -28,26 +32,29 @@ NOVELTY_NEIGHBOURS = 5
 
 def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, model_path: str | Path, budget: int, *,
                  strategy: str = DEFAULT_STRATEGY, representation: str = "model", seed: int = 0,
-                 verbose: bool = True) -> tuple[int, list[BatchItem]]:
+                 skip_changed_images: bool = False, verbose: bool = True) -> tuple[int, list[BatchItem]]:
     """Pick ``budget`` still-unlabeled pool images with ``strategy`` and record them as a new round.
 
     The labeled set is the labeled folder's training images plus every label already in the store; the model
     makes one pass over labeled set and pool (probabilities and embeddings together). Distance-based strategies
     measure on the model's embeddings or (``representation="pixels"``) on PCA of the pixels; "recommended"
-    chooses both from the labeled set's size. Returns (round, batch).
+    chooses both from the labeled set's size. Images an earlier round selected and nobody has labeled yet are
+    left out (they wait in that round's batch), so two selections never hand out the same image twice. A
+    labeled image whose file changed is an error, or left out with ``skip_changed_images``. The store is written
+    only once the selection is made. Returns (round, batch).
     """
     import AL_functions as alf
     from altoolkit.analyses import check_representation
     from altoolkit.data import load_dataset
     from altoolkit.imagepool import read_pool_images, scan_pool, store_labeled_images
     from altoolkit.model import classifier_head, load_classifier, probabilities_and_embeddings
-    from altoolkit.strategies import check_budget, pixel_pca_features
+    from altoolkit.strategies import pixel_pca_features
 
     budgeted = (alf.RECOMMENDED, *(name for name in alf.STRATEGIES if name != "intersection"))
     if strategy not in budgeted:
         raise ToolkitError(f"strategy {strategy!r} cannot fill a budget: choose one of {', '.join(budgeted)}")
     check_representation(representation)
-    check_budget(budget)
+    check_positive_int(budget, "budget")
     model = load_classifier(model_path)
     size = int(model.inputs[0].shape[1])
     folder = load_dataset("folder", path=labeled, image_size=size)
@@ -57,19 +64,26 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
     store = LabelStore(project, class_names=folder.class_names)
     with store:
         pool_images = scan_pool(pool)
-        store.add_images(pool_images)
-        store.set_meta("pool", str(Path(pool).resolve()))
-        store.set_meta("labeled", str(Path(labeled).resolve()))
         already = store.current_labels()
-        candidates = [image for image in pool_images if image.image_id not in already]
+        waiting = images_waiting_for_labels(store, already)
+        unlabeled = [image for image in pool_images if image.image_id not in already]
+        candidates = [image for image in unlabeled if image.image_id not in waiting]
+        left_out = sorted({waiting[image.image_id] for image in unlabeled if image.image_id in waiting})
         if not candidates:
+            if left_out:
+                raise ToolkitError(f"every unlabeled image in {pool} waits in the batch of round "
+                                   f"{_rounds_text(left_out)}: label those (label.py serve --round N, or export and "
+                                   "import) before selecting more")
             raise ToolkitError(f"every image in {pool} is labeled already: retrain, or add images to the pool")
-        store_images, store_classes = store_labeled_images(store, pool, size)
+        store_images, store_classes = store_labeled_images(store, pool, size, skip_changed=skip_changed_images)
         labeled_images = np.concatenate([folder.x_train, store_images])
         labeled_classes = np.concatenate([folder.y_train, store_classes])
         if verbose:
             print(f"pool: {len(candidates)} unlabeled of {len(pool_images)} images; labeled: "
                   f"{len(folder.x_train)} in {labeled} + {len(store_classes)} in the store")
+            if left_out:
+                print(f"left out {len(unlabeled) - len(candidates)} unlabeled images that round "
+                      f"{_rounds_text(left_out)} selected already: label them with label.py serve --round N")
         images = np.concatenate([labeled_images, read_pool_images(pool, candidates, size)])
         probabilities, embeddings = probabilities_and_embeddings(model, images)
         labeled_embeddings = embeddings[:len(labeled_images)]
@@ -89,10 +103,28 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
                            {name: round(float(p), 4) for name, p in zip(store.class_names, pool_probabilities[i])},
                            {name: round(float(values[i]), 6) for name, values in scores.items()})
                  for i in chosen]
+        store.add_images(pool_images)
+        store.set_meta("pool", str(Path(pool).resolve()))
+        store.set_meta("labeled", str(Path(labeled).resolve()))
         round_id = store.start_round(strategy, {"budget": budget, "seed": seed, "model": str(Path(model_path)),
                                                 "ran": ran, "representation": representation,
                                                 "pool_size": len(candidates)}, items)
     return round_id, items
+
+
+def images_waiting_for_labels(store: LabelStore, labels: dict[str, str]) -> dict[str, int]:
+    """image id → the latest round that selected it, for every selected image without a current label."""
+    waiting = {}
+    for record in store.rounds():
+        for item in store.batch(record["round"]):
+            if item.image_id not in labels:
+                waiting[item.image_id] = record["round"]
+    return waiting
+
+
+def _rounds_text(rounds: list[int]) -> str:
+    shown = ", ".join(str(round_id) for round_id in rounds[:10])
+    return shown + (f" and {len(rounds) - 10} more" if len(rounds) > 10 else "")
 
 
 def retrain_command(store: LabelStore, project: str | Path, round_id: int) -> str:
@@ -127,12 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--pool", required=True, help="folder of unlabeled images (sub-folders allowed)")
     select.add_argument("--labeled", required=True, help="folder with one sub-folder of images per class")
     select.add_argument("--model", required=True, help="trained .keras classifier (train.py --dataset folder)")
-    select.add_argument("--budget", type=int, required=True, help="how many images to label this round")
+    select.add_argument("--budget", type=positive_int, required=True, help="how many images to label this round")
     select.add_argument("--strategy", default=DEFAULT_STRATEGY, help=f"default: {DEFAULT_STRATEGY}")
     select.add_argument("--representation", default="model", choices=REPRESENTATIONS,
                         help="features for distance-based strategies: the model's embeddings or PCA of the pixels "
                              "(default: model; 'recommended' chooses its own)")
     select.add_argument("--seed", type=seed_argument, default=0, help="seed of every random choice (default: 0)")
+    select.add_argument(SKIP_CHANGED_OPTION, action="store_true",
+                        help="leave out the labels of pool images whose files changed or went missing since they "
+                             "were labeled (default: refuse and name them)")
 
     export = command("export", "write a batch folder for an external tool: images, manifest.csv, Label Studio files")
     export.add_argument("--round", type=int, default=None, help="default: the latest round")
@@ -142,10 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--image-url-prefix", default=None,
                         help="put before images/<file> in Label Studio tasks "
                              "(default: /data/local-files/?d=round-NNN/)")
-    export.add_argument("--overwrite", action="store_true", help="replace an existing batch folder")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace an existing batch folder (only a folder holding a manifest.csv)")
 
     importing = command("import", "record the labels of a filled-in manifest.csv or a Label Studio JSON export")
-    importing.add_argument("file", help="manifest.csv with the label column filled in, or Label Studio .json")
+    importing.add_argument("file", help="manifest.csv with the label column filled in, or Label Studio .json "
+                                        f"(UTF-8, at most {MAX_LABELS_FILE_BYTES // 2**20} MiB); labels already "
+                                        "recorded are counted as unchanged")
     importing.add_argument("--round", type=int, default=None, help="default: the latest round")
     importing.add_argument("--labeler", default=None, help="who labeled (default: the current user)")
 
@@ -168,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "select":
         round_id, items = select_batch(args.project, args.pool, args.labeled, args.model, args.budget,
                                        strategy=args.strategy, representation=args.representation,
-                                       seed=args.seed)
+                                       seed=args.seed, skip_changed_images=args.skip_changed_images)
         predicted = {}
         for item in items:
             predicted[item.predicted_class] = predicted.get(item.predicted_class, 0) + 1
@@ -195,10 +233,13 @@ def main(argv: list[str] | None = None) -> int:
             from altoolkit.batches import import_labels, read_labels_file
 
             labels, source = read_labels_file(args.file)
-            count = import_labels(store, round_id, labels, labeler=args.labeler or current_user(),
-                                  source=source, file_name=Path(args.file).name)
-            print(f"imported {count} labels into round {round_id}; retrain: "
-                  f"{retrain_command(store, args.project, round_id)}")
+            counts = import_labels(store, round_id, labels, labeler=args.labeler or current_user(),
+                                   source=source, file_name=Path(args.file).name)
+            if not labels:
+                print(f"{args.file} holds no filled-in labels: nothing imported")
+                return 0
+            print(f"imported {counts.recorded} labels into round {round_id} ({counts.new} new, {counts.changed} "
+                  f"changed, {counts.unchanged} unchanged); retrain: {retrain_command(store, args.project, round_id)}")
         elif args.command == "serve":
             from altoolkit.labelserver import serve
 
