@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 import label
-from altoolkit.batches import (CONFIG_FILENAME, MANIFEST_FILENAME, TASKS_FILENAME, export_batch, import_labels,
-                               read_labels_file)
+from altoolkit.batches import (CONFIG_FILENAME, MANIFEST_FILENAME, TASKS_FILENAME, ImportCounts, export_batch,
+                               from_spreadsheet_cell, import_labels, read_labels_file)
 from altoolkit.errors import ToolkitError
-from altoolkit.imagepool import image_id, is_image_id, scan_pool
+from altoolkit.imagepool import image_id, is_image_id, pool_file, scan_pool, store_labeled_images
 from altoolkit.labelstore import SCHEMA_VERSION, VERSION_1_TABLES, BatchItem, LabelStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,7 +183,8 @@ def test_label_studio_export_round_trips_through_import(project, tmp_path):
     export_file = tmp_path / "project-1-at-2026.json"
     export_file.write_text(json.dumps(label_studio_export(tasks, answers)))
     labels, source = read_labels_file(export_file)
-    assert import_labels(store, round_id, labels, labeler="ann", source=source, file_name=export_file.name) == 3
+    counts = import_labels(store, round_id, labels, labeler="ann", source=source, file_name=export_file.name)
+    assert counts == ImportCounts(new=3, changed=0, unchanged=0)
     assert store.current_labels() == answers
     assert {event.source for image in answers for event in store.history(image)} == {"label-studio"}
 
@@ -270,6 +271,172 @@ def test_import_command_prints_one_error_line(project, tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "line 2: unknown class 'horse'" in err
 
 
+def test_a_pool_file_that_changed_or_went_missing_is_never_read_for_its_label(project, small_pool, capsys):
+    store, round_id, items = project
+    pool, images = small_pool
+    for item, class_name in zip(items[:3], CLASSES):
+        store.set_label(item.image_id, class_name, labeler="ann", round_id=round_id)
+    by_id = {image.image_id: image for image in images}
+    changed, missing = by_id[items[0].image_id], by_id[items[1].image_id]
+    shutil.copyfile(pool / images[11].relative_path, pool / changed.relative_path)
+    (pool / missing.relative_path).unlink()
+    with pytest.raises(ToolkitError, match=f"{changed.relative_path} changed since it was selected"):
+        pool_file(pool, changed)
+    with pytest.raises(ToolkitError, match=rf"2 labeled pool images changed or are missing .*"
+                                           rf"{changed.relative_path} \(changed\), {missing.relative_path} "
+                                           rf"\(missing\).*--skip-changed-images"):
+        store_labeled_images(store, pool, 8)
+    pixels, classes = store_labeled_images(store, pool, 8, skip_changed=True)
+    assert pixels.shape == (1, 8, 8, 3) and classes.tolist() == [CLASSES.index("bird")]
+    warning = capsys.readouterr().err
+    assert warning.startswith("warning: left out the labels of 2 changed or missing pool images: ")
+    assert warning.count("\n") == 1 and changed.relative_path in warning and missing.relative_path in warning
+
+
+def test_retraining_can_leave_out_the_labels_of_changed_files(tmp_path, small_pool, digits_dataset, capsys):
+    import train
+    from altoolkit.data import load_dataset
+
+    pool, images = small_pool
+    classes = ("bird", "cat", "dog")
+    for number, class_name in enumerate(classes):
+        for index in range(4):
+            save_png(digits_dataset.x_train[10 * number + index], tmp_path / "labeled" / class_name / f"{index}.png")
+    dataset = load_dataset("folder", path=tmp_path / "labeled", image_size=8)
+    with LabelStore(tmp_path / "p", class_names=classes) as store:
+        store.add_images(images)
+        store.set_meta("pool", str(pool))
+        for image, class_name in zip(images[:3], classes):
+            store.set_label(image.image_id, class_name, labeler="ann")
+    shutil.copyfile(pool / images[5].relative_path, pool / images[0].relative_path)
+    with pytest.raises(ToolkitError, match=rf"{images[0].relative_path} \(changed\)"):
+        train.dataset_with_store_labels(dataset, tmp_path / "p", None)
+    combined = train.dataset_with_store_labels(dataset, tmp_path / "p", None, skip_changed_images=True)
+    assert len(combined.x_train) == len(dataset.x_train) + 2
+    assert "+ 2 labels from" in combined.source
+    assert images[0].relative_path in capsys.readouterr().err
+
+
+def test_export_refuses_a_batch_image_that_changed(project, small_pool, tmp_path):
+    store, round_id, items = project
+    pool, images = small_pool
+    shutil.copyfile(pool / images[11].relative_path, pool / store.image(items[2].image_id).relative_path)
+    with pytest.raises(ToolkitError, match=r"1 images of round 1's batch changed or missing .*\(changed\)"):
+        export_batch(store, round_id, pool, tmp_path / "batch")
+    assert not (tmp_path / "batch").exists()
+
+
+FORMULA_CLASSES = ('=HYPERLINK("http://evil.example","open")', "'quoted", "+plus", "-minus", "@at", "\tTab", "plain")
+FORMULA_FILES = ("=cmd|' -C calc'!A0.png", "-2+3.png", "@SUM(A1).png", "'apostrophe.png", "\rreturn.png", "ok.png")
+
+
+def test_export_neutralises_spreadsheet_formulas_and_import_restores_the_names(tmp_path, digits_dataset):
+    pool = tmp_path / "pool"
+    for index, name in enumerate(FORMULA_FILES):
+        save_png(digits_dataset.x_train[index], pool / name)
+    images = scan_pool(pool)
+    store = LabelStore(tmp_path / "project", class_names=FORMULA_CLASSES)
+    store.add_images(images)
+    items = [BatchItem(image.image_id, FORMULA_CLASSES[index],
+                       {FORMULA_CLASSES[index]: 0.5, FORMULA_CLASSES[index - 1]: 0.3, FORMULA_CLASSES[index - 2]: 0.2},
+                       {"margin": 0.2})
+             for index, image in enumerate(images)]
+    round_id = store.start_round("margin", {"budget": len(items)}, items)
+    batch = export_batch(store, round_id, pool, tmp_path / "batch")
+    rows = list(csv.reader((batch / MANIFEST_FILENAME).open(newline="")))
+    assert not [cell for row in rows for cell in row if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    header = rows[0]
+    sources = sorted(from_spreadsheet_cell(row[header.index("source_path")]) for row in rows[1:])
+    assert sources == sorted(FORMULA_FILES)
+    for row in rows[1:]:
+        row[header.index("label")] = row[header.index("predicted_class")]
+    filled = tmp_path / "filled.csv"
+    with filled.open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    labels, source = read_labels_file(filled)
+    assert import_labels(store, round_id, labels, labeler="ann", source=source, file_name="filled.csv").new == 6
+    assert store.current_labels() == {item.image_id: item.predicted_class for item in items}
+    store.close()
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])
+def test_utf8_with_or_without_bom_and_utf16_with_bom_are_read(encoding, tmp_path):
+    file = tmp_path / "labels.csv"
+    file.write_bytes(f"id,label\n{'a' * 20},Zoë\n".encode(encoding))
+    labels, _ = read_labels_file(file)
+    assert [(label.image_id, label.class_name) for label in labels] == [("a" * 20, "Zoë")]
+
+
+def test_class_names_match_despite_stray_spaces_unless_that_is_ambiguous(tmp_path, small_pool):
+    pool, images = small_pool
+    store = LabelStore(tmp_path / "spaces", class_names=("cat", " cat", "dog"))
+    store.add_images(images)
+    round_id = store.start_round("margin", {}, [BatchItem(image.image_id, "dog") for image in images[:3]])
+    file = tmp_path / "labels.csv"
+    file.write_text(f"id,label\n{images[0].image_id},dog  \n{images[1].image_id}, cat\n")
+    main_import(store, file)
+    assert store.current_labels() == {images[0].image_id: "dog", images[1].image_id: " cat"}
+    file.write_text(f"id,label\n{images[2].image_id},  cat \n")
+    with pytest.raises(ToolkitError, match=r"\(classes: cat, ' cat', dog\): line 2: class '  cat ' equals 'cat' and "
+                                           r"' cat' but for leading or trailing spaces"):
+        main_import(store, file)
+    store.close()
+
+
+def test_importing_the_same_labels_again_adds_no_history_rows(project, tmp_path, capsys):
+    store, round_id, items = project
+    batch = export_batch(store, round_id, store.get_meta("pool"), tmp_path / "batch")
+    filled = filled_manifest(batch, {0: "dog", 2: "bird", 7: "cat"})
+    command = ["import", "--project", str(tmp_path / "project")]
+    assert label.main([*command, str(filled)]) == 0
+    assert "imported 3 labels into round 1 (3 new, 0 changed, 0 unchanged)" in capsys.readouterr().out
+    assert label.main([*command, str(filled)]) == 0
+    assert "imported 0 labels into round 1 (0 new, 0 changed, 3 unchanged)" in capsys.readouterr().out
+    answers = {items[0].image_id: "dog", items[2].image_id: "bird", items[7].image_id: "cat"}
+    tasks = json.loads((batch / TASKS_FILENAME).read_text())
+    full_export = tmp_path / "export.json"
+    full_export.write_text(json.dumps(label_studio_export(tasks, answers)))
+    min_export = tmp_path / "export-min.json"
+    min_export.write_text(json.dumps([{"id": number, "image": task["data"]["image"],
+                                       "image_id": task["data"]["image_id"], "label": answers[task["data"]["image_id"]]}
+                                      for number, task in enumerate(tasks, start=1)
+                                      if task["data"]["image_id"] in answers]))
+    for export in (full_export, min_export):
+        assert label.main([*command, str(export)]) == 0
+        assert "(0 new, 0 changed, 3 unchanged)" in capsys.readouterr().out
+    assert all(len(store.history(image_id)) == 1 for image_id in answers)
+    assert label.main([*command, str(filled_manifest(batch, {0: "cat", 1: "dog"}))]) == 0
+    assert "imported 2 labels into round 1 (1 new, 1 changed, 0 unchanged)" in capsys.readouterr().out
+    assert [event.class_name for event in store.history(items[0].image_id)] == ["dog", "cat"]
+
+
+def test_label_studio_sync_tasks_are_skipped_or_matched_by_their_image_url(project, tmp_path):
+    store, round_id, items = project
+    batch = export_batch(store, round_id, store.get_meta("pool"), tmp_path / "round-001")
+    tasks = json.loads((batch / TASKS_FILENAME).read_text())
+    exported = label_studio_export(tasks, {items[0].image_id: "dog", items[3].image_id: "cat"})
+    url = "/data/local-files/?d=round-001/"
+    synced = [{"id": 100 + number, "data": {"image": url + file}, "annotations": [], "predictions": []}
+              for number, file in enumerate(sorted(str(path.relative_to(batch)) for path in batch.rglob("*")
+                                                   if path.is_file()))]
+    by_file = {task["data"]["image"]: task for task in synced}
+    by_file[f"{url}images/{items[4].image_id}.png"]["annotations"] = [
+        {"id": 300, "was_cancelled": False, "result": [{"from_name": "label", "to_name": "image", "type": "choices",
+                                                        "value": {"choices": ["bird"]}}]}]
+    by_file[f"{url}images/{items[0].image_id}.png"]["annotations"] = exported[0]["annotations"]
+    export_file = tmp_path / "export.json"
+    export_file.write_text(json.dumps(exported + synced))
+    main_import(store, export_file)
+    assert store.current_labels() == {items[0].image_id: "dog", items[3].image_id: "cat",
+                                      items[4].image_id: "bird"}
+
+
+def test_select_refuses_a_budget_below_one_before_touching_anything(tmp_path):
+    with pytest.raises(ToolkitError, match="budget must be a positive integer, got 0"):
+        label.select_batch(tmp_path / "p", tmp_path / "pool", tmp_path / "labeled", tmp_path / "m.keras", 0)
+    assert not (tmp_path / "p").exists()
+
+
 @pytest.fixture(scope="module")
 def digit_folders(tmp_path_factory, digits_dataset):
     """A labeled folder (five images per digit class) and a pool folder of forty unlabeled digits."""
@@ -300,11 +467,11 @@ def test_select_then_retrain_then_select_from_what_is_still_unlabeled(digit_fold
         assert set(batch[0].scores) == {"entropy", "margin", "novelty"}
         for item in batch[:5]:
             store.set_label(item.image_id, store.class_names[3], labeler="ann", round_id=1)
-        labeled_ids = {item.image_id for item in batch[:5]}
     assert label.main(["select", *common, "--budget", "40", "--strategy", "margin"]) == 0
+    assert "left out 3 unlabeled images that round 1 selected already" in capsys.readouterr().out
     with LabelStore(project) as store:
         second = {item.image_id for item in store.batch(2)}
-        assert len(second) == 35 and not second & labeled_ids
+        assert len(second) == 32 and not second & {item.image_id for item in batch}
         command = label.retrain_command(store, project, 2)
     assert f"--label-store {project}" in command
     import train
@@ -336,6 +503,31 @@ def test_select_refuses_a_model_for_other_classes(digit_folders, tiny_digits_mod
     with pytest.raises(ToolkitError, match="predicts 10 classes but .* has 3"):
         label.select_batch(tmp_path / "p", pool, three_classes, tiny_digits_model.model_path, 4)
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.slow
+def test_select_can_leave_out_the_labels_of_changed_files_with_one_warning(digit_folders, tiny_digits_model,
+                                                                           tmp_path, capsys):
+    labeled, shared_pool = digit_folders
+    pool = shutil.copytree(shared_pool, tmp_path / "pool")
+    project = tmp_path / "project"
+    common = ["select", "--project", str(project), "--pool", str(pool), "--labeled", str(labeled),
+              "--model", str(tiny_digits_model.model_path), "--strategy", "margin"]
+    assert label.main([*common, "--budget", "4"]) == 0
+    with LabelStore(project) as store:
+        first = [store.image(item.image_id) for item in store.batch(1)]
+        for image in first[:2]:
+            store.set_label(image.image_id, "7", labeler="ann", round_id=1)
+    other = next(file for file in sorted(pool.iterdir()) if file.name not in {image.relative_path for image in first})
+    shutil.copyfile(other, pool / first[0].relative_path)
+    capsys.readouterr()
+    assert label.main([*common, "--budget", "3", "--skip-changed-images"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (f"warning: left out the labels of 1 changed or missing pool images: "
+                            f"{first[0].relative_path} (changed)\n")
+    assert "+ 1 in the store" in captured.out
+    with LabelStore(project) as store:
+        assert len(store.batch(2)) == 3
 
 
 def start_server(project: Path) -> tuple[subprocess.Popen, str]:
