@@ -26,7 +26,7 @@ from xml.sax.saxutils import quoteattr
 
 from altoolkit.errors import ToolkitError
 from altoolkit.files import atomic_directory, write_json, write_text
-from altoolkit.imagepool import check_unchanged
+from altoolkit.imagepool import check_unchanged, printable
 from altoolkit.labelstore import BatchItem, LabelStore
 
 MANIFEST_FILENAME = "manifest.csv"
@@ -454,7 +454,8 @@ def _kind(value) -> str:
 
 
 def _cut(text: str, limit: int = 80) -> str:
-    """``text`` cut to ``limit`` characters, so a user-supplied value cannot make an error line long."""
+    """``text`` cut to ``limit`` characters, control characters escaped: a user-supplied value stays short, one line."""
+    text = printable(text)
     return text if len(text) <= limit else text[:limit] + "…"
 
 

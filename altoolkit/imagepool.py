@@ -111,8 +111,14 @@ def check_unchanged(root: str | Path, images: list[StoredImage], what: str, reme
 
 
 def _shown_path(image: StoredImage, limit: int = 80) -> str:
-    path = image.relative_path
+    """The image's relative path for a one-line message: control characters escaped, cut to ``limit``."""
+    path = printable(image.relative_path)
     return path if len(path) <= limit else path[:limit] + "…"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (a newline in a file name, say) written as escapes, so it stays one line."""
+    return "".join(character if character.isprintable() else repr(character)[1:-1] for character in text)
 
 
 def store_labeled_images(store: LabelStore, pool_root: str | Path, size: int, *,

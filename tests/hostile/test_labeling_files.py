@@ -195,6 +195,20 @@ def test_retraining_refuses_a_label_whose_pool_file_is_gone(project, refused):
     assert "img_1.png (missing)" in line
 
 
+def test_a_changed_file_whose_name_holds_a_newline_is_named_on_one_line(project, refused):
+    (project.pool / "img_2.png").rename(project.pool / "evil\nname.png")
+    with LabelStore(project.project) as store:
+        store.add_images(scan_pool(project.pool))
+        (evil,) = [image for image in store.images() if image.relative_path == "evil\nname.png"]
+        store.set_label(evil.image_id, "cat", labeler="ann")
+    shutil.copyfile(project.pool / "img_8.png", project.pool / "evil\nname.png")
+    line = refused(train.main, train_arguments(project), project.root)
+    assert "evil\\nname.png (changed)" in line
+    file = project.file("labels\n.csv", b"id,label\n\xff,cat\n")
+    assert "labels\\n.csv is not UTF-8" in refused(label.main, ["import", "--project", project.project, file],
+                                                   project.root)
+
+
 @pytest.mark.parametrize("budget", ["0", "-4"])
 def test_select_refuses_a_budget_below_one(budget, project, refused):
     line = refused(label.main, ["select", "--project", project.project, "--pool", project.pool, "--labeled",
