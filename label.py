@@ -61,9 +61,9 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
     if int(model.outputs[0].shape[1]) != folder.num_classes:
         raise ToolkitError(f"{model_path} predicts {model.outputs[0].shape[1]} classes but {labeled} has "
                            f"{folder.num_classes}: train the model on this labeled folder (train.py --dataset folder)")
+    pool_images = scan_pool(pool)
     store = LabelStore(project, class_names=folder.class_names)
     with store:
-        pool_images = scan_pool(pool)
         already = store.current_labels()
         waiting = images_waiting_for_labels(store, already)
         unlabeled = [image for image in pool_images if image.image_id not in already]

@@ -176,7 +176,7 @@ def test_export_refuses_a_batch_image_whose_file_changed_or_went_missing(project
 
 
 def train_arguments(project: Project) -> list:
-    return ["--dataset", "folder", "--data-path", project.labeled, "--image-size", "16", "--epochs", "1",
+    return ["--dataset", "folder", "--data-path", project.labeled, "--image-size", "32", "--epochs", "1",
             "--label-store", project.project, "--output-dir", project.root / "model", "--quiet"]
 
 
@@ -218,8 +218,8 @@ def test_select_refuses_a_budget_below_one(budget, project, refused):
 
 
 @pytest.fixture
-def digit_project(tmp_path, digits_dataset, tiny_digits_model):
-    """A digits project made by `label.py select` (budget 4 of a 12-image pool), with two of the four labeled."""
+def digit_folders(tmp_path, digits_dataset, tiny_digits_model):
+    """A labeled folder (three digits per class) and a pool of twelve digits; the select arguments for them."""
     from PIL import Image
 
     for index in range(len(digits_dataset.x_train)):
@@ -230,8 +230,25 @@ def digit_project(tmp_path, digits_dataset, tiny_digits_model):
     for index in range(400, 412):
         (tmp_path / "pool").mkdir(exist_ok=True)
         Image.fromarray(digits_dataset.x_train[index]).save(tmp_path / "pool" / f"{index}.png")
-    arguments = ["select", "--project", tmp_path / "project", "--pool", tmp_path / "pool", "--labeled",
-                 tmp_path / "labeled", "--model", tiny_digits_model.model_path]
+    return ["select", "--project", tmp_path / "project", "--pool", tmp_path / "pool", "--labeled",
+            tmp_path / "labeled", "--model", tiny_digits_model.model_path]
+
+
+@pytest.mark.slow
+def test_select_from_a_pool_without_images_leaves_no_project_behind(digit_folders, tmp_path, refused):
+    empty = tmp_path / "empty"
+    (empty / "notes").mkdir(parents=True)
+    (empty / "notes" / "readme.txt").write_text("no pictures here")
+    arguments = [*digit_folders, "--budget", "2"]
+    arguments[arguments.index("--pool") + 1] = empty
+    line = refused(label.main, arguments, tmp_path)
+    assert "holds no images" in line
+
+
+@pytest.fixture
+def digit_project(tmp_path, digit_folders):
+    """A digits project made by `label.py select` (budget 4 of a 12-image pool), with two of the four labeled."""
+    arguments = digit_folders
     assert label.main([*map(str, arguments), "--budget", "4", "--strategy", "margin"]) == 0
     with LabelStore(tmp_path / "project") as store:
         batch = [store.image(item.image_id) for item in store.batch(1)]
