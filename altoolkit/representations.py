@@ -1,0 +1,198 @@
+"""Label-free representations of images: features computed without any label, fitted once per pool.
+
+:class:`PatchFeatures` is the single-layer network of Coates, Lee & Ng (AISTATS 2011): random patches of the pool
+are brightness/contrast normalised and ZCA-whitened, k-means on them gives a dictionary of centroids, and an
+image is described by how close each of its patches is to each centroid (the "triangle" activation), summed over
+a coarse grid of image regions. Measured here, a linear classifier on these features reaches with 100–500
+labels what MobileNetV3Small trained from scratch reaches with 1,500 (README, label-efficiency section).
+
+Extracting every patch, normalising, whitening and measuring distances to the centroids is one convolution
+followed by per-position arithmetic and a matrix product: :meth:`PatchFeatures.transform` runs it that way in
+TensorFlow, a chunk of images at a time, so memory depends on the chunk, not on the pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from altoolkit.errors import ToolkitError
+from altoolkit.validation import check_positive_float, check_positive_int, check_seed
+
+CONTRAST_OFFSET = 10.0
+"""Added to each patch's pixel variance before dividing by its square root (pixels on a 0–255 scale): keeps flat
+patches from being amplified into noise (Coates & Ng's value)."""
+TRANSFORM_CHUNK = 256
+"""Images per TensorFlow call in :meth:`PatchFeatures.transform`: about 300 MB of activations with 400 centroids."""
+FIT_IMAGE_SAMPLE = 10_000
+"""Patches for the dictionary are drawn from at most this many seeded images of the pool."""
+
+
+@dataclass
+class PatchFeatures:
+    """Coates–Ng single-layer features: normalised, whitened patches → k-means → triangle activation → sum pooling.
+
+    Args:
+        n_centroids: dictionary size k; the image gets ``k × pooling²`` features.
+        patch_size: side of the square patches (stride 1).
+        pooling: the image's patch grid is split into ``pooling × pooling`` regions, each summed.
+        n_patches: random patches used to fit the whitening and the dictionary.
+        whitening_epsilon: added to the patch covariance's eigenvalues before inverting them (ZCA).
+        random_state: seeds the image sample, the patch positions and k-means.
+
+    Images are uint8 or float N×H×W×C on a 0–255 scale; colour images whose three channels are equal (grayscale
+    stored as RGB) are treated as one channel, a third of the work for the same features.
+    """
+
+    n_centroids: int = 400
+    patch_size: int = 6
+    pooling: int = 2
+    n_patches: int = 100_000
+    whitening_epsilon: float = 0.1
+    random_state: int = 0
+
+    def fit(self, images) -> "PatchFeatures":
+        """Learn the whitening and the centroids from random patches of ``images``; returns ``self``."""
+        from sklearn.cluster import MiniBatchKMeans
+        from threadpoolctl import threadpool_limits
+
+        self._check_parameters()
+        images = self._check_images(images)
+        rng = np.random.default_rng(self.random_state)
+        rows = np.sort(rng.choice(len(images), size=min(len(images), FIT_IMAGE_SAMPLE), replace=False))
+        sample = np.asarray(images[rows])
+        self.channels_ = 1 if _is_grayscale(sample) else sample.shape[-1]
+        self.image_shape_ = tuple(images.shape[1:3])
+        patches = normalised_patches(random_patches(self._channels_of(sample), self.patch_size, self.n_patches, rng))
+        self.patch_mean_ = patches.mean(axis=0)
+        covariance = np.cov(patches - self.patch_mean_, rowvar=False)
+        eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+        scale = 1.0 / np.sqrt(np.maximum(eigenvalues, 0.0) + self.whitening_epsilon)
+        self.whitening_ = (eigenvectors * scale) @ eigenvectors.T
+        whitened = (patches - self.patch_mean_) @ self.whitening_.T
+        with threadpool_limits(limits=1, user_api="blas"):
+            kmeans = MiniBatchKMeans(n_clusters=self.n_centroids, batch_size=4096, n_init=3,
+                                     random_state=self.random_state).fit(whitened)
+        self.centroids_ = kmeans.cluster_centers_.astype(np.float32)
+        return self
+
+    @property
+    def n_features(self) -> int:
+        return self.n_centroids * self.pooling * self.pooling
+
+    def transform(self, images, chunk_size: int = TRANSFORM_CHUNK) -> np.ndarray:
+        """Features of ``images`` (N × ``n_features``, float32), computed ``chunk_size`` images at a time."""
+        if not hasattr(self, "centroids_"):
+            raise ToolkitError("PatchFeatures must be fitted before transform: call fit(images) on the pool first")
+        images = self._check_images(images)
+        if tuple(images.shape[1:3]) != self.image_shape_:
+            raise ToolkitError(f"these images are {images.shape[1]}×{images.shape[2]} but the features were fitted "
+                               f"on {self.image_shape_[0]}×{self.image_shape_[1]}: use one image size")
+        features = np.empty((len(images), self.n_features), dtype=np.float32)
+        compute = self._graph()
+        for start in range(0, len(images), chunk_size):
+            chunk = self._channels_of(np.asarray(images[start:start + chunk_size]))
+            features[start:start + len(chunk)] = compute(chunk.astype(np.float32)).numpy()
+        return features
+
+    def fit_transform(self, images) -> np.ndarray:
+        return self.fit(images).transform(images)
+
+    def _graph(self):
+        """A TensorFlow function images → pooled triangle activations, traced once per fitted object."""
+        if getattr(self, "_compiled", None) is not None:
+            return self._compiled
+        import tensorflow as tf
+
+        size, channels = self.patch_size, self.channels_
+        dimension = size * size * channels
+        whitening = self.whitening_.astype(np.float32)
+        filters = tf.constant(whitening.reshape(-1, size, size, channels).transpose(1, 2, 3, 0))
+        ones = tf.ones((size, size, channels, 1), tf.float32)
+        filter_sums = tf.constant(whitening.sum(axis=1), tf.float32)
+        whitened_mean = tf.constant(whitening @ self.patch_mean_.astype(np.float32), tf.float32)
+        centroids = tf.constant(self.centroids_.T)
+        centroid_norms = tf.constant(np.sum(self.centroids_ ** 2, axis=1), tf.float32)
+        grid = self.pooling
+
+        @tf.function(input_signature=[tf.TensorSpec([None, *self.image_shape_, channels], tf.float32)])
+        def compute(x):
+            def convolve(values, kernel):
+                return tf.nn.conv2d(values, kernel, strides=1, padding="VALID")
+
+            mean = convolve(x, ones) / dimension
+            variance = tf.maximum(convolve(x * x, ones) / dimension - mean * mean, 0.0)
+            deviation = tf.sqrt(variance + CONTRAST_OFFSET)
+            whitened = (convolve(x, filters) - mean * filter_sums) / deviation - whitened_mean
+            squared = (tf.reduce_sum(whitened * whitened, axis=-1, keepdims=True)
+                       - 2.0 * tf.tensordot(whitened, centroids, axes=1) + centroid_norms)
+            distances = tf.sqrt(tf.maximum(squared, 0.0))
+            activations = tf.nn.relu(tf.reduce_mean(distances, axis=-1, keepdims=True) - distances)
+            rows, columns = tf.shape(activations)[1], tf.shape(activations)[2]
+            pooled = []
+            for row_part in range(grid):
+                for column_part in range(grid):
+                    region = activations[:, row_part * rows // grid:(row_part + 1) * rows // grid,
+                                         column_part * columns // grid:(column_part + 1) * columns // grid]
+                    pooled.append(tf.reduce_sum(region, axis=[1, 2]))
+            return tf.concat(pooled, axis=-1)
+
+        self._compiled = compute
+        return compute
+
+    def _channels_of(self, images: np.ndarray) -> np.ndarray:
+        return images[..., :1] if self.channels_ == 1 else images
+
+    def _check_parameters(self) -> None:
+        check_positive_int(self.n_centroids, "n_centroids")
+        check_positive_int(self.patch_size, "patch_size")
+        check_positive_int(self.pooling, "pooling")
+        check_positive_int(self.n_patches, "n_patches")
+        check_positive_float(self.whitening_epsilon, "whitening_epsilon")
+        check_seed(self.random_state, "random_state")
+        if self.n_patches < self.n_centroids:
+            raise ToolkitError(f"n_patches ({self.n_patches}) must be at least n_centroids ({self.n_centroids})")
+
+    def _check_images(self, images):
+        shape = getattr(images, "shape", None)
+        if shape is None or len(shape) != 4 or len(images) == 0:
+            raise ToolkitError(f"patch features need a non-empty N×H×W×C image array, got shape {shape}")
+        if min(shape[1:3]) < self.patch_size:
+            raise ToolkitError(f"images of {shape[1]}×{shape[2]} are smaller than the {self.patch_size}-pixel "
+                               "patches: use a smaller patch_size")
+        if min(shape[1:3]) - self.patch_size + 1 < self.pooling:
+            raise ToolkitError(f"{shape[1]}×{shape[2]} images give fewer patch positions than the "
+                               f"{self.pooling}×{self.pooling} pooling grid: lower pooling")
+        return images
+
+
+def random_patches(images: np.ndarray, size: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` patches (count × size·size·C, float64) at random images and positions, drawn from ``rng``."""
+    n, height, width, channels = images.shape
+    which = rng.integers(0, n, size=count)
+    rows = rng.integers(0, height - size + 1, size=count)
+    columns = rng.integers(0, width - size + 1, size=count)
+    offsets = np.arange(size)
+    patches = images[which[:, None, None], rows[:, None, None] + offsets[None, :, None],
+                     columns[:, None, None] + offsets[None, None, :]]
+    return patches.reshape(count, size * size * channels).astype(np.float64)
+
+
+def normalised_patches(patches: np.ndarray) -> np.ndarray:
+    """Each patch (row) minus its mean, divided by ``sqrt(variance + CONTRAST_OFFSET)``: brightness and contrast
+    removed, as the transform does per position."""
+    mean = patches.mean(axis=1, keepdims=True)
+    variance = patches.var(axis=1, keepdims=True)
+    return (patches - mean) / np.sqrt(variance + CONTRAST_OFFSET)
+
+
+def triangle_activation(distances: np.ndarray) -> np.ndarray:
+    """``max(0, mean(z) − z_k)`` per row of patch-to-centroid distances ``z``: about half the centroids fire."""
+    distances = np.asarray(distances, dtype=np.float64)
+    return np.maximum(0.0, distances.mean(axis=-1, keepdims=True) - distances)
+
+
+def _is_grayscale(images: np.ndarray) -> bool:
+    return images.shape[-1] == 1 or (images.shape[-1] == 3 and bool(
+        np.array_equal(images[..., 0], images[..., 1]) and np.array_equal(images[..., 0], images[..., 2])))

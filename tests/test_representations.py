@@ -1,0 +1,94 @@
+"""Label-free representations: the patch network's pieces on hand-made values, and its convolution against loops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from altoolkit.errors import ToolkitError
+from altoolkit.representations import PatchFeatures, normalised_patches, random_patches, triangle_activation
+
+
+def test_triangle_activation_keeps_centroids_closer_than_the_mean_distance():
+    distances = np.array([[1.0, 2.0, 3.0, 6.0]])  # mean 3
+    assert triangle_activation(distances).tolist() == [[2.0, 1.0, 0.0, 0.0]]
+
+
+def test_normalised_patches_remove_brightness_and_contrast():
+    flat = np.full((1, 4), 200.0)
+    ramp = np.array([[0.0, 10.0, 20.0, 30.0]])
+    assert np.allclose(normalised_patches(flat), 0.0)
+    brighter = normalised_patches(ramp + 100.0)
+    assert np.allclose(brighter, normalised_patches(ramp))
+    variance = ramp.var()
+    assert np.allclose(normalised_patches(ramp), (ramp - 15.0) / np.sqrt(variance + 10.0))
+
+
+def test_random_patches_are_seeded_windows_of_the_images():
+    images = np.arange(2 * 5 * 5 * 1, dtype=np.float64).reshape(2, 5, 5, 1)
+    first = random_patches(images, 3, 7, np.random.default_rng(4))
+    again = random_patches(images, 3, 7, np.random.default_rng(4))
+    assert np.array_equal(first, again)
+    windows = {tuple(images[n, r:r + 3, c:c + 3, 0].ravel()) for n in range(2) for r in range(3) for c in range(3)}
+    assert all(tuple(row) in windows for row in first)
+
+
+def brute_force_features(extractor: PatchFeatures, images: np.ndarray) -> np.ndarray:
+    """Every patch extracted in Python loops, normalised, whitened, compared to every centroid, then pooled."""
+    size, grid = extractor.patch_size, extractor.pooling
+    features = []
+    for image in images.astype(np.float64)[..., :extractor.channels_]:
+        positions = image.shape[0] - size + 1
+        activations = np.empty((positions, positions, extractor.n_centroids))
+        for row in range(positions):
+            for column in range(positions):
+                patch = normalised_patches(image[row:row + size, column:column + size].reshape(1, -1))
+                whitened = (patch - extractor.patch_mean_) @ extractor.whitening_.T
+                distances = np.sqrt(((whitened - extractor.centroids_) ** 2).sum(axis=1))
+                activations[row, column] = triangle_activation(distances[None])[0]
+        pooled = [activations[r * positions // grid:(r + 1) * positions // grid,
+                              c * positions // grid:(c + 1) * positions // grid].sum(axis=(0, 1))
+                  for r in range(grid) for c in range(grid)]
+        features.append(np.concatenate(pooled))
+    return np.asarray(features)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_convolution_computes_what_the_loops_compute(channels):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(6, 9, 9, channels)).astype(np.uint8)
+    extractor = PatchFeatures(n_centroids=5, patch_size=3, pooling=2, n_patches=400, random_state=1).fit(images)
+    features = extractor.transform(images, chunk_size=4)
+    assert features.shape == (6, 5 * 4)
+    assert np.allclose(features, brute_force_features(extractor, images), rtol=1e-3, atol=1e-3)
+
+
+def test_grayscale_stored_as_rgb_is_one_channel_and_gives_the_same_features():
+    rng = np.random.default_rng(2)
+    gray = rng.integers(0, 256, size=(8, 10, 10, 1)).astype(np.uint8)
+    as_rgb = np.repeat(gray, 3, axis=-1)
+    from_gray = PatchFeatures(n_centroids=4, patch_size=3, n_patches=500, random_state=3).fit(gray)
+    from_rgb = PatchFeatures(n_centroids=4, patch_size=3, n_patches=500, random_state=3).fit(as_rgb)
+    assert from_rgb.channels_ == 1
+    assert np.allclose(from_gray.transform(gray), from_rgb.transform(as_rgb))
+
+
+def test_features_are_seeded():
+    images = np.random.default_rng(5).integers(0, 256, size=(10, 8, 8, 3)).astype(np.uint8)
+    first = PatchFeatures(n_centroids=4, patch_size=3, n_patches=300, random_state=7).fit_transform(images)
+    second = PatchFeatures(n_centroids=4, patch_size=3, n_patches=300, random_state=7).fit_transform(images)
+    assert np.array_equal(first, second)
+
+
+def test_bad_settings_and_images_are_one_clear_error():
+    images = np.zeros((3, 8, 8, 3), np.uint8)
+    with pytest.raises(ToolkitError, match="n_centroids must be a positive integer"):
+        PatchFeatures(n_centroids=0).fit(images)
+    with pytest.raises(ToolkitError, match="smaller than the 9-pixel patches"):
+        PatchFeatures(patch_size=9, n_centroids=2, n_patches=10).fit(images)
+    with pytest.raises(ToolkitError, match="must be fitted"):
+        PatchFeatures().transform(images)
+    fitted = PatchFeatures(n_centroids=2, patch_size=3, n_patches=50).fit(
+        np.random.default_rng(0).integers(0, 256, (3, 8, 8, 3)).astype(np.uint8))
+    with pytest.raises(ToolkitError, match="fitted on 8×8"):
+        fitted.transform(np.zeros((2, 10, 10, 3), np.uint8))
