@@ -14,6 +14,7 @@ TensorFlow, a chunk of images at a time, so memory depends on the chunk, not on 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -196,3 +197,115 @@ def triangle_activation(distances: np.ndarray) -> np.ndarray:
 def _is_grayscale(images: np.ndarray) -> bool:
     return images.shape[-1] == 1 or (images.shape[-1] == 3 and bool(
         np.array_equal(images[..., 0], images[..., 1]) and np.array_equal(images[..., 0], images[..., 2])))
+
+
+BACKBONE_INPUT_SIZE = 224
+"""Side the images are resized to for a ``keras.applications`` network (the size its ImageNet weights expect)."""
+BACKBONE_BATCH = 64
+
+
+@dataclass
+class BackboneFeatures:
+    """Penultimate features of a pretrained network the user provides; the network is frozen (nothing trains).
+
+    Args:
+        source: a ``.keras`` file (a classifier gives the input of its last Dense layer; any other model its
+            output, global-average-pooled when it is a feature map), or a ``keras.applications`` name such as
+            ``"MobileNetV3Small"`` or ``"ResNet50"`` (built without its top, average-pooled).
+        weights: for an application name, ``"imagenet"`` (Keras downloads them: needs the network) or the path of
+            a local weights file (the air-gapped way: ``.weights.h5`` or the ``.h5`` file Keras would download).
+        input_size: images are resized to this square side; default: the ``.keras`` model's input size, or
+            :data:`BACKBONE_INPUT_SIZE` for an application.
+
+    Images are uint8 or float N×H×W×3 on a 0–255 scale; an application's own ``preprocess_input`` is applied.
+    """
+
+    source: str
+    weights: str | None = "imagenet"
+    input_size: int | None = None
+
+    def fit(self, images=None) -> "BackboneFeatures":
+        """Load or build the network (``images`` are not used: the network is already trained)."""
+        import keras
+
+        if str(self.source).endswith(".keras"):
+            self._network, self._preprocess = _keras_file_features(self.source), None
+        elif callable(getattr(keras.applications, str(self.source), None)) and str(self.source)[:1].isupper():
+            self._network, self._preprocess = self._application()
+        else:
+            raise ToolkitError(f"backbone {str(self.source)[:80]!r} is neither a .keras file nor a keras.applications "
+                               "name (e.g. MobileNetV3Small, ResNet50, EfficientNetB0)")
+        side = self.input_size or self._network.inputs[0].shape[1] or BACKBONE_INPUT_SIZE
+        self.input_size_ = check_positive_int(side, "input_size")
+        self.n_features = int(self._network.outputs[0].shape[-1])
+        return self
+
+    def transform(self, images, chunk_size: int = BACKBONE_BATCH) -> np.ndarray:
+        """Features of ``images`` (N × D, float32), ``chunk_size`` images per pass."""
+        import tensorflow as tf
+
+        if not hasattr(self, "_network"):
+            raise ToolkitError("BackboneFeatures must be fitted (the network loaded) before transform: call fit()")
+        if getattr(images, "ndim", None) != 4 or images.shape[-1] != 3:
+            raise ToolkitError(f"backbone features need N×H×W×3 images, got shape {getattr(images, 'shape', None)}")
+        features = np.empty((len(images), self.n_features), dtype=np.float32)
+        for start in range(0, len(images), chunk_size):
+            batch = tf.image.resize(tf.cast(np.asarray(images[start:start + chunk_size]), tf.float32),
+                                    (self.input_size_, self.input_size_))
+            if self._preprocess is not None:
+                batch = self._preprocess(batch)
+            features[start:start + len(batch)] = np.asarray(self._network(batch, training=False))
+        return features
+
+    def fit_transform(self, images) -> np.ndarray:
+        return self.fit(images).transform(images)
+
+    def _application(self):
+        import importlib
+
+        import keras
+
+        build = getattr(keras.applications, self.source)
+        side = self.input_size or BACKBONE_INPUT_SIZE
+        weights = self.weights
+        if weights not in (None, "imagenet") and not Path(weights).is_file():
+            raise ToolkitError(f"backbone weights file {weights} not found: pass the path of the weights file")
+        try:
+            network = build(include_top=False, weights=weights, input_shape=(side, side, 3), pooling="avg")
+        except Exception as error:  # Keras raises bare Exception on a failed download, ValueError on a bad file
+            reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+            if weights == "imagenet":
+                raise ToolkitError(f"the ImageNet weights of {self.source} could not be downloaded ({reason}): "
+                                   "offline, download the file on another machine and pass its path as the "
+                                   "backbone weights, or put it in ~/.keras/models/ under the name in this message"
+                                   ) from None
+            raise ToolkitError(f"cannot load the weights {weights} into {self.source}: {reason}") from None
+        return network, importlib.import_module(build.__module__).preprocess_input
+
+
+def _keras_file_features(path: str):
+    """The feature-producing view of a saved model: a classifier's penultimate layer, else its pooled output."""
+    import keras
+
+    from altoolkit.model import embedding_tensor
+
+    file = Path(path)
+    if not file.is_file():
+        raise ToolkitError(f"backbone model {file} not found: pass the path of a .keras file")
+    try:
+        model = keras.models.load_model(file, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many types for corrupt or unsafe files
+        raise ToolkitError(f"cannot load the backbone {file}: {type(error).__name__}: "
+                           f"{str(error).splitlines()[0][:160] if str(error) else ''}") from None
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ToolkitError(f"backbone {file} must have one image input and one output")
+    try:
+        output = embedding_tensor(model)
+    except ToolkitError:
+        output = model.outputs[0]
+    if len(output.shape) == 4:
+        output = keras.layers.GlobalAveragePooling2D()(output)
+    elif len(output.shape) != 2:
+        raise ToolkitError(f"backbone {file} gives features of shape {tuple(output.shape)}: expected a vector or a "
+                           "feature map per image")
+    return keras.Model(model.inputs, output)

@@ -92,3 +92,44 @@ def test_bad_settings_and_images_are_one_clear_error():
         np.random.default_rng(0).integers(0, 256, (3, 8, 8, 3)).astype(np.uint8))
     with pytest.raises(ToolkitError, match="fitted on 8×8"):
         fitted.transform(np.zeros((2, 10, 10, 3), np.uint8))
+
+
+def test_backbone_from_a_local_weights_file_gives_that_network_s_pooled_features(tmp_path):
+    import keras
+
+    from altoolkit.representations import BackboneFeatures
+
+    network = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3),
+                                                  pooling="avg")
+    weights_file = tmp_path / "small.weights.h5"
+    network.save_weights(weights_file)
+    images = np.random.default_rng(0).integers(0, 256, size=(5, 32, 32, 3)).astype(np.uint8)
+    features = BackboneFeatures("MobileNetV3Small", weights=str(weights_file), input_size=32).fit().transform(
+        images, chunk_size=2)
+    expected = np.asarray(network(images.astype(np.float32), training=False))
+    assert features.shape == (5, network.outputs[0].shape[-1])
+    assert np.allclose(features, expected, atol=1e-4)
+
+
+def test_backbone_from_a_keras_classifier_is_its_penultimate_embedding(tmp_path):
+    from altoolkit.model import build_model, probabilities_and_embeddings
+    from altoolkit.representations import BackboneFeatures
+
+    model = build_model(3, input_shape=(32, 32, 3), seed=0)
+    path = tmp_path / "classifier.keras"
+    model.save(path)
+    images = np.random.default_rng(1).integers(0, 256, size=(4, 32, 32, 3)).astype(np.uint8)
+    features = BackboneFeatures(str(path)).fit().transform(images)
+    _, embeddings = probabilities_and_embeddings(model, images)
+    assert np.allclose(features, embeddings, atol=1e-4)
+
+
+def test_backbone_errors_say_what_to_pass(tmp_path):
+    from altoolkit.representations import BackboneFeatures
+
+    with pytest.raises(ToolkitError, match="neither a .keras file nor a keras.applications name"):
+        BackboneFeatures("resnet9000").fit()
+    with pytest.raises(ToolkitError, match="weights file .* not found"):
+        BackboneFeatures("MobileNetV3Small", weights=str(tmp_path / "missing.h5")).fit()
+    with pytest.raises(ToolkitError, match="backbone model .* not found"):
+        BackboneFeatures(str(tmp_path / "gone.keras")).fit()
