@@ -133,3 +133,34 @@ def test_backbone_errors_say_what_to_pass(tmp_path):
         BackboneFeatures("MobileNetV3Small", weights=str(tmp_path / "missing.h5")).fit()
     with pytest.raises(ToolkitError, match="backbone model .* not found"):
         BackboneFeatures(str(tmp_path / "gone.keras")).fit()
+
+
+def test_label_free_features_are_computed_once_and_read_back_from_the_cache(tmp_path, monkeypatch):
+    from altoolkit import representations
+    from altoolkit.representations import RepresentationSettings, label_free_features
+
+    images = np.random.default_rng(3).integers(0, 256, size=(30, 12, 12, 3)).astype(np.uint8)
+    settings = RepresentationSettings(patch_centroids=4, patch_size=3)
+    first = np.array(label_free_features("patches", images, seed=1, settings=settings, cache_dir=tmp_path))
+    assert first.shape == (30, 16) and np.allclose(first.mean(axis=0), 0, atol=1e-5)
+    calls = []
+    monkeypatch.setattr(representations, "_compute", lambda *args: calls.append(args))
+    again = label_free_features("patches", images, seed=1, settings=settings, cache_dir=tmp_path)
+    assert calls == [] and np.array_equal(first, again)
+    cache_file = next((tmp_path / "features").glob("patches_*.npy"))
+    np.save(cache_file, np.full((30, 16), np.nan, dtype=np.float32))
+    monkeypatch.undo()
+    recomputed = label_free_features("patches", images, seed=1, settings=settings, cache_dir=tmp_path)
+    assert np.allclose(recomputed, first)
+    other_seed = label_free_features("patches", images, seed=2, settings=settings, cache_dir=tmp_path)
+    assert len(list((tmp_path / "features").glob("patches_*.npy"))) == 2 and not np.allclose(other_seed, first)
+
+
+def test_label_free_features_refuse_unknown_names_and_a_missing_backbone():
+    from altoolkit.representations import label_free_features
+
+    images = np.zeros((4, 8, 8, 3), np.uint8)
+    with pytest.raises(ToolkitError, match="unknown label-free representation 'model'"):
+        label_free_features("model", images)
+    with pytest.raises(ToolkitError, match="pass --backbone"):
+        label_free_features("backbone", images)
