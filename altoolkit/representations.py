@@ -100,47 +100,26 @@ class PatchFeatures:
     def fit_transform(self, images) -> np.ndarray:
         return self.fit(images).transform(images)
 
+    def as_layer(self):
+        """This fitted extractor as a frozen Keras layer (:class:`altoolkit.keras_layers.PatchFeatureLayer`)."""
+        from altoolkit.keras_layers import PatchFeatureLayer
+
+        if not hasattr(self, "centroids_"):
+            raise ToolkitError("PatchFeatures must be fitted before it becomes a layer: call fit(images) first")
+        layer = PatchFeatureLayer(self.patch_size, self.pooling, self.n_centroids, self.channels_)
+        layer.build((None, *self.image_shape_, self.channels_))
+        layer.set_fitted(self.whitening_, self.patch_mean_, self.centroids_)
+        return layer
+
     def _graph(self):
-        """A TensorFlow function images → pooled triangle activations, traced once per fitted object."""
-        if getattr(self, "_compiled", None) is not None:
-            return self._compiled
-        import tensorflow as tf
+        """The layer's computation as a TensorFlow function, traced once per fitted object."""
+        if getattr(self, "_compiled", None) is None:
+            import tensorflow as tf
 
-        size, channels = self.patch_size, self.channels_
-        dimension = size * size * channels
-        whitening = self.whitening_.astype(np.float32)
-        filters = tf.constant(whitening.reshape(-1, size, size, channels).transpose(1, 2, 3, 0))
-        ones = tf.ones((size, size, channels, 1), tf.float32)
-        filter_sums = tf.constant(whitening.sum(axis=1), tf.float32)
-        whitened_mean = tf.constant(whitening @ self.patch_mean_.astype(np.float32), tf.float32)
-        centroids = tf.constant(self.centroids_.T)
-        centroid_norms = tf.constant(np.sum(self.centroids_ ** 2, axis=1), tf.float32)
-        grid = self.pooling
-
-        @tf.function(input_signature=[tf.TensorSpec([None, *self.image_shape_, channels], tf.float32)])
-        def compute(x):
-            def convolve(values, kernel):
-                return tf.nn.conv2d(values, kernel, strides=1, padding="VALID")
-
-            mean = convolve(x, ones) / dimension
-            variance = tf.maximum(convolve(x * x, ones) / dimension - mean * mean, 0.0)
-            deviation = tf.sqrt(variance + CONTRAST_OFFSET)
-            whitened = (convolve(x, filters) - mean * filter_sums) / deviation - whitened_mean
-            squared = (tf.reduce_sum(whitened * whitened, axis=-1, keepdims=True)
-                       - 2.0 * tf.tensordot(whitened, centroids, axes=1) + centroid_norms)
-            distances = tf.sqrt(tf.maximum(squared, 0.0))
-            activations = tf.nn.relu(tf.reduce_mean(distances, axis=-1, keepdims=True) - distances)
-            rows, columns = tf.shape(activations)[1], tf.shape(activations)[2]
-            pooled = []
-            for row_part in range(grid):
-                for column_part in range(grid):
-                    region = activations[:, row_part * rows // grid:(row_part + 1) * rows // grid,
-                                         column_part * columns // grid:(column_part + 1) * columns // grid]
-                    pooled.append(tf.reduce_sum(region, axis=[1, 2]))
-            return tf.concat(pooled, axis=-1)
-
-        self._compiled = compute
-        return compute
+            layer = self.as_layer()
+            self._compiled = tf.function(layer.call, input_signature=[
+                tf.TensorSpec([None, *self.image_shape_, self.channels_], tf.float32)])
+        return self._compiled
 
     def _channels_of(self, images: np.ndarray) -> np.ndarray:
         return images[..., :1] if self.channels_ == 1 else images

@@ -164,3 +164,22 @@ def test_label_free_features_refuse_unknown_names_and_a_missing_backbone():
         label_free_features("model", images)
     with pytest.raises(ToolkitError, match="pass --backbone"):
         label_free_features("backbone", images)
+
+
+def test_patch_features_as_a_keras_layer_survive_a_safe_mode_save_and_load(tmp_path):
+    import keras
+
+    from altoolkit.keras_layers import PatchFeatureLayer
+
+    images = np.random.default_rng(4).integers(0, 256, size=(6, 10, 10, 3)).astype(np.uint8)
+    extractor = PatchFeatures(n_centroids=3, patch_size=3, n_patches=200, random_state=0).fit(images)
+    inputs = keras.Input((10, 10, 3))
+    outputs = keras.layers.Dense(2, activation="softmax")(extractor.as_layer()(inputs))
+    model = keras.Model(inputs, outputs)
+    path = tmp_path / "patches.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, compile=False, safe_mode=True)
+    assert isinstance(loaded.layers[1], PatchFeatureLayer) and not loaded.layers[1].trainable_weights
+    assert np.allclose(loaded(images.astype(np.float32)), model(images.astype(np.float32)), atol=1e-5)
+    features = keras.Model(loaded.inputs, loaded.layers[1].output)(images.astype(np.float32))
+    assert np.allclose(features, extractor.transform(images), atol=1e-3)
