@@ -534,12 +534,15 @@ def _json_object(text, numbers_only: bool = False) -> tuple[dict, str | None]:
 
 def _check_header(path: Path) -> None:
     """Refuse, by its first bytes alone, a file SQLite would not read as a database (nothing is written)."""
+    if path.is_dir():
+        raise ToolkitError(f"{path} is a folder, not a label store: pass the project folder that holds "
+                           f"{STORE_FILENAME}")
+    if not path.is_file():
+        raise ToolkitError(f"{path} is not a regular file (a pipe or a device?), so not a label store: restore "
+                           "it from a backup or use a new project folder")
     try:
         with open(path, "rb") as handle:
             header = handle.read(100)
-    except IsADirectoryError:
-        raise ToolkitError(f"{path} is a folder, not a label store: pass the project folder that holds "
-                           f"{STORE_FILENAME}") from None
     except OSError as error:
         raise ToolkitError(f"cannot read {path} ({error.strerror or error}): give yourself read access to "
                            "the project folder") from None

@@ -77,6 +77,11 @@ def folder_instead(path: Path) -> None:
     (path / "inside").mkdir(parents=True)
 
 
+def pipe_instead(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
 NOT_A_STORE = {
     "newer schema": (lambda path: run_sql(path, "PRAGMA journal_mode=DELETE",
                                           f"PRAGMA user_version = {SCHEMA_VERSION + 1}"), "newer al-toolkit"),
@@ -86,6 +91,7 @@ NOT_A_STORE = {
     "empty file": (replaced_by(b""), "empty file"),
     "SQLite header only": (replaced_by(b"SQLite format 3\x00"), "not an SQLite database"),
     "a folder": (folder_instead, "is a folder"),
+    "a named pipe": (pipe_instead, "is not a regular file"),
     "no class names": (lambda path: run_sql(path, "DELETE FROM meta WHERE key = 'class_names'"),
                        "meta 'class_names': is missing"),
 }
