@@ -374,8 +374,10 @@ class LabelStore:
         for row in self._read("SELECT round_id, position, image_id, predicted_class, probabilities, scores "
                               "FROM batch_items WHERE round_id = ? ORDER BY position", (round_id,)):
             item, problem = self._batch_item(row)
-            items.append(item)
-            damage += [problem] if problem else []
+            if problem:
+                damage.append(problem)
+            else:
+                items.append(item)
         if damage:
             raise ToolkitError(damage_message(self.path, damage))
         return items
@@ -473,7 +475,9 @@ class LabelStore:
                 damage.append(RowDamage("rounds", f"round {round_id}", f"parameters {problem}"))
         for row in self._read("SELECT round_id, position, image_id, predicted_class, probabilities, scores "
                               "FROM batch_items ORDER BY round_id, position"):
-            damage += [problem] if (problem := self._batch_item(row)[1]) else []
+            _, problem = self._batch_item(row)
+            if problem:
+                damage.append(problem)
         if self._class_names_damage is None:
             known = set(self.class_names)
             damage += [_label_damage(row_id, class_name) for row_id, class_name in self._read(
@@ -491,7 +495,7 @@ def damage_message(path: Path, damage: Sequence[RowDamage], note: str = "") -> s
 
 
 def _error_kind(error: sqlite3.DatabaseError) -> str:
-    """"busy" (another connection holds a lock), "read-only", or "other" for an SQLite error."""
+    """What an SQLite error means here: ``busy`` (another connection holds a lock), ``read-only`` or ``other``."""
     code = getattr(error, "sqlite_errorcode", None)
     if code is not None:
         return {SQLITE_BUSY: "busy", SQLITE_LOCKED: "busy", SQLITE_READONLY: "read-only"}.get(code & 0xFF, "other")
