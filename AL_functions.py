@@ -6,11 +6,15 @@ model, except :func:`get_feature_extractor` (builds an embedding model) and :fun
 (the modAL adapter, which runs one forward pass per query). Indices are positions in the given pool arrays,
 returned as ascending int64 unless a docstring says otherwise. TensorFlow/Keras are imported lazily so that
 importing this module stays cheap.
+
+``STRATEGY_TABLE`` names every selection strategy — the design's and the budgeted ones of
+:mod:`altoolkit.strategies` — with what each needs; :func:`select` is the one call every entry point selects
+through, and :func:`register_strategy` adds a user's own (contract: :mod:`altoolkit.selection`).
 """
 
 from __future__ import annotations
 
-import inspect
+import importlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -18,15 +22,20 @@ import numpy as np
 
 from altoolkit.arrays import as_indices, check_embeddings, check_probabilities, check_scores
 from altoolkit.errors import ToolkitError
-from altoolkit.strategies import (MC_DROPOUT_PASSES, ClassifierHead, badge_select, bald_scores, class_balanced_select,
-                                  k_center_greedy, mc_dropout_probabilities, ranking_by, typicality_select,
-                                  weighted_cluster_select)
 from altoolkit.model import INFERENCE_BATCH_SIZE
+from altoolkit.sampling import FIT_SAMPLE, seeded_ranking, seeded_subsample
+from altoolkit.selection import (DESIGN_PARAMETERS, NEEDS, REPRESENTATIONS, Selection, SelectionInputs,
+                                 SelectionRound, Strategy, StrategyFunction, check_representation, run_strategy)
+from altoolkit.strategies import (MC_DROPOUT_PASSES, ClassifierHead, badge_select, bald_scores, class_balanced_select,
+                                  entropy, k_center_greedy, mc_dropout_probabilities, typicality_select,
+                                  weighted_cluster_select)
 
-STRATEGIES = ("random", "entropy", "margin", "least_confidence", "uncertainty", "diversity", "novelty",
-              "combined", "intersection", "intersection_filled", "bald", "coreset", "badge", "typicality",
-              "class_balanced_margin", "class_balanced_random", "diverse_margin")
-"""Strategy names accepted by :func:`select_samples` and :func:`modal_query_strategy`."""
+__all__ = ["DESIGN_PARAMETERS", "NEEDS", "RECOMMENDED", "REPRESENTATIONS", "STRATEGIES", "STRATEGY_TABLE", "Selection",
+           "SelectionInputs", "SelectionRound", "Strategy", "StrategyFunction", "analyze_diversity_embeddings",
+           "analyze_novelty_embeddings", "check_representation", "combined_scores", "entropy_scores",
+           "get_feature_extractor", "intersect_indices", "least_confidence_scores", "margin_scores",
+           "modal_query_strategy", "random_indices", "recommended_choice", "register_strategy", "resolve_strategy",
+           "select", "select_samples", "select_uncertain", "strategy_entry", "top_n"]
 
 RECOMMENDED = "recommended"
 """A strategy name beside ``STRATEGIES``: resolved by :func:`recommended_choice` from the labeled set's size."""
@@ -41,18 +50,12 @@ RECOMMENDED_LATER = ("margin", "model")
 DEFAULT_COMBINED_WEIGHTS = (0.5, 0.3, 0.2)
 """The prototype's weights for (uncertainty, diversity, novelty) in :func:`combined_scores`."""
 
-KMEANS_FIT_SAMPLE = 10_000
-"""k-means is fitted on at most this many rows (a seeded sample), then every row goes to its nearest centre:
-full KMeans on 50,000×576 took ~17 s here, the sampled fit well under a second."""
-
 KMEANS_SEEDING_SAMPLE = 1000
 """k-means++ seeds are drawn from at most this many rows (see _kmeans_plusplus_on_sample)."""
 
 NEAREST_NEIGHBORS_CHUNK = 2048
 """Pool rows per k-NN query, so memory is bounded by chunk × labeled size, never pool × labeled."""
 
-_NEEDS_LABELED = ("novelty", "combined", "intersection", "intersection_filled")
-_NEEDS_LABELED_CLASSES = ("class_balanced_margin", "class_balanced_random")
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,7 @@ def _check_percentile(value: float, name: str) -> float:
 
 def entropy_scores(probabilities) -> np.ndarray:
     """Shannon entropy of each row in nats (0·log 0 = 0): highest when the model spreads its belief evenly."""
-    from scipy.special import entr
-
-    return entr(check_probabilities(probabilities)).sum(axis=1)
+    return entropy(check_probabilities(probabilities), axis=1)
 
 
 def margin_scores(probabilities) -> np.ndarray:
@@ -165,7 +166,7 @@ def analyze_diversity_embeddings(embeddings, n_clusters: int = 20, far_percentil
     """Cluster the pool with k-means; flag points far from their centroid and pick each cluster's most typical point.
 
     Far points (distance > the ``far_percentile``-th percentile) are atypical; representatives (closest to a
-    centroid) are typical. Pools above ``KMEANS_FIT_SAMPLE`` rows are clustered on a seeded sample of that
+    centroid) are typical. Pools above ``FIT_SAMPLE`` rows are clustered on a seeded sample of that
     many rows and every row is then assigned to its nearest centre; ``centroids`` are the exact means of each
     cluster's members. Clustering runs with one BLAS thread (OpenMP keeps its threads): measured on two cores,
     k-means++ seeding with the default BLAS threads (its small matrix products fight OpenMP for the cores)
@@ -177,10 +178,8 @@ def analyze_diversity_embeddings(embeddings, n_clusters: int = 20, far_percentil
     e = check_embeddings(embeddings)
     far_percentile = _check_percentile(far_percentile, "far_percentile")
     check_n_clusters(n_clusters, len(e))
-    sampled = len(e) > KMEANS_FIT_SAMPLE
-    fit_rows = e
-    if sampled:
-        fit_rows = e[np.sort(np.random.default_rng(random_state).choice(len(e), KMEANS_FIT_SAMPLE, replace=False))]
+    sampled = len(e) > FIT_SAMPLE
+    fit_rows = e[seeded_subsample(len(e), FIT_SAMPLE, random_state)] if sampled else e
     with threadpool_limits(limits=1, user_api="blas"):
         clustering = KMeans(n_clusters=int(n_clusters), random_state=random_state, n_init=1,
                             init=_kmeans_plusplus_on_sample(fit_rows, int(n_clusters), random_state)).fit(fit_rows)
@@ -205,10 +204,7 @@ def _kmeans_plusplus_on_sample(embeddings: np.ndarray, n_clusters: int, random_s
     """
     from sklearn.cluster import kmeans_plusplus
 
-    rows = embeddings
-    if len(embeddings) > KMEANS_SEEDING_SAMPLE:
-        sample = np.random.default_rng(random_state).choice(len(embeddings), KMEANS_SEEDING_SAMPLE, replace=False)
-        rows = embeddings[np.sort(sample)]
+    rows = embeddings[seeded_subsample(len(embeddings), KMEANS_SEEDING_SAMPLE, random_state)]
     centres, _ = kmeans_plusplus(rows, n_clusters, random_state=random_state)
     return centres
 
@@ -265,12 +261,7 @@ def intersect_indices(*index_arrays) -> np.ndarray:
 
 def random_indices(n_pool: int, n: int, seed: int = 0) -> np.ndarray:
     """``n`` distinct pool positions drawn uniformly with ``seed``, sorted ascending; all positions if n ≥ n_pool."""
-    if n_pool < 0 or n < 0:
-        raise ToolkitError(f"pool size and sample size must be non-negative, got n_pool={n_pool}, n={n}")
-    if n >= n_pool:
-        return np.arange(n_pool, dtype=np.int64)
-    chosen = np.random.default_rng(seed).choice(n_pool, size=n, replace=False)
-    return np.sort(as_indices(chosen))
+    return seeded_subsample(n_pool, n, seed)
 
 
 def min_max_normalise(values) -> np.ndarray:
@@ -301,22 +292,167 @@ def combined_scores(uncertainty, diversity, novelty, weights=DEFAULT_COMBINED_WE
 def top_n(scores, n: int, seed: int = 0) -> np.ndarray:
     """Indices of the ``n`` highest scores, highest first; equal scores are ordered by a permutation seeded by ``seed``.
 
-    Same idea as modAL.utils.selection.shuffled_argmax (shuffle, then stable sort), written here because
-    shuffled_argmax draws from numpy's global random state and takes no seed; multi_argmax has no tie-break
-    at all. ``n`` larger than the pool returns every index.
+    The first ``n`` of :func:`altoolkit.sampling.seeded_ranking`; ``n`` larger than the pool returns every index.
     """
-    s = check_scores(scores)
     if n < 0:
         raise ToolkitError(f"n must be non-negative, got {n}")
-    tie_break = np.random.default_rng(seed).permutation(len(s))
-    return as_indices(np.lexsort((tie_break, -s))[:n])
+    return seeded_ranking(scores, seed)[:n]
+
+
+# ------------------------------------------------------------------------------------------ the strategy table
+
+def _design_analyses(inputs: SelectionInputs, seed: int):
+    """The three design analyses of the pool (uncertainty, diversity over features, novelty against labels)."""
+    uncertainty = select_uncertain(inputs.probabilities, inputs.param("threshold_percentile"))
+    diversity = analyze_diversity_embeddings(inputs.features, inputs.param("n_clusters"),
+                                             inputs.param("far_percentile"), random_state=seed)
+    novelty = analyze_novelty_embeddings(inputs.features, inputs.labeled_features, inputs.param("k_neighbors"),
+                                         inputs.param("novelty_percentile"))
+    return uncertainty, diversity, novelty
+
+
+def _intersection(inputs: SelectionInputs, n: int, seed: int) -> np.ndarray:
+    return intersect_indices(*(result.indices for result in _design_analyses(inputs, seed)))
+
+
+def _combined_ranking(inputs: SelectionInputs, seed: int, intersection_first: bool) -> np.ndarray:
+    uncertainty, diversity, novelty = _design_analyses(inputs, seed)
+    combined = combined_scores(uncertainty.entropy, diversity.distances, novelty.scores)
+    if not intersection_first:
+        return seeded_ranking(combined, seed)
+    outside = np.ones(inputs.pool_size, dtype=bool)
+    outside[intersect_indices(uncertainty.indices, diversity.indices, novelty.indices)] = False
+    tie_break = np.random.default_rng(seed).permutation(inputs.pool_size)
+    return as_indices(np.lexsort((tie_break, -combined, outside)))
+
+
+def _class_balanced(inputs: SelectionInputs, ranking: np.ndarray, n: int) -> np.ndarray:
+    p = inputs.probabilities
+    return class_balanced_select(ranking, p.argmax(axis=1), inputs.labeled_classes, n, p.shape[1])
+
+
+def _ranked(score: Callable[[SelectionInputs], np.ndarray]) -> StrategyFunction:
+    """A strategy taking the ``n`` highest of a per-image score (ties in a seeded order)."""
+    return lambda inputs, n, seed: top_n(score(inputs), n, seed)
+
+
+_BUILT_IN = (
+    Strategy("random", lambda i, n, seed: random_indices(i.pool_size, n, seed), summary="uniform, seeded"),
+    Strategy("entropy", _ranked(lambda i: entropy_scores(i.probabilities)), summary="highest entropy"),
+    Strategy("margin", _ranked(lambda i: margin_scores(i.probabilities)), summary="smallest top-two margin"),
+    Strategy("least_confidence", _ranked(lambda i: least_confidence_scores(i.probabilities)),
+             summary="lowest top probability"),
+    Strategy("uncertainty", _ranked(lambda i: entropy_scores(i.probabilities)), summary="the design's: entropy"),
+    Strategy("diversity", lambda i, n, seed: top_n(analyze_diversity_embeddings(
+        i.features, i.param("n_clusters"), i.param("far_percentile"), random_state=seed).distances, n, seed),
+        uses_features=True, summary="farthest from own k-means centroid"),
+    Strategy("novelty", _ranked(lambda i: analyze_novelty_embeddings(
+        i.features, i.labeled_features, i.param("k_neighbors"), i.param("novelty_percentile")).scores),
+        needs=frozenset({"labeled_features"}), uses_features=True, summary="farthest from the labeled set"),
+    Strategy("combined", lambda i, n, seed: _combined_ranking(i, seed, False)[:n],
+             needs=frozenset({"labeled_features"}), uses_features=True,
+             summary="weighted uncertainty, diversity and novelty"),
+    Strategy("intersection", _intersection, needs=frozenset({"labeled_features"}), uses_features=True,
+             fills_budget=False, summary="uncertain ∩ far from centroid ∩ novel, any size"),
+    Strategy("intersection_filled", lambda i, n, seed: _combined_ranking(i, seed, True)[:n],
+             needs=frozenset({"labeled_features"}), uses_features=True,
+             summary="the intersection first, then by combined score"),
+    Strategy("bald", lambda i, n, seed: top_n(bald_scores(mc_dropout_probabilities(
+        i.embeddings, i.head, i.param("mc_passes"), seed)), n, seed), needs=frozenset({"head"}),
+        summary="Monte-Carlo dropout mutual information"),
+    Strategy("coreset", lambda i, n, seed: k_center_greedy(i.features, i.labeled_features, n, seed),
+             uses_features=True, summary="k-center greedy"),
+    Strategy("badge", lambda i, n, seed: badge_select(i.probabilities, i.embeddings, n, seed),
+             summary="k-means++ on gradient embeddings"),
+    Strategy("typicality", lambda i, n, seed: typicality_select(i.features, i.labeled_features, n, seed),
+             uses_features=True, summary="TypiClust: most typical point of uncovered clusters"),
+    Strategy("class_balanced_margin", lambda i, n, seed: _class_balanced(
+        i, seeded_ranking(margin_scores(i.probabilities), seed), n), needs=frozenset({"labeled_classes"}),
+        summary="margin, spread over predicted classes"),
+    Strategy("class_balanced_random", lambda i, n, seed: _class_balanced(
+        i, np.random.default_rng(seed).permutation(i.pool_size), n), needs=frozenset({"labeled_classes"}),
+        summary="random, spread over predicted classes"),
+    Strategy("diverse_margin", lambda i, n, seed: weighted_cluster_select(margin_scores(i.probabilities),
+                                                                           i.features, n, seed),
+             uses_features=True, summary="low-margin candidates clustered, one per cluster"),
+)
+
+STRATEGY_TABLE: dict[str, Strategy] = {entry.name: entry for entry in _BUILT_IN}
+"""Every strategy by name. :func:`register_strategy` adds to it; every entry point selects through it."""
+
+STRATEGIES = tuple(STRATEGY_TABLE)
+"""The built-in strategy names (user strategies registered later are in ``STRATEGY_TABLE``)."""
+
+
+def register_strategy(name: str, select: StrategyFunction, *, needs=(), uses_features: bool = False,
+                      fills_budget: bool = True, summary: str = "", replace: bool = False) -> Strategy:
+    """Add a strategy to the table, usable by name in ``analyzer.select``, ``label.py select``, ``AL_cycle.py
+    --budget`` and the benchmark. ``select(inputs, n, seed)`` returns pool positions (see :class:`SelectionInputs`);
+    ``needs`` names what it requires from :data:`NEEDS`. From the command line, name a strategy
+    ``package.module:function`` and it is imported and registered under that name.
+    """
+    if not isinstance(name, str) or not name or any(c.isspace() for c in name) or name == RECOMMENDED:
+        raise ToolkitError(f"a strategy name must be a non-empty word other than {RECOMMENDED!r}, got {name!r}")
+    if name in STRATEGY_TABLE and not replace:
+        raise ToolkitError(f"strategy {name!r} exists already: pick another name or pass replace=True")
+    if not callable(select):
+        raise ToolkitError(f"strategy {name!r} must be a callable select(inputs, n, seed)")
+    unknown = sorted(set(needs) - set(NEEDS))
+    if unknown:
+        raise ToolkitError(f"strategy {name!r} needs unknown input(s) {', '.join(unknown)}: choose from "
+                           f"{', '.join(NEEDS)}")
+    entry = Strategy(name, select, frozenset(needs), bool(uses_features), bool(fills_budget), summary)
+    STRATEGY_TABLE[name] = entry
+    return entry
+
+
+def strategy_entry(name: str) -> Strategy:
+    """The table's entry for ``name``; ``package.module:function`` is imported and registered on first use."""
+    if name in STRATEGY_TABLE:
+        return STRATEGY_TABLE[name]
+    if isinstance(name, str) and name.count(":") == 1:
+        module_name, attribute = name.split(":")
+        try:
+            found = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError, ValueError) as error:
+            raise ToolkitError(f"cannot load strategy {name!r} ({type(error).__name__}: {error}): give "
+                               "package.module:function of an importable module") from None
+        if isinstance(found, Strategy):
+            return register_strategy(name, found.select, needs=found.needs, uses_features=found.uses_features,
+                                     fills_budget=found.fills_budget, summary=found.summary)
+        return register_strategy(name, found, needs=getattr(found, "needs", ()),
+                                 uses_features=getattr(found, "uses_features", False))
+    raise ToolkitError(f"unknown strategy {str(name)[:60]!r}: choose one of {', '.join(STRATEGY_TABLE)}, or "
+                       "package.module:function")
+
+
+def select(strategy: str, round_inputs: SelectionRound, n: int, seed: int = 0,
+           representation: str = "model") -> Selection:
+    """The one selection call: resolve ``recommended``, fetch the representation and the head the strategy needs,
+    validate once, select ``n`` pool positions. Every entry point (analyzer, label.py, benchmark) uses it."""
+    check_representation(representation)
+    labeled_count = len(round_inputs.labeled_classes)
+    num_classes = np.asarray(round_inputs.probabilities).shape[1] if np.ndim(round_inputs.probabilities) == 2 else 0
+    name, representation = resolve_strategy(strategy, representation, labeled_count, num_classes)
+    entry = strategy_entry(name)
+    if not entry.uses_features:
+        representation = "model"
+    features, labeled_features = round_inputs.embeddings, round_inputs.labeled_embeddings
+    if representation != "model":
+        if round_inputs.features_for is None:
+            raise ToolkitError(f"representation {representation!r} is not available here: use 'model'")
+        features, labeled_features = round_inputs.features_for(representation)
+    head = round_inputs.head_for() if "head" in entry.needs and round_inputs.head_for is not None else None
+    inputs = SelectionInputs(round_inputs.probabilities, round_inputs.embeddings, features, labeled_features,
+                             round_inputs.labeled_classes, head, round_inputs.params)
+    return Selection(run_strategy(entry, inputs, n, seed), strategy, name, representation)
 
 
 def select_samples(probabilities, embeddings, labeled_embeddings, n: int, strategy: str = "combined", seed: int = 0,
                    threshold_percentile: float = 50, n_clusters: int = 20, k_neighbors: int = 5,
                    far_percentile: float = 75, novelty_percentile: float = 75, labeled_classes=None,
                    head: ClassifierHead | None = None, mc_passes: int = MC_DROPOUT_PASSES) -> np.ndarray:
-    """Pick pool images to label with the named strategy (one of ``STRATEGIES``).
+    """Pick pool images to label with the named strategy (any name of ``STRATEGY_TABLE``), over ``embeddings``.
 
     Order of the result: "random" and "intersection" return ascending indices; every ranked strategy returns
     min(n, pool) indices, best first. Scores: "entropy"/"uncertainty", "margin", "least_confidence" use the
@@ -324,7 +460,7 @@ def select_samples(probabilities, embeddings, labeled_embeddings, n: int, strate
     distance to the k nearest labeled embeddings; "combined" :func:`combined_scores` of entropy, centroid
     distance and novelty. "intersection" returns the whole uncertain ∩ far ∩ novel set, whatever its size,
     ignoring ``n`` (possibly empty). "intersection_filled" ranks that set first and then the rest of the pool,
-    both by combined score. ``labeled_embeddings`` may be None for strategies that do not use novelty.
+    both by combined score. ``labeled_embeddings`` may be None for strategies that do not use them.
 
     Budgeted strategies from :mod:`altoolkit.strategies` return min(n, pool) indices in the order chosen:
     "bald" (Monte-Carlo dropout in the classifier ``head``, ``mc_passes`` passes), "coreset" (k-center greedy
@@ -333,67 +469,15 @@ def select_samples(probabilities, embeddings, labeled_embeddings, n: int, strate
     classes, fewest-labeled classes first; need ``labeled_classes``, the labeled set's class ids), and
     "diverse_margin" (the 10 × n lowest-margin images clustered into n groups, the one nearest each centre).
     """
-    if strategy not in STRATEGIES:
-        raise ToolkitError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     if n < 0:
         raise ToolkitError(f"n must be non-negative, got {n}")
-    p = check_probabilities(probabilities)
     e = check_embeddings(embeddings, allow_empty=True)
-    if len(p) != len(e):
-        raise ToolkitError(f"probabilities have {len(p)} rows but embeddings have {len(e)}: "
-                           "compute both in the same pass over the pool")
-    if strategy in _NEEDS_LABELED_CLASSES and labeled_classes is None:
-        raise ToolkitError(f"strategy {strategy!r} balances classes against the labeled set: pass "
-                           "labeled_classes (the labeled images' class ids)")
-    if strategy == "bald" and head is None:
-        raise ToolkitError("strategy 'bald' reruns the classifier's last layer with dropout: pass its head "
-                           "(altoolkit.model.classifier_head(model))")
-    if strategy in _NEEDS_LABELED and (labeled_embeddings is None or len(labeled_embeddings) == 0):
-        raise ToolkitError(f"strategy {strategy!r} compares the pool with labeled images but none were given: "
-                           "pass labeled embeddings or use 'entropy', 'diversity' or 'random'")
-    if len(p) == 0:
-        return np.zeros(0, dtype=np.int64)
-
-    if strategy == "random":
-        return random_indices(len(p), n, seed)
-    if strategy in ("entropy", "uncertainty"):
-        return top_n(entropy_scores(p), n, seed)
-    if strategy == "margin":
-        return top_n(margin_scores(p), n, seed)
-    if strategy == "least_confidence":
-        return top_n(least_confidence_scores(p), n, seed)
-    if strategy == "bald":
-        return top_n(bald_scores(mc_dropout_probabilities(e, head, mc_passes, seed)), n, seed)
-    if strategy == "coreset":
-        return k_center_greedy(e, labeled_embeddings, n, seed)
-    if strategy == "badge":
-        return badge_select(p, e, n, seed)
-    if strategy == "typicality":
-        return typicality_select(e, labeled_embeddings, n, seed)
-    if strategy == "diverse_margin":
-        return weighted_cluster_select(margin_scores(p), e, n, seed)
-    if strategy in _NEEDS_LABELED_CLASSES:
-        ranking = (ranking_by(margin_scores(p), seed) if strategy == "class_balanced_margin"
-                   else np.random.default_rng(seed).permutation(len(p)))
-        return class_balanced_select(ranking, p.argmax(axis=1), labeled_classes, n, p.shape[1])
-    if strategy == "diversity":
-        diversity = analyze_diversity_embeddings(e, n_clusters, far_percentile, random_state=seed)
-        return top_n(diversity.distances, n, seed)
-    novelty = analyze_novelty_embeddings(e, labeled_embeddings, k_neighbors, novelty_percentile)
-    if strategy == "novelty":
-        return top_n(novelty.scores, n, seed)
-
-    uncertainty = select_uncertain(p, threshold_percentile)
-    diversity = analyze_diversity_embeddings(e, n_clusters, far_percentile, random_state=seed)
-    if strategy == "intersection":
-        return intersect_indices(uncertainty.indices, diversity.indices, novelty.indices)
-    combined = combined_scores(uncertainty.entropy, diversity.distances, novelty.scores)
-    if strategy == "combined":
-        return top_n(combined, n, seed)
-    in_intersection = np.zeros(len(p), dtype=bool)
-    in_intersection[intersect_indices(uncertainty.indices, diversity.indices, novelty.indices)] = True
-    tie_break = np.random.default_rng(seed).permutation(len(p))
-    return as_indices(np.lexsort((tie_break, -combined, ~in_intersection))[:n])
+    labeled = (np.zeros((0, e.shape[1] if e.ndim == 2 else 0)) if labeled_embeddings is None
+               else labeled_embeddings)
+    params = {"threshold_percentile": threshold_percentile, "n_clusters": n_clusters, "k_neighbors": k_neighbors,
+              "far_percentile": far_percentile, "novelty_percentile": novelty_percentile, "mc_passes": mc_passes}
+    inputs = SelectionInputs(probabilities, e, e, labeled, labeled_classes, head, params)
+    return run_strategy(strategy_entry(strategy), inputs, n, seed)
 
 
 def recommended_choice(labeled_count: int, num_classes: int) -> tuple[str, str]:
@@ -414,9 +498,10 @@ def resolve_strategy(strategy: str, representation: str, labeled_count: int, num
     """The (strategy, representation) to run: "recommended" becomes its regime's choice, any other name stays."""
     if strategy == RECOMMENDED:
         return recommended_choice(labeled_count, num_classes)
-    if strategy not in STRATEGIES:
-        raise ToolkitError(f"unknown strategy {strategy!r}: choose one of {', '.join((RECOMMENDED, *STRATEGIES))}")
-    return strategy, representation
+    if strategy not in STRATEGY_TABLE and str(strategy).count(":") != 1:
+        raise ToolkitError(f"unknown strategy {str(strategy)[:60]!r}: choose one of "
+                           f"{', '.join((RECOMMENDED, *STRATEGY_TABLE))}, or package.module:function")
+    return strategy_entry(strategy).name, representation
 
 
 def get_feature_extractor(model):
@@ -439,17 +524,15 @@ def modal_query_strategy(strategy: str, labeled_images=None, seed: int = 0, batc
     returns indices only. ``params`` are select_samples' keyword arguments (n_clusters, k_neighbors, ...);
     they and the strategy name are checked here, because modAL's bare ``except`` re-runs a failing strategy.
     """
-    allowed = set(inspect.signature(select_samples).parameters) - {
-        "probabilities", "embeddings", "labeled_embeddings", "n", "strategy", "seed"}
+    allowed = {*DESIGN_PARAMETERS, "labeled_classes", "head"}
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise ToolkitError(f"unknown parameter(s) {', '.join(unknown)}: choose from {', '.join(sorted(allowed))}")
-    if strategy not in STRATEGIES:
-        raise ToolkitError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
-    if strategy in _NEEDS_LABELED and (labeled_images is None or len(labeled_images) == 0):
+    entry = strategy_entry(strategy)
+    if "labeled_features" in entry.needs and (labeled_images is None or len(labeled_images) == 0):
         raise ToolkitError(f"strategy {strategy!r} needs labeled_images to measure novelty: pass them, "
                            "or use 'entropy', 'diversity' or 'random'")
-    if strategy in _NEEDS_LABELED_CLASSES and params.get("labeled_classes") is None:
+    if "labeled_classes" in entry.needs and params.get("labeled_classes") is None:
         raise ToolkitError(f"strategy {strategy!r} needs labeled_classes (the labeled images' class ids)")
 
     def query(classifier, X_pool, n_instances: int = 1, **kwargs):
@@ -459,11 +542,10 @@ def modal_query_strategy(strategy: str, labeled_images=None, seed: int = 0, batc
         model = getattr(classifier, "estimator", classifier)
         probabilities, embeddings = probabilities_and_embeddings(model, X_pool, batch_size)
         labeled_embeddings = None
-        if strategy in _NEEDS_LABELED or strategy in ("coreset", "typicality"):
-            if labeled_images is not None and len(labeled_images):
-                _, labeled_embeddings = probabilities_and_embeddings(model, labeled_images, batch_size)
+        if entry.uses_features and labeled_images is not None and len(labeled_images):
+            _, labeled_embeddings = probabilities_and_embeddings(model, labeled_images, batch_size)
         settings = {**params, **kwargs}
-        if strategy == "bald" and settings.get("head") is None:
+        if "head" in entry.needs and settings.get("head") is None:
             settings["head"] = classifier_head(model)
         indices = select_samples(probabilities, embeddings, labeled_embeddings, n_instances, strategy=strategy,
                                  seed=seed, **settings)

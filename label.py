@@ -23,7 +23,7 @@ from altoolkit.batches import MAX_LABELS_FILE_BYTES
 from altoolkit.cli import ToolkitArgumentParser, positive_int, seed_argument
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.imagepool import SKIP_CHANGED_OPTION
-from altoolkit.labelstore import BatchItem, LabelStore, current_user
+from altoolkit.labelstore import BatchItem, LabelStore, current_user, damage_message
 from altoolkit.validation import check_positive_int
 
 DEFAULT_STRATEGY = "recommended"
@@ -115,10 +115,10 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
 def images_waiting_for_labels(store: LabelStore, labels: dict[str, str]) -> dict[str, int]:
     """image id → the latest round that selected it, for every selected image without a current label."""
     waiting = {}
-    for record in store.rounds():
-        for item in store.batch(record["round"]):
-            if item.image_id not in labels:
-                waiting[item.image_id] = record["round"]
+    for record in store.rounds(with_parameters=False):
+        for image_id in store.batch_image_ids(record["round"]):
+            if image_id not in labels:
+                waiting[image_id] = record["round"]
     return waiting
 
 
@@ -215,9 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"label them: python label.py serve --project {args.project}   "
               f"(or export: python label.py export --project {args.project})")
         return 0
-    with LabelStore(args.project) as store:
-        if args.command == "status":
+    if args.command == "status":
+        with LabelStore(args.project, read_only=True) as store:
             return print_status(store)
+    with LabelStore(args.project) as store:
         round_id = store.resolve_round(args.round)
         if args.command == "export":
             from altoolkit.batches import batch_folder_name, export_batch
@@ -251,16 +252,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_status(store: LabelStore) -> int:
-    labels = store.current_labels()
-    counts = {name: 0 for name in store.class_names}
-    for class_name in labels.values():
-        counts[class_name] += 1
+    """Print the images, labels per class and rounds; damaged rows are left out and named in one error after it.
+
+    The store is opened read-only, so status also works on a project folder the user cannot write to.
+    """
+    labels = store.current_labels(skip_damaged=True)
     print(f"{store.path}: {len(store.images())} pool images, {len(labels)} labeled")
-    print("labels per class: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
-    for record in store.rounds():
-        batch = {item.image_id for item in store.batch(record["round"])}
-        print(f"round {record['round']}: {record['strategy']}, {record['batch_size']} images, "
-              f"{len(batch & set(labels))} labeled")
+    if store.class_names:
+        counts = {name: 0 for name in store.class_names}
+        for class_name in labels.values():
+            counts[class_name] += 1
+        print("labels per class: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
+    for record in store.rounds(with_parameters=False):
+        labeled = sum(image_id in labels for image_id in store.batch_image_ids(record["round"]))
+        print(f"round {record['round']}: {record['strategy']}, {record['batch_size']} images, {labeled} labeled")
+    damage = store.damaged_rows()
+    if damage:
+        raise ToolkitError(damage_message(store.path, damage, note=", left out of the status above"))
     return 0
 
 

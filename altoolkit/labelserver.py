@@ -5,7 +5,9 @@ the page, the batch as JSON, and the batch's own images (looked up by id in the 
 ever built from a URL), and writes labels through :class:`~altoolkit.labelstore.LabelStore`, which commits each one.
 
 Routes: ``GET /`` (the page), ``GET /api/batch``, ``GET /image/<id>``, ``POST /api/label`` ``{"id", "class"}``
-and ``POST /api/unlabel`` ``{"id"}`` (both answer ``{"labeled": k, "total": B}``).
+and ``POST /api/unlabel`` ``{"id"}`` (both answer ``{"labeled": k, "total": B}``). A malformed request gets a 4xx
+answer with a JSON ``error``; when another program holds the store's write lock for longer than the store's busy
+timeout, a post is answered 503 with ``Retry-After`` and nothing is written (the page keeps the label and retries).
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from urllib.parse import urlsplit
 
 from altoolkit.errors import ToolkitError
 from altoolkit.imagepool import is_image_id, pool_file
-from altoolkit.labelstore import BatchItem, LabelStore, current_user
+from altoolkit.labelstore import BatchItem, LabelStore, StoreBusyError, current_user
 
 MAX_BODY_BYTES = 64 * 1024
 """Largest request body accepted: a label is a few dozen bytes."""
+RETRY_AFTER_SECONDS = 1
+"""What a 503 (the store is busy) tells the page to wait before sending the label again."""
 
 UI_LETTERS = ("s", "u")
 """Letters the page keeps for itself: ``s`` skips to the next unlabeled image, ``u`` undoes the last label.
@@ -113,7 +117,8 @@ class LabelingSession:
         self.shortcuts = shortcut_keys(self.store.class_names)
 
     def progress(self) -> dict:
-        labels = self.store.current_labels()
+        """Labeled and total images of the batch (a damaged label row elsewhere does not stop an answer)."""
+        labels = self.store.current_labels(skip_damaged=True)
         return {"labeled": sum(1 for item in self.items if item.image_id in labels), "total": len(self.items)}
 
     def batch_payload(self) -> dict:
@@ -198,7 +203,7 @@ class LabelRequestHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if not self._host_allowed():
             return
-        path = urlsplit(self.path).path
+        path = _request_path(self.path)
         try:
             if path == "/":
                 self._send(200, self.session.page, "text/html; charset=utf-8",
@@ -210,34 +215,32 @@ class LabelRequestHandler(http.server.BaseHTTPRequestHandler):
                 self._send_image(path[len("/image/"):])
             else:
                 self._send_json(404, {"error": "not found"})
-        except (ConnectionError, TimeoutError):
-            self.close_connection = True
         except Exception as error:
-            self._send_internal_error(error)
+            self._send_failure(error)
 
     def do_POST(self) -> None:
         if not self._host_allowed() or not self._origin_allowed():
             return
-        path = urlsplit(self.path).path
+        path = _request_path(self.path)
         if path not in ("/api/label", "/api/unlabel"):
             self._send_json(404, {"error": "not found"})
             return
-        body = self._read_json_body()
-        if body is None:
-            return
         try:
+            body = self._read_json_body()
+            if body is None:
+                return
             if path == "/api/label":
                 self._label(body)
             else:
                 self._unlabel(body)
-        except (ConnectionError, TimeoutError):
-            self.close_connection = True
         except Exception as error:
-            self._send_internal_error(error)
+            self._send_failure(error)
 
     def _send_image(self, image_id: str) -> None:
         try:
             found = self.session.image_response(image_id)
+        except StoreBusyError:
+            raise
         except ToolkitError as error:
             self.log_error("%s", error)
             self._send_json(404, {"error": str(error)})
@@ -292,21 +295,19 @@ class LabelRequestHandler(http.server.BaseHTTPRequestHandler):
         if length_header is None:
             self._send_json(411, {"error": "the request needs a Content-Length"})
             return None
-        try:
-            length = int(length_header)
-        except ValueError:
-            length = -1
-        if length < 0:
+        length_text = length_header.strip()
+        if not (length_text.isascii() and length_text.isdigit()):
+            self.close_connection = True
             self._send_json(400, {"error": "the request's Content-Length is not a number of bytes"})
             return None
-        if length > MAX_BODY_BYTES:
+        if len(length_text) > len(str(MAX_BODY_BYTES)) or int(length_text) > MAX_BODY_BYTES:
             self.close_connection = True
             self._send_json(413, {"error": f"the request body is larger than {MAX_BODY_BYTES} bytes"})
             return None
         try:
-            body = json.loads(self.rfile.read(length).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            body = None
+            body = json.loads(self.rfile.read(int(length_text)).decode("utf-8"))
+        except (ValueError, RecursionError):
+            body = None  # not UTF-8, not JSON, nested too deeply, or a number too long to convert
         if not isinstance(body, dict):
             self._send_json(400, {"error": "the request body must be a JSON object"})
             return None
@@ -328,13 +329,26 @@ class LabelRequestHandler(http.server.BaseHTTPRequestHandler):
         self._send_json(403, {"error": "labels can only be given from the labeling page itself"})
         return False
 
-    def _send_internal_error(self, error: Exception) -> None:
+    def _send_failure(self, error: Exception) -> None:
+        """Answer a request that failed: 503 when the store is busy (nothing was written, the page retries), 500
+        with the one-line reason for a store problem, 500 and a logged traceback for anything unexpected."""
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            self.close_connection = True
+            return
+        if isinstance(error, StoreBusyError):
+            self.log_error("%s", error)
+            self._send_json(503, {"error": str(error)}, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+            return
+        if isinstance(error, ToolkitError):
+            self.log_error("%s", error)
+            self._send_json(500, {"error": str(error)})
+            return
         self.log_error("%s", "".join(traceback.format_exception(error)).rstrip())
         self._send_json(500, {"error": f"the server failed: {error}"[:300]})
 
-    def _send_json(self, status: int, payload: dict) -> None:
+    def _send_json(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(payload).encode("utf-8"), "application/json",
-                   {"Cache-Control": "no-store"})
+                   {"Cache-Control": "no-store", **(headers or {})})
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str]) -> None:
         self.send_response(status)
@@ -347,6 +361,14 @@ class LabelRequestHandler(http.server.BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
+
+
+def _request_path(target: str) -> str:
+    """The path part of a request target; empty (no route) when it cannot be parsed, e.g. ``//[``."""
+    try:
+        return urlsplit(target).path
+    except ValueError:
+        return ""
 
 
 def _host_name(host_header: str) -> str:
@@ -383,7 +405,8 @@ def make_server(store: LabelStore, round_id: int | None, pool_root: str | Path, 
                 retrain_command: str = "") -> LabelingServer:
     """A bound (not yet serving) server for round ``round_id``'s batch (None: the latest); port 0: any free port.
 
-    Checks up front what would otherwise show up as broken images: the address, the batch, every pool file.
+    Checks up front what would otherwise show up as broken images or failed saves: the address, the batch and
+    the labels in the store, every pool file.
     ``labeler`` defaults to the current user.
     """
     check_bind_address(host, allow_remote)
@@ -391,6 +414,7 @@ def make_server(store: LabelStore, round_id: int | None, pool_root: str | Path, 
         raise ToolkitError(f"port {port} is not a TCP port: pick one in 1–65535 (0: any free port)")
     round_id = store.resolve_round(round_id)
     items = store.batch(round_id)
+    store.current_labels()  # a damaged label row stops the server here, before anyone labels
     if not items:
         raise ToolkitError(f"round {round_id} selected no images: nothing to label")
     for item in items:

@@ -11,23 +11,42 @@ Tables (schema version in ``PRAGMA user_version``):
 
 The database runs in WAL mode with ``synchronous=FULL``: a label is on disk when :meth:`LabelStore.set_label`
 returns, and a killed process or a power cut loses at most the label being given.
+
+Opening checks the file before writing to it (anything that is not a label store of this or an older schema is
+refused unchanged); a new store is built beside its final name and moved into place whole. Rows changed outside
+the toolkit (unreadable JSON, a label of a class the project does not have) are errors that name the row, and
+:meth:`LabelStore.damaged_rows` lists them all. A read or write waits at most ``busy_timeout`` seconds (default
+:data:`BUSY_TIMEOUT_SECONDS`) for another writer, then raises :class:`StoreBusyError` having changed nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
+import math
+import os
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from altoolkit.errors import ToolkitError
+from altoolkit.files import atomic_path
+from altoolkit.validation import check_positive_float
 
 STORE_FILENAME = "labels.sqlite"
 SCHEMA_VERSION = 2
+TABLES = ("meta", "images", "rounds", "batch_items", "labels")
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_SECONDS = 5.0
+"""Longest a read or write waits while another thread or program writes to the store, before StoreBusyError."""
+DAMAGE_SHOWN = 3
+"""Damaged rows named in one error line (the count says how many more there are)."""
+SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 5, 6, 8
+"""SQLite's primary result codes for a lock held elsewhere and a read-only database (Python 3.10 lacks names)."""
 
 
 @dataclass(frozen=True)
@@ -99,41 +118,81 @@ MIGRATIONS = {1: _create_version_1, 2: _add_label_source}
 """Version → the step that brings a database from the previous version to it, applied in order."""
 
 
-class LabelStore:
-    """A project's label database (thread-safe: the labeling server answers requests from several threads)."""
+class StoreBusyError(ToolkitError):
+    """Another writer held the store for longer than the busy timeout: nothing was written, try again."""
 
-    def __init__(self, path: str | Path, class_names: Sequence[str] | None = None):
+
+@dataclass(frozen=True)
+class RowDamage:
+    """A row the toolkit cannot use as it is: its table, which row, and what is wrong with it."""
+
+    table: str
+    row: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.table} {self.row}: {self.problem}"
+
+
+class LabelStore:
+    """A project's label database (thread-safe: the labeling server answers requests from several threads).
+
+    Writes go through one connection and reads through another, each used by one thread at a time: in WAL mode a
+    reader never waits for a writer, so a write stuck behind another program's lock does not hold up the page's
+    images and progress.
+    """
+
+    def __init__(self, path: str | Path, class_names: Sequence[str] | None = None, *, read_only: bool = False,
+                 busy_timeout: float = BUSY_TIMEOUT_SECONDS):
         """Open ``path`` (a project folder or the .sqlite file), creating it when ``class_names`` are given.
 
-        An existing store is migrated to the current schema; ``class_names``, if given, must match its classes.
+        An existing store is checked first and refused unchanged when it is not a usable label store; then it is
+        migrated to the current schema. ``class_names``, if given, must match its classes. ``read_only`` never
+        writes (``label.py status``): it works in a folder the user cannot write to, reads older schemas as they
+        are, and leaves damaged class names to :meth:`damaged_rows` instead of refusing the store.
         """
         path = Path(path)
         self.path = path / STORE_FILENAME if path.suffix != ".sqlite" else path
-        if not self.path.exists() and class_names is None:
-            raise ToolkitError(f"no label store at {self.path}: create the project with `label.py select` first")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
+        self.read_only = read_only
+        self.busy_timeout = check_positive_float(busy_timeout, "the label store's busy timeout")
+        self._write_lock = self._read_lock = threading.RLock()
+        self._class_names_damage: RowDamage | None = None
+        if not self.path.exists():
+            if class_names is None or read_only:
+                raise ToolkitError(f"no label store at {self.path}: create the project with `label.py select` first")
+            _create_store(self.path, _checked_class_names(class_names))
+        _check_header(self.path)
+        writable = os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
+        self._connection = self._reader = _connect(self.path, writable, self.busy_timeout)
         try:
-            self._connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            self._connection.execute("PRAGMA synchronous=FULL")
-            self._connection.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except sqlite3.DatabaseError as error:
-            raise ToolkitError(f"{self.path} is not a usable label store ({error}): restore it from a backup "
-                               "or start a new project folder") from None
-        stored = self.get_meta("class_names")
-        if stored is None:
-            if class_names is None:
-                raise ToolkitError(f"{self.path} has no class names: recreate the project")
-            self.set_meta("class_names", json.dumps(list(_checked_class_names(class_names))))
-        elif class_names is not None and list(class_names) != json.loads(stored):
-            raise ToolkitError(f"{self.path} labels classes {', '.join(json.loads(stored))}, not "
-                               f"{', '.join(class_names)}: use the same labeled folder or a new project folder")
-        self.class_names: tuple[str, ...] = tuple(json.loads(self.get_meta("class_names")))
+            self._check_schema()
+            self.class_names: tuple[str, ...] = self._stored_class_names()
+            if class_names is not None and [str(name) for name in class_names] != list(self.class_names):
+                raise ToolkitError(f"{self.path} labels classes {', '.join(self.class_names)}, not "
+                                   f"{', '.join(map(str, class_names))}: use the same labeled folder or a new "
+                                   "project folder")
+            if read_only:
+                if writable:
+                    self._connection.execute("PRAGMA query_only = ON")
+            elif not writable:
+                raise ToolkitError(self._read_only_message())
+            else:
+                with self._database_errors():
+                    self._connection.execute("PRAGMA journal_mode=WAL")
+                    self._connection.execute("PRAGMA synchronous=FULL")
+                    self._connection.execute("PRAGMA foreign_keys=ON")
+                self._migrate()
+                self._reader = _connect(self.path, writable, self.busy_timeout)
+                self._reader.execute("PRAGMA query_only = ON")
+                self._read_lock = threading.RLock()
+        except BaseException:
+            self._connection.close()
+            raise
 
     def close(self) -> None:
-        with self._lock:
+        with self._read_lock:
+            self._reader.close()
+        with self._write_lock:
             self._connection.close()
 
     def __enter__(self) -> "LabelStore":
@@ -144,84 +203,159 @@ class LabelStore:
 
     @property
     def schema_version(self) -> int:
-        return int(self._connection.execute("PRAGMA user_version").fetchone()[0])
+        return int(self._read("PRAGMA user_version")[0][0])
+
+    def _check_schema(self) -> None:
+        """Refuse, before anything is written, a database that is not a label store this al-toolkit can read."""
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise ToolkitError(f"{self.path} was written by a newer al-toolkit (schema {version}, this one "
+                               f"reads up to {SCHEMA_VERSION}): upgrade al-toolkit")
+        tables = sorted(str(row[0]) for row in self._read("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        if version < 1 or not set(TABLES) <= set(tables):
+            found = ", ".join(_shown(name, 30) for name in tables[:5]) + (", …" if len(tables) > 5 else "")
+            raise ToolkitError(f"{self.path} is an SQLite database but not an al-toolkit label store (tables: "
+                               f"{found or 'none'}): pass the project folder `label.py select` made, or restore "
+                               "its labels.sqlite from a backup")
+
+    def _stored_class_names(self) -> tuple[str, ...]:
+        rows = self._read("SELECT value FROM meta WHERE key = 'class_names'")
+        problem = _class_names_problem(rows[0][0] if rows else None)
+        if problem is None:
+            return tuple(json.loads(rows[0][0]))
+        damage = RowDamage("meta", "'class_names'", problem)
+        if not self.read_only:
+            raise ToolkitError(damage_message(self.path, [damage]))
+        self._class_names_damage = damage
+        return ()
 
     def _migrate(self) -> None:
-        with self._lock:
-            version = self.schema_version
-            if version > SCHEMA_VERSION:
-                raise ToolkitError(f"{self.path} was written by a newer al-toolkit (schema {version}, this one "
-                                   f"reads up to {SCHEMA_VERSION}): upgrade al-toolkit")
-            for target in range(version + 1, SCHEMA_VERSION + 1):
-                with self._transaction():
-                    MIGRATIONS[target](self._connection)
-                    self._connection.execute(f"PRAGMA user_version = {target}")
+        for target in range(self.schema_version + 1, SCHEMA_VERSION + 1):
+            with self._transaction() as connection:
+                MIGRATIONS[target](connection)
+                connection.execute(f"PRAGMA user_version = {target}")
 
-    def _transaction(self):
-        """``with store._transaction():`` runs its statements in one transaction (all or nothing)."""
-        return _Transaction(self._connection, self._lock)
+    @contextlib.contextmanager
+    def _locked(self, connection: sqlite3.Connection, lock: threading.RLock) -> Iterator[sqlite3.Connection]:
+        """``connection``, for this thread alone; waits at most the busy timeout in all (``lock``, then SQLite)."""
+        deadline = time.monotonic() + self.busy_timeout
+        if not lock.acquire(timeout=self.busy_timeout):
+            raise StoreBusyError(self._busy_message())
+        try:
+            with self._database_errors():
+                remaining = max(0.0, deadline - time.monotonic())
+                connection.execute(f"PRAGMA busy_timeout = {round(remaining * 1000)}")
+                yield connection
+        finally:
+            lock.release()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK when anything fails (all or nothing); the lock is always released."""
+        if self.read_only:
+            raise ToolkitError(f"{self.path} was opened read-only: open it for writing to change it")
+        with self._locked(self._connection, self._write_lock) as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        connection.execute("ROLLBACK")
+                raise
+
+    def _read(self, statement: str, parameters: Sequence = ()) -> list[tuple]:
+        with self._locked(self._reader, self._read_lock) as connection:
+            return connection.execute(statement, parameters).fetchall()
+
+    @contextlib.contextmanager
+    def _database_errors(self) -> Iterator[None]:
+        """SQLite's errors as one-line ToolkitErrors: busy (try again), read-only, or a damaged file."""
+        try:
+            yield
+        except sqlite3.ProgrammingError:
+            raise
+        except sqlite3.DatabaseError as error:
+            kind = _error_kind(error)
+            if kind == "busy":
+                raise StoreBusyError(self._busy_message()) from None
+            if kind == "read-only":
+                raise ToolkitError(self._read_only_message()) from None
+            raise ToolkitError(f"{self.path} is not a usable label store ({_shown(str(error), 80)}): restore it "
+                               "from a backup or start a new project folder") from None
+
+    def _busy_message(self) -> str:
+        return (f"{self.path} is busy: another program has been writing to it for over {self.busy_timeout:g} s "
+                "(a long label.py import or select?): try again in a moment")
+
+    def _read_only_message(self) -> str:
+        where = "the file" if os.access(self.path.parent, os.W_OK) else "its folder"
+        return (f"{self.path} is read-only ({where} cannot be written): this command writes to the project, so "
+                "make the project folder and labels.sqlite writable for you, or copy the project somewhere "
+                "writable (`label.py status` works on a read-only project)")
 
     def get_meta(self, key: str) -> str | None:
-        with self._lock:
-            row = self._connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else row[0]
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._transaction():
-            self._connection.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
-                                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+        with self._transaction() as connection:
+            connection.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                               "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
     def add_images(self, images: Iterable[StoredImage]) -> int:
         """Record pool images (ids already known keep their first path); returns how many were new."""
         now = time.time()
-        with self._transaction():
-            before = self._count("images")
-            self._connection.executemany(
+        with self._transaction() as connection:
+            before = _count(connection, "images")
+            connection.executemany(
                 "INSERT OR IGNORE INTO images (id, relative_path, sha256, added_at) VALUES (?, ?, ?, ?)",
                 [(image.image_id, image.relative_path, image.sha256, now) for image in images])
-            return self._count("images") - before
+            return _count(connection, "images") - before
 
     def image(self, image_id: str) -> StoredImage | None:
-        with self._lock:
-            row = self._connection.execute("SELECT id, relative_path, sha256 FROM images WHERE id = ?",
-                                           (image_id,)).fetchone()
-        return None if row is None else StoredImage(*row)
+        rows = self._read("SELECT id, relative_path, sha256 FROM images WHERE id = ?", (image_id,))
+        return StoredImage(*rows[0]) if rows else None
 
     def images(self) -> list[StoredImage]:
-        with self._lock:
-            rows = self._connection.execute("SELECT id, relative_path, sha256 FROM images ORDER BY relative_path")
-            return [StoredImage(*row) for row in rows]
+        return [StoredImage(*row) for row in self._read("SELECT id, relative_path, sha256 FROM images "
+                                                        "ORDER BY relative_path")]
 
     def start_round(self, strategy: str, parameters: dict, items: Sequence[BatchItem]) -> int:
         """Record a selection round and its batch (in the order given); returns the round's id."""
         unknown_classes = {item.predicted_class for item in items} - set(self.class_names)
         if unknown_classes:
             raise ToolkitError(f"predicted classes {sorted(unknown_classes)} are not the project's classes")
-        with self._transaction():
-            cursor = self._connection.execute(
-                "INSERT INTO rounds (strategy, parameters, created_at) VALUES (?, ?, ?)",
-                (strategy, json.dumps(parameters, sort_keys=True), time.time()))
+        with self._transaction() as connection:
+            cursor = connection.execute("INSERT INTO rounds (strategy, parameters, created_at) VALUES (?, ?, ?)",
+                                        (strategy, json.dumps(parameters, sort_keys=True), time.time()))
             round_id = int(cursor.lastrowid)
-            self._connection.executemany(
+            connection.executemany(
                 "INSERT INTO batch_items (round_id, position, image_id, predicted_class, probabilities, scores) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 [(round_id, position, item.image_id, item.predicted_class, json.dumps(item.probabilities),
                   json.dumps(item.scores)) for position, item in enumerate(items)])
         return round_id
 
-    def rounds(self) -> list[dict]:
-        """Every round: id, strategy, parameters, created_at, batch size."""
-        with self._lock:
-            rows = self._connection.execute(
-                "SELECT r.id, r.strategy, r.parameters, r.created_at, COUNT(b.image_id) FROM rounds r "
-                "LEFT JOIN batch_items b ON b.round_id = r.id GROUP BY r.id ORDER BY r.id").fetchall()
-        return [{"round": row[0], "strategy": row[1], "parameters": json.loads(row[2]), "created_at": row[3],
-                 "batch_size": row[4]} for row in rows]
+    def rounds(self, *, with_parameters: bool = True) -> list[dict]:
+        """Every round: id, strategy, parameters (unless ``with_parameters`` is false), created_at, batch size."""
+        rows = self._read("SELECT r.id, r.strategy, r.parameters, r.created_at, COUNT(b.image_id) FROM rounds r "
+                          "LEFT JOIN batch_items b ON b.round_id = r.id GROUP BY r.id ORDER BY r.id")
+        records = []
+        for round_id, strategy, parameters, created_at, batch_size in rows:
+            record = {"round": round_id, "strategy": strategy, "created_at": created_at, "batch_size": batch_size}
+            if with_parameters:
+                record["parameters"], problem = _json_object(parameters)
+                if problem:
+                    raise ToolkitError(damage_message(self.path, [RowDamage("rounds", f"round {round_id}",
+                                                                            f"parameters {problem}")]))
+            records.append(record)
+        return records
 
     def latest_round(self) -> int | None:
-        with self._lock:
-            row = self._connection.execute("SELECT MAX(id) FROM rounds").fetchone()
-        return None if row[0] is None else int(row[0])
+        latest = self._read("SELECT MAX(id) FROM rounds")[0][0]
+        return None if latest is None else int(latest)
 
     def resolve_round(self, round_id: int | None) -> int:
         """``round_id``, or the latest round when None; a clear error when there is none."""
@@ -230,18 +364,43 @@ class LabelStore:
             if latest is None:
                 raise ToolkitError(f"{self.path} has no selection round yet: run `label.py select` first")
             return latest
-        with self._lock:
-            found = self._connection.execute("SELECT 1 FROM rounds WHERE id = ?", (round_id,)).fetchone()
-        if not found:
+        if not self._read("SELECT 1 FROM rounds WHERE id = ?", (round_id,)):
             raise ToolkitError(f"round {round_id} does not exist in {self.path} (latest: {latest})")
         return int(round_id)
 
     def batch(self, round_id: int) -> list[BatchItem]:
-        with self._lock:
-            rows = self._connection.execute(
-                "SELECT image_id, predicted_class, probabilities, scores FROM batch_items WHERE round_id = ? "
-                "ORDER BY position", (round_id,)).fetchall()
-        return [BatchItem(row[0], row[1], json.loads(row[2]), json.loads(row[3])) for row in rows]
+        """The round's batch in order; an error naming the rows when any of them is damaged."""
+        items, damage = [], []
+        for row in self._read("SELECT round_id, position, image_id, predicted_class, probabilities, scores "
+                              "FROM batch_items WHERE round_id = ? ORDER BY position", (round_id,)):
+            item, problem = self._batch_item(row)
+            if problem:
+                damage.append(problem)
+            else:
+                items.append(item)
+        if damage:
+            raise ToolkitError(damage_message(self.path, damage))
+        return items
+
+    def batch_image_ids(self, round_id: int) -> list[str]:
+        """The ids of the round's batch in order (no other column is read, so damaged scores do not matter)."""
+        return [row[0] for row in self._read("SELECT image_id FROM batch_items WHERE round_id = ? "
+                                             "ORDER BY position", (round_id,))]
+
+    def _batch_item(self, row: tuple) -> tuple[BatchItem | None, RowDamage | None]:
+        round_id, position, image_id, predicted_class, probabilities_text, scores_text = row
+        where = f"round {round_id} position {position}"
+        probabilities, problem = _json_object(probabilities_text, numbers_only=True)
+        if problem:
+            return None, RowDamage("batch_items", where, f"probabilities {problem}")
+        scores, problem = _json_object(scores_text, numbers_only=True)
+        if problem:
+            return None, RowDamage("batch_items", where, f"scores {problem}")
+        if self.class_names and not {predicted_class, *probabilities} <= set(self.class_names):
+            unknown = sorted(map(str, {predicted_class, *probabilities} - set(self.class_names)))
+            return None, RowDamage("batch_items", where,
+                                   f"class {_shown(unknown[0])} is not one of the project's classes")
+        return BatchItem(image_id, predicted_class, probabilities, scores), None
 
     def set_label(self, image_id: str, class_name: str, *, labeler: str, round_id: int | None = None,
                   source: str = "page") -> None:
@@ -265,57 +424,193 @@ class LabelStore:
     def _append_labels(self, pairs: list[tuple[str, str | None]], labeler: str, round_id: int | None,
                        source: str) -> None:
         now = time.time()
-        with self._transaction():
-            missing = [image_id for image_id, _ in pairs if not self._connection.execute(
+        with self._transaction() as connection:
+            missing = [image_id for image_id, _ in pairs if not connection.execute(
                 "SELECT 1 FROM images WHERE id = ?", (image_id,)).fetchone()]
             if missing:
-                raise ToolkitError(f"unknown image id {missing[0]}: it is not in this project's pool")
-            self._connection.executemany(
+                raise ToolkitError(f"unknown image id {_shown(missing[0])}: it is not in this project's pool")
+            connection.executemany(
                 "INSERT INTO labels (image_id, class_name, labeler, labeled_at, round_id, source) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 [(image_id, class_name, labeler, now, round_id, source) for image_id, class_name in pairs])
 
     def check_class(self, class_name: str) -> None:
         if class_name not in self.class_names:
-            raise ToolkitError(f"unknown class {class_name!r}: the project's classes are "
+            raise ToolkitError(f"unknown class {_shown(class_name)}: the project's classes are "
                                f"{', '.join(self.class_names)}")
 
-    def current_labels(self) -> dict[str, str]:
-        """image id → its current class, for every image whose latest label row gives one."""
-        with self._lock:
-            rows = self._connection.execute(
-                "SELECT l.image_id, l.class_name FROM labels l JOIN "
-                "(SELECT image_id, MAX(id) AS last FROM labels GROUP BY image_id) latest ON l.id = latest.last "
-                "WHERE l.class_name IS NOT NULL").fetchall()
-        return dict(rows)
+    def current_labels(self, *, skip_damaged: bool = False) -> dict[str, str]:
+        """image id → its current class, for every image whose latest label row gives one.
+
+        A current label of a class the project does not have is an error naming its row, or, with
+        ``skip_damaged``, left out (:meth:`damaged_rows` reports it).
+        """
+        rows = self._read(
+            "SELECT l.id, l.image_id, l.class_name FROM labels l JOIN "
+            "(SELECT image_id, MAX(id) AS last FROM labels GROUP BY image_id) latest ON l.id = latest.last "
+            "WHERE l.class_name IS NOT NULL")
+        if self._class_names_damage is not None:
+            if skip_damaged:
+                return {image_id: class_name for _, image_id, class_name in rows}
+            raise ToolkitError(damage_message(self.path, [self._class_names_damage]))
+        known = set(self.class_names)
+        damage = [_label_damage(row_id, class_name) for row_id, _, class_name in rows if class_name not in known]
+        if damage and not skip_damaged:
+            raise ToolkitError(damage_message(self.path, damage))
+        return {image_id: class_name for _, image_id, class_name in rows if class_name in known}
 
     def history(self, image_id: str) -> list[LabelEvent]:
-        with self._lock:
-            rows = self._connection.execute(
-                "SELECT image_id, class_name, labeler, labeled_at, round_id, source FROM labels "
-                "WHERE image_id = ? ORDER BY id", (image_id,)).fetchall()
+        source = "source" if self.schema_version >= 2 else "'unknown'"
+        rows = self._read(f"SELECT image_id, class_name, labeler, labeled_at, round_id, {source} FROM labels "
+                          "WHERE image_id = ? ORDER BY id", (image_id,))
         return [LabelEvent(*row) for row in rows]
 
-    def _count(self, table: str) -> int:
-        return int(self._connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    def damaged_rows(self) -> list[RowDamage]:
+        """Every row the toolkit cannot use: unreadable class names, round parameters or batch scores, and labels
+        of a class the project does not have (in table order)."""
+        damage = [self._class_names_damage] if self._class_names_damage is not None else []
+        for round_id, parameters in self._read("SELECT id, parameters FROM rounds ORDER BY id"):
+            _, problem = _json_object(parameters)
+            if problem:
+                damage.append(RowDamage("rounds", f"round {round_id}", f"parameters {problem}"))
+        for row in self._read("SELECT round_id, position, image_id, predicted_class, probabilities, scores "
+                              "FROM batch_items ORDER BY round_id, position"):
+            _, problem = self._batch_item(row)
+            if problem:
+                damage.append(problem)
+        if self._class_names_damage is None:
+            known = set(self.class_names)
+            damage += [_label_damage(row_id, class_name) for row_id, class_name in self._read(
+                "SELECT id, class_name FROM labels WHERE class_name IS NOT NULL ORDER BY id")
+                       if class_name not in known]
+        return damage
 
 
-class _Transaction:
-    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK when the block raises; holds the store's lock throughout."""
+def damage_message(path: Path, damage: Sequence[RowDamage], note: str = "") -> str:
+    """One error line naming the first damaged rows and saying what to do."""
+    shown = "; ".join(map(str, damage[:DAMAGE_SHOWN]))
+    more = f"; and {len(damage) - DAMAGE_SHOWN} more" if len(damage) > DAMAGE_SHOWN else ""
+    return (f"{path} has {len(damage)} damaged row(s){note} ({shown}{more}): it was changed outside al-toolkit; "
+            "restore it from a backup, or repair the rows with the sqlite3 tool")
 
-    def __init__(self, connection: sqlite3.Connection, lock: threading.RLock):
-        self.connection, self.lock = connection, lock
 
-    def __enter__(self):
-        self.lock.acquire()
-        self.connection.execute("BEGIN IMMEDIATE")
-        return self.connection
+def _error_kind(error: sqlite3.DatabaseError) -> str:
+    """What an SQLite error means here: ``busy`` (another connection holds a lock), ``read-only`` or ``other``."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return {SQLITE_BUSY: "busy", SQLITE_LOCKED: "busy", SQLITE_READONLY: "read-only"}.get(code & 0xFF, "other")
+    message = str(error)
+    return "busy" if "is locked" in message else "read-only" if "readonly" in message else "other"
 
-    def __exit__(self, exc_type, exc, traceback) -> None:
-        try:
-            self.connection.execute("ROLLBACK" if exc_type is not None else "COMMIT")
-        finally:
-            self.lock.release()
+
+def _label_damage(row_id: int, class_name) -> RowDamage:
+    return RowDamage("labels", f"row {row_id}", f"class {_shown(class_name)} is not one of the project's classes")
+
+
+def _class_names_problem(text) -> str | None:
+    """What is wrong with the stored class names (None: nothing)."""
+    if text is None:
+        return "is missing: the store does not say which classes it labels"
+    try:
+        names = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return "is not valid JSON"
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        return "is not a JSON list of class names"
+    if len(names) < 2 or len(set(names)) != len(names) or any(not name.strip() for name in names):
+        return "must name at least two distinct, non-empty classes"
+    return None
+
+
+def _json_object(text, numbers_only: bool = False) -> tuple[dict, str | None]:
+    """``text`` parsed as a JSON object (of finite numbers when ``numbers_only``), or ({}, what is wrong)."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return {}, "is not valid JSON"
+    if not isinstance(value, dict):
+        return {}, "is not a JSON object"
+    if numbers_only and not all(isinstance(number, (int, float)) and not isinstance(number, bool)
+                                and math.isfinite(number) for number in value.values()):
+        return {}, "holds something other than finite numbers"
+    return value, None
+
+
+def _check_header(path: Path) -> None:
+    """Refuse, by its first bytes alone, a file SQLite would not read as a database (nothing is written)."""
+    if path.is_dir():
+        raise ToolkitError(f"{path} is a folder, not a label store: pass the project folder that holds "
+                           f"{STORE_FILENAME}")
+    if not path.is_file():
+        raise ToolkitError(f"{path} is not a regular file (a pipe or a device?), so not a label store: restore "
+                           "it from a backup or use a new project folder")
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(100)
+    except OSError as error:
+        raise ToolkitError(f"cannot read {path} ({error.strerror or error}): give yourself read access to "
+                           "the project folder") from None
+    if not header:
+        raise ToolkitError(f"{path} is an empty file, not a label store: restore it from a backup, or delete it "
+                           "and run `label.py select` to start the project again")
+    if len(header) < 100 or not header.startswith(SQLITE_HEADER):
+        raise ToolkitError(f"{path} is not an SQLite database, so not a label store: restore it from a backup "
+                           "or use a new project folder")
+
+
+def _connect(path: Path, writable: bool, busy_timeout: float) -> sqlite3.Connection:
+    """A connection that leaves nothing behind when it only reads.
+
+    Writable: a normal connection (SQLite removes its -wal and -shm files when the last one closes). Read-only
+    for this user: an existing write-ahead log is read with ``mode=ro``; without one, nobody is writing and the
+    file alone is the whole database, read with ``immutable=1`` (``mode=ro`` would need to create the -shm file).
+    """
+    if writable:
+        target, uri = str(path), False
+    else:
+        mode = "mode=ro" if Path(f"{path}-wal").exists() else "immutable=1"
+        target, uri = f"{path.resolve().as_uri()}?{mode}", True
+    try:
+        return sqlite3.connect(target, uri=uri, timeout=busy_timeout, check_same_thread=False,
+                               isolation_level=None)
+    except sqlite3.Error as error:
+        raise ToolkitError(f"cannot open {path} ({_shown(str(error), 80)}): check that you may read the project "
+                           "folder") from None
+
+
+def _create_store(path: Path, class_names: tuple[str, ...]) -> None:
+    """Build a new, empty store beside ``path`` and move it into place whole (a failure leaves no file)."""
+    try:
+        with atomic_path(path) as temporary:
+            connection = sqlite3.connect(temporary, isolation_level=None)
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=FULL")
+                connection.execute("BEGIN IMMEDIATE")
+                for version in range(1, SCHEMA_VERSION + 1):
+                    MIGRATIONS[version](connection)
+                connection.execute("INSERT INTO meta (key, value) VALUES ('class_names', ?)",
+                                   (json.dumps(list(class_names)),))
+                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                connection.execute("COMMIT")
+            finally:
+                connection.close()
+    except OSError as error:
+        raise ToolkitError(f"cannot create {path} ({error.strerror or error}): pick a project folder you may "
+                           "write to") from None
+
+
+def _count(connection: sqlite3.Connection, table: str) -> int:
+    return int(connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+def _shown(value, limit: int = 40) -> str:
+    """A short repr of a value read from the store, for an error line."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too large to print
+        text = f"<{type(value).__name__} too large to print>"
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def current_user() -> str:

@@ -32,6 +32,7 @@ import numpy as np
 
 from altoolkit.arrays import as_indices, check_embeddings, check_probabilities, check_scores
 from altoolkit.errors import ToolkitError
+from altoolkit.sampling import FIT_SAMPLE, seeded_ranking, seeded_subsample
 
 DISTANCE_CHUNK = 512
 """Labeled rows per block when computing pool-to-labeled distances (memory: pool × chunk floats)."""
@@ -44,9 +45,6 @@ CLUSTERING_DIMENSIONS = 50
 
 MC_DROPOUT_PASSES = 20
 """Default T for BALD's Monte-Carlo dropout."""
-
-FIT_SAMPLE = 10_000
-"""PCA and k-means are fitted on at most this many seeded rows (or 20 per cluster, if more), then applied to all."""
 
 PREFILTER_FACTOR = 10
 """weighted_cluster_select clusters the ``PREFILTER_FACTOR × budget`` most uncertain candidates (Zhdanov's β)."""
@@ -184,8 +182,11 @@ def mc_dropout_probabilities(embeddings, head: ClassifierHead, passes: int = MC_
     return out
 
 
-def _entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
-    return -np.sum(p * np.log(np.clip(p, 1e-12, 1.0)), axis=axis)
+def entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Shannon entropy in nats along ``axis`` (0·log 0 = 0), for any array of probability vectors."""
+    from scipy.special import entr
+
+    return entr(np.asarray(p, dtype=np.float64)).sum(axis=axis)
 
 
 def bald_scores(mc_probabilities) -> np.ndarray:
@@ -193,7 +194,7 @@ def bald_scores(mc_probabilities) -> np.ndarray:
     p = np.asarray(mc_probabilities, dtype=np.float64)
     if p.ndim != 3 or p.shape[0] < 1:
         raise ToolkitError(f"Monte-Carlo probabilities must be passes × images × classes, got shape {p.shape}")
-    return np.maximum(_entropy(p.mean(axis=0)) - _entropy(p).mean(axis=0), 0.0)
+    return np.maximum(entropy(p.mean(axis=0)) - entropy(p).mean(axis=0), 0.0)
 
 
 def _typicality(points: np.ndarray, k_neighbors: int) -> np.ndarray:
@@ -225,7 +226,7 @@ def typicality_select(pool_features, labeled_features, budget: int, seed: int = 
     features = reduced_features(np.vstack([pool, labeled]).astype(np.float32), seed)
     pool = features[:len(pool)]
     n_clusters = min(len(labeled) + n, len(features))
-    fit_rows = fit_sample(len(features), max(FIT_SAMPLE, 20 * n_clusters), seed)
+    fit_rows = seeded_subsample(len(features), max(FIT_SAMPLE, 20 * n_clusters), seed)
     with threadpool_limits(limits=1, user_api="blas"):
         kmeans = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, n_init=1,
                                  batch_size=max(1024, 3 * n_clusters)).fit(features[fit_rows])
@@ -260,13 +261,6 @@ def reduced_features(features: np.ndarray, seed: int = 0) -> np.ndarray:
     return sampled_pca(features, CLUSTERING_DIMENSIONS, seed)
 
 
-def fit_sample(n_rows: int, size: int, seed: int) -> np.ndarray:
-    """Every row when there are at most ``size``, else ``size`` seeded distinct rows in ascending order."""
-    if n_rows <= size:
-        return np.arange(n_rows)
-    return np.sort(np.random.default_rng(seed).choice(n_rows, size=size, replace=False))
-
-
 def sampled_pca(rows, n_components: int, seed: int, scale: float = 1.0) -> np.ndarray:
     """PCA fitted on at most :data:`FIT_SAMPLE` seeded rows, applied to all rows chunk by chunk (float32).
 
@@ -279,7 +273,7 @@ def sampled_pca(rows, n_components: int, seed: int, scale: float = 1.0) -> np.nd
         block = np.asarray(block)
         return block.reshape(len(block), -1).astype(np.float32) * np.float32(scale)
 
-    fit_rows = fit_sample(len(rows), FIT_SAMPLE, seed)
+    fit_rows = seeded_subsample(len(rows), FIT_SAMPLE, seed)
     sample = flat(rows[fit_rows])
     components = min(n_components, *sample.shape)
     pca = PCA(n_components=components, svd_solver="randomized", random_state=seed).fit(sample)
@@ -308,7 +302,7 @@ def weighted_cluster_select(uncertainty, embeddings, budget: int, seed: int = 0,
     n = min(check_budget(budget), len(points))
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    candidates = ranking_by(scores, seed)[:max(n, prefilter_factor * n)]
+    candidates = seeded_ranking(scores, seed)[:max(n, prefilter_factor * n)]
     if len(candidates) == n:
         return candidates
     features = reduced_features(points[candidates].astype(np.float32), seed)
@@ -357,12 +351,6 @@ def class_balanced_select(ranking, predicted_classes, labeled_classes, budget: i
         heads[c] += 1
         counts[c] += 1
     return chosen
-
-
-def ranking_by(scores, seed: int = 0) -> np.ndarray:
-    """Every position, highest score first; ties in a seeded order."""
-    s = check_scores(scores)
-    return as_indices(np.lexsort((np.random.default_rng(seed).permutation(len(s)), -s)))
 
 
 def pixel_pca_features(images, n_components: int = 50, seed: int = 0) -> np.ndarray:

@@ -341,7 +341,7 @@ def _range(values: Sequence[float]) -> str:
 def render_report(command: str, model_note: str, threads_note: str, results: Sequence[CaseResult],
                   repeats: int, wall_seconds: float) -> str:
     """The Markdown report: command, machine, one column per pool size, verdict."""
-    from AL_functions import KMEANS_FIT_SAMPLE
+    from altoolkit.sampling import FIT_SAMPLE
 
     usable = _usable_cpus()
     cpus = f"{os.cpu_count()} CPUs (os.cpu_count())" + (f", {usable} usable by this process" if usable else "")
@@ -379,7 +379,7 @@ def render_report(command: str, model_note: str, threads_note: str, results: Seq
     for name in HEURISTICS:
         label = f"(c) `{name}`"
         if name == "analyze_diversity_embeddings":
-            label += f" (k={N_CLUSTERS}; fitted on at most {KMEANS_FIT_SAMPLE:,} sampled rows)"
+            label += f" (k={N_CLUSTERS}; fitted on at most {FIT_SAMPLE:,} sampled rows)"
         elif name == "analyze_novelty_embeddings":
             label += f" (k={K_NEIGHBORS})"
         elif name == "select_uncertain":

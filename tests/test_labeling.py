@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -23,7 +24,8 @@ from altoolkit.batches import (CONFIG_FILENAME, MANIFEST_FILENAME, TASKS_FILENAM
                                from_spreadsheet_cell, import_labels, read_labels_file)
 from altoolkit.errors import ToolkitError
 from altoolkit.imagepool import image_id, is_image_id, pool_file, scan_pool, store_labeled_images
-from altoolkit.labelstore import SCHEMA_VERSION, VERSION_1_TABLES, BatchItem, LabelStore
+from altoolkit.labelstore import (SCHEMA_VERSION, VERSION_1_TABLES, BatchItem, LabelStore, RowDamage,
+                                  StoreBusyError)
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("cat", "dog", "bird")
@@ -138,6 +140,146 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path):
     connection.close()
     with pytest.raises(ToolkitError, match="newer al-toolkit"):
         LabelStore(path)
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes | None]:
+    """Every file under ``folder`` by relative path (folders as None), to compare byte for byte."""
+    return {str(path.relative_to(folder)): None if path.is_dir() else path.read_bytes()
+            for path in sorted(folder.rglob("*"))}
+
+
+def sqlite_file(path: Path, *statements: str) -> None:
+    connection = sqlite3.connect(path, isolation_level=None)
+    for statement in statements:
+        connection.execute(statement)
+    connection.close()
+
+
+def healthy_store(path: Path) -> None:
+    with LabelStore(path.parent, class_names=CLASSES) as store:
+        store.set_meta("pool", "pool")
+
+
+NOT_A_USABLE_STORE = {
+    "newer schema": (lambda path: (healthy_store(path),
+                                   sqlite_file(path, f"PRAGMA user_version = {SCHEMA_VERSION + 1}")),
+                     "newer al-toolkit"),
+    "unrelated database": (lambda path: sqlite_file(path, "CREATE TABLE customers (name TEXT)",
+                                                    "INSERT INTO customers VALUES ('ann')"),
+                           r"not an al-toolkit label store \(tables: 'customers'\)"),
+    "unrelated WAL database": (lambda path: sqlite_file(path, "PRAGMA journal_mode=WAL", "PRAGMA user_version = 2",
+                                                        "CREATE TABLE labels (x)"),
+                               "not an al-toolkit label store"),
+    "not SQLite": (lambda path: path.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 8), "not an SQLite database"),
+    "empty file": (lambda path: path.write_bytes(b""), "is an empty file"),
+    "SQLite header only": (lambda path: path.write_bytes(b"SQLite format 3\x00"), "not an SQLite database"),
+    "no class names": (lambda path: (healthy_store(path),
+                                     sqlite_file(path, "DELETE FROM meta WHERE key = 'class_names'")),
+                       r"meta 'class_names': is missing"),
+    "class names not JSON": (lambda path: (healthy_store(path), sqlite_file(
+        path, """UPDATE meta SET value = '["cat", "dog"' WHERE key = 'class_names'""")),
+                             r"meta 'class_names': is not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("class_names", [None, CLASSES], ids=["open", "create"])
+@pytest.mark.parametrize("case", sorted(NOT_A_USABLE_STORE))
+def test_a_file_that_is_not_a_usable_store_is_refused_unchanged(case, class_names, tmp_path):
+    make, message = NOT_A_USABLE_STORE[case]
+    project = tmp_path / "project"
+    project.mkdir()
+    make(project / "labels.sqlite")
+    before = folder_bytes(project)
+    with pytest.raises(ToolkitError, match=message) as refused:
+        LabelStore(project, class_names=class_names)
+    assert "\n" not in str(refused.value)
+    assert folder_bytes(project) == before
+
+
+def test_a_new_store_appears_whole_or_not_at_all(tmp_path):
+    with pytest.raises(ToolkitError, match="at least two classes"):
+        LabelStore(tmp_path / "one", class_names=["cat"])
+    assert not (tmp_path / "one").exists()
+    with LabelStore(tmp_path / "project", class_names=CLASSES) as store:
+        assert store.schema_version == SCHEMA_VERSION and store.class_names == CLASSES
+    assert sorted(path.name for path in (tmp_path / "project").iterdir()) == ["labels.sqlite"]
+
+
+def test_a_write_that_cannot_get_the_database_in_time_changes_nothing_and_frees_the_store(project, tmp_path):
+    _, _, items = project
+    store = LabelStore(tmp_path / "project", busy_timeout=0.3)
+    holder = sqlite3.connect(store.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    with pytest.raises(StoreBusyError, match="is busy: another program has been writing to it for over 0.3 s"):
+        store.set_label(items[0].image_id, "cat", labeler="ann")
+    assert time.monotonic() - started < 3
+    holder.execute("ROLLBACK")
+    holder.close()
+    writers = [threading.Thread(target=store.set_label, args=(item.image_id, "dog"), kwargs={"labeler": "bob"},
+                                daemon=True) for item in items[:4]]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=10)
+    assert not any(writer.is_alive() for writer in writers), "a write is stuck on the store's lock"
+    assert store.current_labels() == {item.image_id: "dog" for item in items[:4]}
+    store.close()
+
+
+def damage(store_path: Path, items: list[BatchItem]) -> None:
+    """Change the store as a hostile user or a broken tool would: an unknown class, unreadable JSON."""
+    sqlite_file(store_path,
+                f"INSERT INTO labels (image_id, class_name, labeler, labeled_at, round_id, source) "
+                f"VALUES ('{items[2].image_id}', 'horse', 'mallory', 0, 1, 'page')",
+                """UPDATE batch_items SET probabilities = '{"cat": 0.6' WHERE position = 1""",
+                "UPDATE rounds SET parameters = '[1, 2]' WHERE id = 1")
+
+
+def test_reading_a_damaged_row_is_an_error_that_names_it(project):
+    store, round_id, items = project
+    store.set_label(items[0].image_id, "cat", labeler="ann")
+    damage(store.path, items)
+    with pytest.raises(ToolkitError, match=r"labels row 2: class 'horse' is not one of the project's classes"):
+        store.current_labels()
+    with pytest.raises(ToolkitError, match=r"batch_items round 1 position 1: probabilities is not valid JSON"):
+        store.batch(round_id)
+    with pytest.raises(ToolkitError, match=r"rounds round 1: parameters is not a JSON object"):
+        store.rounds()
+    assert store.current_labels(skip_damaged=True) == {items[0].image_id: "cat"}
+    assert store.batch_image_ids(round_id) == [item.image_id for item in items]
+    assert store.damaged_rows() == [
+        RowDamage("rounds", "round 1", "parameters is not a JSON object"),
+        RowDamage("batch_items", "round 1 position 1", "probabilities is not valid JSON"),
+        RowDamage("labels", "row 2", "class 'horse' is not one of the project's classes")]
+
+
+def test_status_shows_everything_readable_and_names_the_damaged_rows(project, tmp_path, capsys):
+    store, _, items = project
+    store.set_label(items[0].image_id, "cat", labeler="ann")
+    store.close()
+    damage(store.path, items)
+    before = folder_bytes(tmp_path / "project")
+    assert label.main(["status", "--project", str(tmp_path / "project")]) == 2
+    output = capsys.readouterr()
+    assert output.out.splitlines() == [f"{store.path}: {POOL_SIZE} pool images, 1 labeled",
+                                       "labels per class: cat 1, dog 0, bird 0",
+                                       "round 1: margin, 8 images, 1 labeled"]
+    (line,) = output.err.splitlines()
+    assert line.startswith(f"error: {store.path} has 3 damaged row(s), left out of the status above (rounds round 1")
+    assert "labels row 2: class 'horse'" in line and "restore it from a backup" in line
+    assert folder_bytes(tmp_path / "project") == before
+
+
+def test_status_without_readable_class_names_still_counts_images_labels_and_rounds(project, tmp_path, capsys):
+    store, _, items = project
+    store.set_label(items[0].image_id, "cat", labeler="ann")
+    sqlite_file(store.path, "UPDATE meta SET value = '{' WHERE key = 'class_names'")
+    assert label.main(["status", "--project", str(tmp_path / "project")]) == 2
+    output = capsys.readouterr()
+    assert output.out.splitlines() == [f"{store.path}: {POOL_SIZE} pool images, 1 labeled",
+                                       "round 1: margin, 8 images, 1 labeled"]
+    assert "meta 'class_names': is not valid JSON" in output.err
 
 
 def test_export_writes_the_manifest_label_studio_files_and_images(project, tmp_path):

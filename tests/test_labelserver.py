@@ -1,22 +1,28 @@
 """The labeling page's server: routes, validation, what reaches the label store, and the page itself in Chromium.
 
 Every test builds a tiny project without a model: a few generated images, a hand-made round of six, and a server
-on a free port in a background thread.
+on a free port in a background thread. What the server writes to stderr is captured: a request, however malformed,
+must never leave a traceback there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import json
 import os
 import re
 import socket
+import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from altoolkit import labelserver
@@ -29,6 +35,8 @@ CLASSES = ("cat", "dog", "bird")
 RETRAIN_COMMAND = "python train.py --dataset folder --data-path labeled --label-store project --output-dir m/round-1"
 CHROMIUM = Path("/usr/bin/chromium")
 BATCH_SIZE = 6
+SHORT_BUSY_TIMEOUT = 0.5
+"""The store's busy timeout in the lock tests: long enough for a real write, short enough to test quickly."""
 
 
 @dataclass
@@ -63,13 +71,13 @@ def write_pool(pool: Path) -> None:
     Image.new("RGB", (28, 28), (250, 250, 0)).save(pool / "image_7.png")
 
 
-def start_project(tmp_path: Path) -> tuple[LabelStore, Project]:
+def start_project(tmp_path: Path, **store_options) -> tuple[LabelStore, Project]:
     pool = tmp_path / "pool"
     write_pool(pool)
     images = scan_pool(pool)
     by_path = {image.relative_path: image for image in images}
     batch_paths = ["image_0.png", "image_1.png", "image_2.png", "image_3.png", "more/image_5.png", "image_6.tif"]
-    store = LabelStore(tmp_path / "project", class_names=CLASSES)
+    store = LabelStore(tmp_path / "project", class_names=CLASSES, **store_options)
     store.add_images(images)
     items = []
     for position, relative in enumerate(batch_paths):
@@ -82,19 +90,47 @@ def start_project(tmp_path: Path) -> tuple[LabelStore, Project]:
     return store, project
 
 
-@pytest.fixture
-def project(tmp_path):
-    store, project = start_project(tmp_path)
+@contextlib.contextmanager
+def served_project(tmp_path: Path, **store_options):
+    """A project served in a background thread until the block ends."""
+    store, project = start_project(tmp_path, **store_options)
     server = make_server(store, project.round_id, project.pool, port=0, labeler="tester",
                          retrain_command=RETRAIN_COMMAND)
     project.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    yield project
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
-    store.close()
+    try:
+        yield project
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        store.close()
+
+
+@pytest.fixture
+def project(tmp_path):
+    with served_project(tmp_path) as project:
+        yield project
+
+
+@pytest.fixture
+def busy_project(tmp_path):
+    """A served project whose store gives up on a held write lock after SHORT_BUSY_TIMEOUT seconds."""
+    with served_project(tmp_path, busy_timeout=SHORT_BUSY_TIMEOUT) as project:
+        yield project
+
+
+@contextlib.contextmanager
+def write_lock_held(project: Project):
+    """Another program's connection holding the store's write lock until the block ends."""
+    holder = sqlite3.connect(project.store_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
 
 
 def request(project: Project, method: str, path: str, body: bytes | None = None,
@@ -262,6 +298,132 @@ def test_bad_requests_are_refused_before_reaching_the_store(project):
     assert project.current_labels() == {}
 
 
+def test_deep_nesting_and_huge_numbers_are_answered_400_without_a_traceback(project, capsys):
+    first = project.batch_ids[0]
+    bodies = {
+        "30,000-deep array": b"[" * 30_000 + b"]" * 30_000,
+        "9,000-deep object": b'{"a": ' * 9_000 + b"1" + b"}" * 9_000,
+        "60,000-digit id": b'{"id": ' + b"7" * 60_000 + b', "class": "cat"}',
+        "60,000-digit class": f'{{"id": "{first}", "class": -{"9" * 60_000}}}'.encode(),
+        "invalid UTF-8": b'{"id": "\xff\xfe", "class": "cat"}',
+        "UTF-8 byte order mark": b"\xef\xbb\xbf" + json.dumps({"id": first, "class": "cat"}).encode(),
+        "NaN class": f'{{"id": "{first}", "class": NaN}}'.encode(),
+        "lone surrogate id": b'{"id": "\\ud800", "class": "cat"}',
+    }
+    for name, body in bodies.items():
+        status, answer = post_json(project, "/api/label", body)
+        assert status in (400, 404), name
+        assert isinstance(answer["error"], str) and len(answer["error"]) < 300, name
+    assert project.current_labels() == {}
+    assert capsys.readouterr().err == ""
+
+
+def send_raw(project: Project, method: str, target: str, headers: dict[str, bytes | str],
+             body: bytes | None = None) -> tuple[int, dict]:
+    """Send a request exactly as given: no check of the target or the headers on the client's side."""
+    connection = http.client.HTTPConnection("127.0.0.1", project.port, timeout=5)
+    try:
+        connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+        for name, value in {"Host": f"127.0.0.1:{project.port}", **headers}.items():
+            connection.putheader(name, value)
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_unparseable_targets_and_lengths_are_answered_without_a_traceback(project, capsys):
+    label = json.dumps({"id": project.batch_ids[0], "class": "cat"}).encode()
+    for target in ("http://[::1/api/label", "http://[/", "//[", "//%zz"):
+        assert send_raw(project, "GET", target, {})[0] == 404, target
+        status, answer = send_raw(project, "POST", target, {"Content-Type": "application/json",
+                                                            "Content-Length": str(len(label))}, label)
+        assert status == 404 and "error" in answer, target
+    for length in ("1_0", "+5", "-1", " ", "٣".encode(), "9" * 5000, "0x10"):
+        status, answer = send_raw(project, "POST", "/api/label", {"Content-Type": "application/json",
+                                                                  "Content-Length": length}, label)
+        assert status in (400, 413) and "error" in answer, length
+    assert project.current_labels() == {}
+    assert capsys.readouterr().err == ""
+
+
+JSON_TEXT = st.text(st.characters(exclude_categories=()), max_size=12)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | JSON_TEXT,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(JSON_TEXT, children, max_size=4),
+    max_leaves=10)
+
+
+def test_every_request_body_gets_a_json_answer_and_never_a_traceback(project, capsys):
+    """Property: whatever JSON (or bytes) is posted, the answer is 200, 400 or 404 with JSON, and a 200 stored
+    exactly the label that was sent."""
+    ids = project.batch_ids
+    label_bodies = st.fixed_dictionaries({}, optional={"id": st.sampled_from(ids) | JSON_VALUES,
+                                                       "class": st.sampled_from(CLASSES) | JSON_VALUES,
+                                                       "extra": JSON_VALUES})
+    bodies = (label_bodies | JSON_VALUES).map(lambda value: (value, json.dumps(value).encode())) | st.binary(
+        max_size=200).map(lambda data: (None, data))
+
+    @settings(max_examples=200, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(path=st.sampled_from(["/api/label", "/api/unlabel"]), sent=bodies)
+    def post_anything(path, sent):
+        value, body = sent
+        status, _, data = request(project, "POST", path, body, {"Content-Type": "application/json"})
+        answer = json.loads(data)
+        assert status in (200, 400, 404), (status, answer)
+        if status != 200:
+            assert isinstance(answer["error"], str) and len(answer["error"]) < 300
+            return
+        assert answer["total"] == BATCH_SIZE
+        with LabelStore(project.store_path) as store:
+            assert store.history(value["id"])[-1].class_name == (value["class"] if path == "/api/label" else None)
+
+    post_anything()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_post_during_another_programs_write_lock_gets_503_and_nothing_locks_up(busy_project):
+    project = busy_project
+    ids = project.batch_ids
+    label = json.dumps({"id": ids[0], "class": "cat"}).encode()
+    with write_lock_held(project):
+        started = time.monotonic()
+        status, headers, data = request(project, "POST", "/api/label", label, {"Content-Type": "application/json"})
+        waited = time.monotonic() - started
+    assert status == 503, data
+    assert headers["retry-after"] == "1"
+    assert "busy" in json.loads(data)["error"]
+    assert SHORT_BUSY_TIMEOUT * 0.8 < waited < SHORT_BUSY_TIMEOUT + 2
+    assert project.current_labels() == {}
+
+    sent = [(ids[number % BATCH_SIZE], CLASSES[number % len(CLASSES)]) for number in range(40)]
+    answers: dict[int, int] = {}
+
+    def post_label(number: int) -> None:
+        """Post like the page: a 503 (forty writers can queue past the short timeout on a loaded machine) is
+        sent again, a bounded number of times."""
+        image_id, class_name = sent[number]
+        for _ in range(50):
+            answers[number] = post_json(project, "/api/label", {"id": image_id, "class": class_name})[0]
+            if answers[number] != 503:
+                return
+            time.sleep(0.1)
+
+    threads = [threading.Thread(target=post_label, args=(number,), daemon=True) for number in range(len(sent))]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    assert not [thread for thread in threads if thread.is_alive()], "posts still waiting for the server"
+    assert answers == {number: 200 for number in range(len(sent))}
+    with LabelStore(project.store_path, read_only=True) as store:
+        stored = sorted((event.image_id, event.class_name) for image_id in ids for event in store.history(image_id))
+    assert stored == sorted(sent)
+
+
 def test_bind_address_must_be_loopback_unless_remote_is_allowed():
     with pytest.raises(ToolkitError, match="--allow-remote"):
         check_bind_address("0.0.0.0", False)
@@ -340,14 +502,21 @@ def test_serve_prints_the_address_then_stops_cleanly_on_ctrl_c(tmp_path, monkeyp
     store.close()
 
 
-def test_labeling_in_the_browser(project):
+def chromium_api():
+    """Playwright's sync API, to drive Debian's Chromium; skips without them unless AL_REQUIRE_BROWSER=1."""
     if os.environ.get("AL_REQUIRE_BROWSER") == "1":
         assert CHROMIUM.exists(), f"{CHROMIUM} is missing but AL_REQUIRE_BROWSER=1: install Debian's chromium"
         from playwright import sync_api
-    else:
-        sync_api = pytest.importorskip("playwright.sync_api")
-        if not CHROMIUM.exists():
-            pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
+
+        return sync_api
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
+    return sync_api
+
+
+def test_labeling_in_the_browser(project):
+    sync_api = chromium_api()
     ids = project.batch_ids
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
@@ -426,3 +595,35 @@ def test_labeling_in_the_browser(project):
             sync_api.expect(page.locator("#progress")).to_have_text("5 of 6 labeled")
         finally:
             browser.close()
+
+
+def test_the_page_keeps_labels_the_busy_store_could_not_take_and_resends_them_in_order(busy_project):
+    sync_api = chromium_api()
+    ids = busy_project.batch_ids
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.set_default_timeout(10000)
+            page.goto(busy_project.url)
+            sync_api.expect(page.locator("#progress")).to_have_text("0 of 6 labeled")
+            with write_lock_held(busy_project):
+                page.keyboard.press("1")
+                page.keyboard.press("2")
+                page.keyboard.press("u")
+                sync_api.expect(page.locator("#save-state")).to_contain_text("retrying")
+                sync_api.expect(page.locator("#status")).to_have_text("label withdrawn · saving…")
+                page.keyboard.press("ArrowLeft")
+                sync_api.expect(page.locator("#status")).to_have_text("labeled cat · saving…")
+                assert page.locator("body").get_attribute("data-pending") == "3"
+                page.wait_for_selector("img#current.loaded")
+                assert busy_project.current_labels() == {}
+            page.wait_for_selector("body[data-pending='0']", state="attached")
+            sync_api.expect(page.locator("#save-state")).to_have_text("all labels saved")
+            sync_api.expect(page.locator("#status")).to_have_text("labeled cat")
+            assert page.locator("#message.error").count() == 0
+        finally:
+            browser.close()
+    assert busy_project.current_labels() == {ids[0]: "cat"}
+    with LabelStore(busy_project.store_path) as store:
+        assert [event.class_name for event in store.history(ids[1])] == ["dog", None]

@@ -8,6 +8,7 @@ import pytest
 import AL_functions as al
 from altoolkit import strategies as st
 from altoolkit.errors import ToolkitError
+from altoolkit.sampling import seeded_ranking
 
 
 def blob(centre, n, spread, seed):
@@ -139,7 +140,7 @@ def test_weighted_clusters_take_one_per_uncertain_group_not_the_top_scores_of_on
     chosen = st.weighted_cluster_select(uncertainty, embeddings, 2, seed=0, prefilter_factor=10)
     assert sorted(chosen // 10) == [0, 1]
     assert st.weighted_cluster_select(uncertainty, embeddings, 2, seed=0, prefilter_factor=1).tolist() == \
-        st.ranking_by(uncertainty, 0)[:2].tolist()
+        seeded_ranking(uncertainty, 0)[:2].tolist()
 
 
 def test_weighted_clusters_return_the_picks_most_uncertain_first():
@@ -195,26 +196,6 @@ def test_resolve_strategy_passes_other_names_through_and_rejects_unknown_ones():
     assert al.resolve_strategy("recommended", "model", 5, 3) == al.RECOMMENDED_SCARCE
     with pytest.raises(ToolkitError, match="unknown strategy 'oracle': choose one of recommended, random"):
         al.resolve_strategy("oracle", "model", 5, 3)
-
-
-# --- every strategy ------------------------------------------------------------------------------------------------
-
-BUDGETED = [name for name in al.STRATEGIES if name != "intersection"]
-
-
-@pytest.mark.parametrize("strategy", BUDGETED)
-@pytest.mark.parametrize("budget", [0, 1, 13, 200])
-def test_every_strategy_returns_exactly_the_budget_of_distinct_pool_indices(strategy, budget):
-    rng = np.random.default_rng(11)
-    probabilities = rng.dirichlet(np.ones(4), 90)
-    embeddings, labeled = rng.standard_normal((90, 6)), rng.standard_normal((12, 6))
-    head = st.ClassifierHead(rng.standard_normal((6, 4)), np.zeros(4), 0.3)
-    chosen = al.select_samples(probabilities, embeddings, labeled, budget, strategy=strategy, seed=2, n_clusters=4,
-                               labeled_classes=rng.integers(0, 4, 12), head=head)
-    assert chosen.dtype == np.int64
-    assert len(chosen) == min(budget, 90)
-    assert len(set(chosen.tolist())) == len(chosen)
-    assert np.all((chosen >= 0) & (chosen < 90))
 
 
 def test_pixel_pca_features_are_seeded_and_narrow():

@@ -1,0 +1,77 @@
+"""Per-image arrays computed once and kept on disk: a label-free representation of a pool is fitted and computed
+once per pool and parameters, then every round, strategy and entry point reads it back (memory-mapped).
+
+A cache entry is one ``.npy`` file named by a hash of everything that decides its values (what was computed,
+from which images, with which parameters and library versions), written atomically; a file that does not hold
+the expected rows of finite floats is recomputed, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from altoolkit.errors import ToolkitError
+from altoolkit.files import save_npy
+
+FEATURES_FOLDER = "features"
+CACHE_FORMAT = 1
+
+
+def cache_key(parts: dict) -> str:
+    """A 20-hex-digit key of JSON-serialisable ``parts`` (sorted keys, so order does not matter)."""
+    text = json.dumps({"format": CACHE_FORMAT, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+def images_fingerprint(images) -> str:
+    """A 16-hex-digit SHA-256 of an image array's shape, type and bytes, read in chunks (no full copy)."""
+    digest = hashlib.sha256(f"{images.shape}|{images.dtype}".encode())
+    for start in range(0, len(images), 4096):
+        digest.update(np.ascontiguousarray(images[start:start + 4096]).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def cached_rows(cache_dir: str | os.PathLike | None, name: str, parts: dict, rows: int,
+                compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """``compute()`` (``rows`` × D floats), or its earlier result from ``cache_dir`` (memory-mapped, read-only).
+
+    ``cache_dir`` None computes without caching. A cached file with another row count, a non-float type or
+    non-finite values is replaced.
+    """
+    if cache_dir is None:
+        return _checked(compute(), rows, name)
+    file = Path(cache_dir) / FEATURES_FOLDER / f"{name}_{cache_key(parts)}.npy"
+    if file.is_file():
+        try:
+            cached = np.load(file, mmap_mode="r", allow_pickle=False)
+            if _usable(cached, rows):
+                return cached
+        except (OSError, ValueError, EOFError):
+            pass
+    values = _checked(compute(), rows, name)
+    try:
+        save_npy(file, values)
+    except OSError as error:
+        raise ToolkitError(f"cannot write the {name} cache in {file.parent} ({error.strerror or error}): pass a "
+                           "writable --cache-dir") from None
+    return np.load(file, mmap_mode="r", allow_pickle=False)
+
+
+def _usable(values: np.ndarray, rows: int) -> bool:
+    if values.ndim != 2 or len(values) != rows or not np.issubdtype(values.dtype, np.floating):
+        return False
+    return all(np.isfinite(values[start:start + 65536]).all() for start in range(0, len(values), 65536))
+
+
+def _checked(values: np.ndarray, rows: int, name: str) -> np.ndarray:
+    values = np.asarray(values)
+    if not _usable(values, rows):
+        raise ToolkitError(f"the {name} features are not {rows} rows of finite numbers (got {values.dtype} "
+                           f"{values.shape}): the images may be constant or corrupt")
+    return values
