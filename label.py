@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from altoolkit.batches import MAX_LABELS_FILE_BYTES
 from altoolkit.cli import ToolkitArgumentParser, positive_int, seed_argument
 from altoolkit.errors import ToolkitError, cli_entry
-from altoolkit.imagepool import SKIP_CHANGED_OPTION
-from altoolkit.labelstore import BatchItem, LabelStore, current_user, damage_message
+from altoolkit.labeling.exports import MAX_LABELS_FILE_BYTES
+from altoolkit.labeling.pool import SKIP_CHANGED_OPTION
+from altoolkit.labeling.store import BatchItem, LabelStore, current_user, damage_message
 from altoolkit.validation import check_positive_int
 
 DEFAULT_STRATEGY = "recommended"
@@ -44,16 +44,13 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
     only once the selection is made. Returns (round, batch).
     """
     import AL_functions as alf
-    from altoolkit.analyses import check_representation
     from altoolkit.data import load_dataset
-    from altoolkit.imagepool import read_pool_images, scan_pool, store_labeled_images
+    from altoolkit.labeling.pool import read_pool_images, scan_pool, store_labeled_images
     from altoolkit.model import classifier_head, load_classifier, probabilities_and_embeddings
     from altoolkit.strategies import pixel_pca_features
 
-    budgeted = (alf.RECOMMENDED, *(name for name in alf.STRATEGIES if name != "intersection"))
-    if strategy not in budgeted:
-        raise ToolkitError(f"strategy {strategy!r} cannot fill a budget: choose one of {', '.join(budgeted)}")
-    check_representation(representation)
+    check_budget_filling(strategy)
+    alf.check_representation(representation)
     check_positive_int(budget, "budget")
     model = load_classifier(model_path)
     size = int(model.inputs[0].shape[1])
@@ -88,14 +85,16 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
         probabilities, embeddings = probabilities_and_embeddings(model, images)
         labeled_embeddings = embeddings[:len(labeled_images)]
         pool_probabilities, pool_embeddings = probabilities[len(labeled_images):], embeddings[len(labeled_images):]
-        ran, representation = alf.resolve_strategy(strategy, representation, len(labeled_images), folder.num_classes)
-        features = pixel_pca_features(images, seed=seed) if representation == "pixels" else embeddings
+        def features_for(name: str) -> tuple[np.ndarray, np.ndarray]:
+            features = pixel_pca_features(images, seed=seed)
+            return features[len(labeled_images):], features[:len(labeled_images)]
+
+        selection = alf.select(strategy, alf.SelectionRound(
+            pool_probabilities, pool_embeddings, labeled_embeddings, labeled_classes, features_for=features_for,
+            head_for=lambda: classifier_head(model)), budget, seed=seed, representation=representation)
+        chosen, ran, representation = selection.indices, selection.strategy, selection.representation
         if verbose and ran != strategy:
             print(f"{strategy}: {ran} over {representation} features for {len(labeled_images)} labels")
-        chosen = alf.select_samples(pool_probabilities, features[len(labeled_images):],
-                                    features[:len(labeled_images)], budget, ran, seed=seed,
-                                    labeled_classes=labeled_classes,
-                                    head=classifier_head(model) if ran == "bald" else None)
         scores = {"entropy": alf.entropy_scores(pool_probabilities), "margin": alf.margin_scores(pool_probabilities),
                   "novelty": alf.analyze_novelty_embeddings(
                       pool_embeddings, labeled_embeddings, min(NOVELTY_NEIGHBOURS, len(labeled_embeddings))).scores}
@@ -110,6 +109,18 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
                                                 "ran": ran, "representation": representation,
                                                 "pool_size": len(candidates)}, items)
     return round_id, items
+
+
+def check_budget_filling(strategy: str) -> None:
+    """A labeling round needs a strategy that fills its budget (the design's intersection has any size)."""
+    import AL_functions as alf
+
+    if strategy == alf.RECOMMENDED:
+        return
+    name, _ = alf.resolve_strategy(strategy, "model", 0, 1)
+    if not alf.strategy_entry(name).fills_budget:
+        budgeted = (alf.RECOMMENDED, *(name for name, entry in alf.STRATEGY_TABLE.items() if entry.fills_budget))
+        raise ToolkitError(f"strategy {strategy!r} cannot fill a budget: choose one of {', '.join(budgeted)}")
 
 
 def images_waiting_for_labels(store: LabelStore, labels: dict[str, str]) -> dict[str, int]:
@@ -143,7 +154,7 @@ def pool_root(store: LabelStore, override: str | None) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from altoolkit.analyses import REPRESENTATIONS
+    from altoolkit.selection import REPRESENTATIONS
 
     parser = ToolkitArgumentParser(prog="label.py", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -221,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     with LabelStore(args.project) as store:
         round_id = store.resolve_round(args.round)
         if args.command == "export":
-            from altoolkit.batches import batch_folder_name, export_batch
+            from altoolkit.labeling.exports import batch_folder_name, export_batch
 
             output_dir = Path(args.output_dir) if args.output_dir else (
                 Path(args.project) / "batches" / batch_folder_name(round_id))
@@ -231,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"label_studio_tasks.json and label_studio_config.xml")
             print(f"then: python label.py import --project {args.project} FILE")
         elif args.command == "import":
-            from altoolkit.batches import import_labels, read_labels_file
+            from altoolkit.labeling.exports import import_labels, read_labels_file
 
             labels, source = read_labels_file(args.file)
             counts = import_labels(store, round_id, labels, labeler=args.labeler or current_user(),
@@ -242,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"imported {counts.recorded} labels into round {round_id} ({counts.new} new, {counts.changed} "
                   f"changed, {counts.unchanged} unchanged); retrain: {retrain_command(store, args.project, round_id)}")
         elif args.command == "serve":
-            from altoolkit.labelserver import serve
+            from altoolkit.labeling.server import serve
 
             serve(store, round_id, pool_root(store, args.pool), host=args.host, port=args.port,
                   allow_remote=args.allow_remote, labeler=args.labeler or current_user(),

@@ -10,8 +10,14 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from altoolkit.cli import (ToolkitArgumentParser, add_dataset_arguments, dataset_classes, dataset_from_args,
-                           keras_verbosity, seed_argument)
+from altoolkit.cli import (
+    ToolkitArgumentParser,
+    add_dataset_arguments,
+    dataset_classes,
+    dataset_from_args,
+    keras_verbosity,
+    seed_argument,
+)
 from altoolkit.data import DEFAULT_IMAGE_SIZE, load_dataset
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.training import DEFAULT_MODELS_DIR, TrainResult, default_run_dir, recipe_for
@@ -54,8 +60,8 @@ def dataset_with_store_labels(dataset, project: str | Path, pool: str | Path | N
     A labeled pool file that changed or went missing since it was labeled is an error naming it, or, with
     ``skip_changed_images``, its label is left out with a warning.
     """
-    from altoolkit.imagepool import with_store_labels
-    from altoolkit.labelstore import LabelStore
+    from altoolkit.labeling.pool import with_store_labels
+    from altoolkit.labeling.store import LabelStore
 
     if dataset.name != "folder":
         raise ToolkitError("--label-store adds labels to a labeled folder: use --dataset folder --data-path "

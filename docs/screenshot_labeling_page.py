@@ -30,8 +30,8 @@ def build_demo_project(folder: Path, batch_size: int, labeled_first: int):
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
 
-    from altoolkit.imagepool import scan_pool
-    from altoolkit.labelstore import BatchItem, LabelStore
+    from altoolkit.labeling.pool import scan_pool
+    from altoolkit.labeling.store import BatchItem, LabelStore
 
     digits = load_digits()
     model = LogisticRegression(max_iter=2000).fit(digits.data[:TRAIN_SIZE], digits.target[:TRAIN_SIZE])
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from altoolkit.labelserver import make_server, server_url
+    from altoolkit.labeling.server import make_server, server_url
 
     with tempfile.TemporaryDirectory() as temporary:
         store, round_id, pool, truths = build_demo_project(Path(temporary), args.batch_size, args.labeled_first)

@@ -20,12 +20,19 @@ import numpy as np
 import pytest
 
 import label
-from altoolkit.batches import (CONFIG_FILENAME, MANIFEST_FILENAME, TASKS_FILENAME, ImportCounts, export_batch,
-                               from_spreadsheet_cell, import_labels, read_labels_file)
 from altoolkit.errors import ToolkitError
-from altoolkit.imagepool import image_id, is_image_id, pool_file, scan_pool, store_labeled_images
-from altoolkit.labelstore import (SCHEMA_VERSION, VERSION_1_TABLES, BatchItem, LabelStore, RowDamage,
-                                  StoreBusyError)
+from altoolkit.labeling.exports import (
+    CONFIG_FILENAME,
+    MANIFEST_FILENAME,
+    TASKS_FILENAME,
+    ImportCounts,
+    export_batch,
+    from_spreadsheet_cell,
+    import_labels,
+    read_labels_file,
+)
+from altoolkit.labeling.pool import image_id, is_image_id, pool_file, scan_pool, store_labeled_images
+from altoolkit.labeling.store import SCHEMA_VERSION, VERSION_1_TABLES, BatchItem, LabelStore, RowDamage, StoreBusyError
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("cat", "dog", "bird")
@@ -513,7 +520,7 @@ def test_class_names_match_despite_stray_spaces_unless_that_is_ambiguous(tmp_pat
     pool, images = small_pool
     store = LabelStore(tmp_path / "spaces", class_names=("cat", " cat", "dog"))
     store.add_images(images)
-    round_id = store.start_round("margin", {}, [BatchItem(image.image_id, "dog") for image in images[:3]])
+    store.start_round("margin", {}, [BatchItem(image.image_id, "dog") for image in images[:3]])
     file = tmp_path / "labels.csv"
     file.write_text(f"id,label\n{images[0].image_id},dog  \n{images[1].image_id}, cat\n")
     main_import(store, file)

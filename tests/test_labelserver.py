@@ -25,11 +25,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from altoolkit import labelserver
 from altoolkit.errors import ToolkitError
-from altoolkit.imagepool import scan_pool
-from altoolkit.labelserver import UI_LETTERS, check_bind_address, make_server, serve, shortcut_keys
-from altoolkit.labelstore import BatchItem, LabelStore
+from altoolkit.labeling import server as labelserver
+from altoolkit.labeling.pool import scan_pool
+from altoolkit.labeling.server import UI_LETTERS, check_bind_address, make_server, serve, shortcut_keys
+from altoolkit.labeling.store import BatchItem, LabelStore
 
 CLASSES = ("cat", "dog", "bird")
 RETRAIN_COMMAND = "python train.py --dataset folder --data-path labeled --label-store project --output-dir m/round-1"

@@ -21,8 +21,8 @@ import pytest
 from PIL import Image
 
 import label
-from altoolkit.imagepool import scan_pool
-from altoolkit.labelstore import SCHEMA_VERSION, BatchItem, LabelStore
+from altoolkit.labeling.pool import scan_pool
+from altoolkit.labeling.store import SCHEMA_VERSION, BatchItem, LabelStore
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = ("cat", "dog", "bird")
@@ -169,7 +169,7 @@ def test_a_damaged_row_is_named_by_every_command_that_reads_it(case, refused, re
 
 AS_UNPRIVILEGED = f"""
 import os, sys
-import label, altoolkit.analyses, altoolkit.batches, altoolkit.labelserver
+import label, altoolkit.analyses, altoolkit.labeling.exports, altoolkit.labeling.server
 if os.geteuid() == 0:
     os.setgroups([])
     os.setgid({UNPRIVILEGED_ID})

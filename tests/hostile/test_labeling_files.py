@@ -16,9 +16,9 @@ import pytest
 
 import label
 import train
-from altoolkit.batches import MAX_LABELS_FILE_BYTES
-from altoolkit.imagepool import scan_pool
-from altoolkit.labelstore import BatchItem, LabelStore
+from altoolkit.labeling.exports import MAX_LABELS_FILE_BYTES
+from altoolkit.labeling.pool import scan_pool
+from altoolkit.labeling.store import BatchItem, LabelStore
 
 CLASSES = ("bird", "cat", "dog")
 """The labeled folder's classes (sorted, as the folder loader orders them)."""

@@ -16,7 +16,7 @@ import numpy as np
 from altoolkit.data import FOLDER_ORDER_SEED, IMAGE_SUFFIXES, Dataset, read_image
 from altoolkit.errors import ToolkitError
 from altoolkit.files import file_sha256
-from altoolkit.labelstore import LabelStore, StoredImage
+from altoolkit.labeling.store import LabelStore, StoredImage
 
 IMAGE_ID_LENGTH = 20
 SHOWN_CHANGED_FILES = 5

@@ -3,7 +3,7 @@
 Tables (schema version in ``PRAGMA user_version``):
 
 - ``meta``: key/value settings (the class names, the pool folder);
-- ``images``: every pool image by stable id (see :mod:`altoolkit.imagepool`), with its relative path and hash;
+- ``images``: every pool image by stable id (see :mod:`altoolkit.labeling.pool`), with its relative path and hash;
 - ``rounds``: one row per selection round (strategy, parameters as JSON, model, time);
 - ``batch_items``: the images a round selected, in order, with the model's prediction and scores;
 - ``labels``: an append-only history; each row gives an image a class (or ``NULL``: the label was withdrawn,

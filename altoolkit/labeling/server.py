@@ -2,7 +2,7 @@
 
 Standard library only (``http.server``). The server answers on loopback unless told otherwise, serves nothing but
 the page, the batch as JSON, and the batch's own images (looked up by id in the label store: no filesystem path is
-ever built from a URL), and writes labels through :class:`~altoolkit.labelstore.LabelStore`, which commits each one.
+ever built from a URL), and writes labels through :class:`~altoolkit.labeling.store.LabelStore`, which commits each one.
 
 Routes: ``GET /`` (the page), ``GET /api/batch``, ``GET /image/<id>``, ``POST /api/label`` ``{"id", "class"}``
 and ``POST /api/unlabel`` ``{"id"}`` (both answer ``{"labeled": k, "total": B}``). A malformed request gets a 4xx
@@ -31,8 +31,8 @@ from typing import Sequence
 from urllib.parse import urlsplit
 
 from altoolkit.errors import ToolkitError
-from altoolkit.imagepool import is_image_id, pool_file
-from altoolkit.labelstore import BatchItem, LabelStore, StoreBusyError, current_user
+from altoolkit.labeling.pool import is_image_id, pool_file
+from altoolkit.labeling.store import BatchItem, LabelStore, StoreBusyError, current_user
 
 MAX_BODY_BYTES = 64 * 1024
 """Largest request body accepted: a label is a few dozen bytes."""
@@ -380,7 +380,7 @@ def _host_name(host_header: str) -> str:
 
 def load_page() -> tuple[bytes, str]:
     """The page's HTML and its Content-Security-Policy (only the page's own inline script and style may run)."""
-    resource = importlib.resources.files("altoolkit")
+    resource = importlib.resources.files("altoolkit.labeling")
     for part in PAGE_RESOURCE:
         resource = resource / part
     try:

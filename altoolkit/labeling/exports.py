@@ -26,8 +26,8 @@ from xml.sax.saxutils import quoteattr
 
 from altoolkit.errors import ToolkitError
 from altoolkit.files import atomic_directory, write_json, write_text
-from altoolkit.imagepool import check_unchanged, printable
-from altoolkit.labelstore import BatchItem, LabelStore
+from altoolkit.labeling.pool import check_unchanged, printable
+from altoolkit.labeling.store import BatchItem, LabelStore
 
 MANIFEST_FILENAME = "manifest.csv"
 TASKS_FILENAME = "label_studio_tasks.json"
