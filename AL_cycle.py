@@ -34,7 +34,7 @@ from altoolkit.balance import ClassBalance, normalise_targets, parse_targets, re
 from altoolkit.cli import (DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX, ToolkitArgumentParser,
                            add_dataset_arguments, dataset_from_args, keras_verbosity, seed_argument)
 from altoolkit.errors import ToolkitError, cli_entry
-from altoolkit.files import check_writable_folder, write_json
+from altoolkit.files import check_writable_folder, remove_abandoned_temporaries, write_json
 from altoolkit.model import is_toolkit_classifier
 from altoolkit.training import (ARCHITECTURE_RECIPE, METRICS_FILENAME, MODEL_FILENAME, TrainingRecipe, default_run_dir,
                                 evaluate_model, fresh_copy_description, library_versions, recipe_for, train_model)
@@ -329,6 +329,7 @@ class ActiveLearningAnalyzer:
                     and metrics.get("recipe") == self.recipe.as_dict()
                     and metrics.get("architecture", ARCHITECTURE_RECIPE) == described):
                 self._say(f"{kind}: reusing the finished run {run_dir}")
+                remove_abandoned_temporaries(run_dir)
                 return {"dir": run_dir, "metrics": metrics}
         self._say(f"{kind}: training {described} on {self.labeled_size} + {len(absolute_indices)} images -> {run_dir}")
         result = train_model(absolute_indices, run_dir, dataset=self.dataset, labeled_size=self.labeled_size,

@@ -394,3 +394,9 @@ def test_the_cycle_retrains_a_users_own_architecture_and_says_so(digits, tmp_pat
         retrained = keras.models.load_model(run / "best_model.keras", safe_mode=True)
         assert [type(layer).__name__ for layer in retrained.layers] == [type(layer).__name__ for layer in own.layers]
         assert json.loads((run / "metrics.json").read_text())["architecture"] == described
+    _, start, host, boot = owner_of_a_temporary(tmp_path)
+    al_run = Path(comparison["models"]["al"])
+    leftover = al_run.parent / f".{al_run.name}.{finished_process_id()}-{start}-{host}-{boot}.abc123.tmp"
+    leftover.mkdir()
+    analyzer.retrain_and_compare()
+    assert not leftover.exists(), "reusing a finished run also clears a killed rerun's temporary"
