@@ -34,9 +34,10 @@ from altoolkit.balance import ClassBalance, normalise_targets, parse_targets, re
 from altoolkit.cli import (DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX, ToolkitArgumentParser,
                            add_dataset_arguments, dataset_from_args, keras_verbosity, seed_argument)
 from altoolkit.errors import ToolkitError, cli_entry
-from altoolkit.files import write_json
-from altoolkit.training import (METRICS_FILENAME, MODEL_FILENAME, TrainingRecipe, default_run_dir, evaluate_model,
-                                library_versions, recipe_for, train_model)
+from altoolkit.files import check_writable_folder, remove_abandoned_temporaries, write_json
+from altoolkit.model import is_toolkit_classifier
+from altoolkit.training import (ARCHITECTURE_RECIPE, METRICS_FILENAME, MODEL_FILENAME, TrainingRecipe, default_run_dir,
+                                evaluate_model, fresh_copy_description, library_versions, recipe_for, train_model)
 
 DEFAULT_END_IDX = 4000
 DEFAULT_OUTPUT_DIR = "results"
@@ -84,6 +85,8 @@ class ActiveLearningAnalyzer:
         self.base_metrics = self._read_base_metrics()
         self.seed = int(seed if seed is not None else self.base_metrics.get("seed", 42))
         self.recipe = self._retraining_recipe(training or {})
+        if auto_retrain and self.targets is not None:
+            check_writable_folder(self.models_dir, "--models-dir")
         self.results: dict[str, dict] = {}
         self.intersection: np.ndarray | None = None
         self.intersection_stats: dict | None = None
@@ -179,6 +182,10 @@ class ActiveLearningAnalyzer:
             raise ToolkitError("call find_intersection() or select() before retrain_and_compare()")
         if len(self.selected) == 0:
             raise ToolkitError(f"the {self.selected_by} selection is empty: there are no images to retrain with")
+        if len(self.dataset.x_test) == 0:
+            raise ToolkitError("the data has no test images, so +AL and +random cannot be compared: give the "
+                               "dataset a test split (e.g. a test/ folder) to retrain and compare")
+        check_writable_folder(self.models_dir, "--models-dir")
         count = len(self.selected)
         al_indices = np.sort(self.selected) + self.start_idx
         random_indices = alf.random_indices(self.context.pool_size, count, seed=self.seed) + self.start_idx
@@ -305,21 +312,31 @@ class ActiveLearningAnalyzer:
                 self._say(f"  - {line}")
 
     def _train_with(self, kind: str, absolute_indices: np.ndarray) -> dict:
-        """Train (or reuse a finished run with the same data, indices, seed and recipe) labeled set + extras."""
+        """Train labeled set + extras, or reuse a finished run with the same data, indices, seed, recipe, architecture.
+
+        A base model that is not the toolkit's MobileNetV3Small is retrained as a fresh copy of its own architecture,
+        so +AL and +random are compared with a base model of the same kind; metrics.json records which.
+        """
+        base_model = self.context.cache.model
+        architecture = None if is_toolkit_classifier(base_model) else base_model
+        described = ARCHITECTURE_RECIPE if architecture is None else fresh_copy_description(base_model)
         digest = hashlib.sha256(np.asarray(absolute_indices, dtype=np.int64).tobytes()).hexdigest()[:8]
         run_dir = self.models_dir / f"{self.labeled_size}+{kind}{len(absolute_indices)}_seed{self.seed}_{digest}"
         metrics_file = run_dir / METRICS_FILENAME
         if metrics_file.is_file() and (run_dir / MODEL_FILENAME).is_file():
             metrics = json.loads(metrics_file.read_text())
             if (metrics.get("dataset", {}).get("fingerprint") == self.dataset.fingerprint
-                    and metrics.get("recipe") == self.recipe.as_dict()):
+                    and metrics.get("recipe") == self.recipe.as_dict()
+                    and metrics.get("architecture", ARCHITECTURE_RECIPE) == described):
                 self._say(f"{kind}: reusing the finished run {run_dir}")
+                remove_abandoned_temporaries(run_dir)
                 return {"dir": run_dir, "metrics": metrics}
-        self._say(f"{kind}: training on {self.labeled_size} + {len(absolute_indices)} images -> {run_dir}")
+        self._say(f"{kind}: training {described} on {self.labeled_size} + {len(absolute_indices)} images -> {run_dir}")
         result = train_model(absolute_indices, run_dir, dataset=self.dataset, labeled_size=self.labeled_size,
                              recipe=self.recipe, seed=self.seed, overwrite=True,
                              verbose=keras_verbosity(not self.verbose),
-                             run_info={"base_model": str(self.model_path), "selection": kind})
+                             run_info={"base_model": str(self.model_path), "selection": kind},
+                             architecture=architecture)
         return {"dir": result.output_dir, "metrics": result.metrics}
 
     def _compare(self, base: dict, al_run: dict, random_run: dict, al_indices, random_indices) -> dict:
@@ -359,6 +376,7 @@ class ActiveLearningAnalyzer:
                 for name in names},
             "verdict": verdict,
             "models": {"base": str(self.model_path), "al": str(al_run["dir"]), "random": str(random_run["dir"])},
+            "retrained_architecture": al_metrics.get("architecture", ARCHITECTURE_RECIPE),
             "al_absolute_indices": np.asarray(al_indices), "random_absolute_indices": np.asarray(random_indices),
             "chart": str(figure),
         }
@@ -442,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
         result = train_model(None, model_path.parent, dataset=dataset, labeled_size=args.labeled_size,
                              recipe=recipe, seed=args.seed if args.seed is not None else 42,
                              verbose=keras_verbosity(args.quiet))
-        print(f"base model: {result.model_path}, test accuracy {result.test_accuracy:.3f}")
+        accuracy = "not measured (no test images)" if result.test_accuracy is None else f"{result.test_accuracy:.3f}"
+        print(f"base model: {result.model_path}, test accuracy {accuracy}")
     training = {"epochs": args.epochs} if args.epochs else {}
     analyzer = ActiveLearningAnalyzer(
         model_path, args.labeled_size, args.start_idx, args.end_idx, parse_targets(args.target_per_class),

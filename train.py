@@ -10,18 +10,14 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from altoolkit.cli import (
-    ToolkitArgumentParser,
-    add_dataset_arguments,
-    dataset_classes,
-    dataset_from_args,
-    keras_verbosity,
-    seed_argument,
-)
+from altoolkit.cli import (ToolkitArgumentParser, add_dataset_arguments, dataset_classes, dataset_from_args,
+                           fraction_argument, keras_verbosity, positive_float, positive_int, seed_argument)
 from altoolkit.data import DEFAULT_IMAGE_SIZE, load_dataset
 from altoolkit.errors import ToolkitError, cli_entry
+from altoolkit.model import IMAGENET_WEIGHTS_FILE
 from altoolkit.training import DEFAULT_MODELS_DIR, TrainResult, default_run_dir, recipe_for
 from altoolkit.training import train_model as train_on_dataset
+from altoolkit.validation import check_seed
 
 IMAGENET_DEFAULTS = {"learning_rate": 3e-4, "batch_size": 2}
 
@@ -38,8 +34,9 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
     ``classes=None`` means the dataset's default (airplane/automobile/ship for CIFAR-10, all otherwise).
     ``label_store`` (a ``label.py`` project folder, with a labeled-folder dataset) adds every label in it to
     the training set and trains on all of it (``labeled_size`` is then ignored); ``pool`` overrides where the
-    store's pool folder is.
+    store's pool folder is. A seed outside 0..2**32-1 is refused before any data is loaded.
     """
+    seed = check_seed(seed)
     if dataset is None:
         class_list = dataset_classes(dataset_name, None) if classes is None else list(classes)
         dataset = load_dataset(dataset_name, path=data_path, classes=class_list, image_size=image_size)
@@ -79,15 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
                                      "training images (the labeled set the analyses assume).")
     add_dataset_arguments(parser)
     group = parser.add_argument_group("training")
-    group.add_argument("--labeled-size", type=int, default=500, help="first N training images (default: 500)")
-    group.add_argument("--epochs", type=int, default=30, help="default: 30")
-    group.add_argument("--batch-size", type=int, default=None, help="default: 32 (2 with --weights imagenet)")
-    group.add_argument("--learning-rate", type=float, default=None,
-                       help="Adam learning rate (default: 1e-3; 3e-4 with --weights imagenet)")
-    group.add_argument("--validation-fraction", type=float, default=0.1,
-                       help="last part of the labeled set held out to pick the best epoch (default: 0.1)")
+    group.add_argument("--labeled-size", type=positive_int, default=500, help="first N training images (default: 500)")
+    group.add_argument("--epochs", type=positive_int, default=30, help="default: 30")
+    group.add_argument("--batch-size", type=positive_int, default=None, help="default: 32 (2 with --weights imagenet)")
+    group.add_argument("--learning-rate", type=positive_float, default=None,
+                       help="Adam learning rate (default: 1e-3; 3e-4 with --weights imagenet); a rate that makes "
+                            "the loss NaN stops training with an error")
+    group.add_argument("--validation-fraction", type=fraction_argument, default=0.1,
+                       help="last part of the labeled set held out to pick the best epoch, 0 to below 1 "
+                            "(default: 0.1)")
     group.add_argument("--weights", choices=("none", "imagenet"), default="none",
-                       help="'none' trains from scratch offline (default); 'imagenet' needs the network")
+                       help="'none' trains from scratch offline (default); 'imagenet' downloads "
+                            f"{IMAGENET_WEIGHTS_FILE} into ~/.keras/models/ unless it is already there")
     group.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                        help="random horizontal flips while training (default: on for cifar10 and fashion_mnist)")
     group.add_argument("--seed", type=seed_argument, default=42, help="fixes the initial weights and shuffling (default: 42)")
@@ -120,12 +120,17 @@ def main(argv: list[str] | None = None) -> int:
           f"classes {', '.join(dataset.class_names)}")
     result = train_model(
         output_dir=output_dir, dataset=dataset, labeled_size=labeled_size, epochs=args.epochs,
-        batch_size=args.batch_size or (IMAGENET_DEFAULTS["batch_size"] if imagenet else 32),
-        learning_rate=args.learning_rate or (IMAGENET_DEFAULTS["learning_rate"] if imagenet else 1e-3),
+        batch_size=args.batch_size if args.batch_size is not None else (
+            IMAGENET_DEFAULTS["batch_size"] if imagenet else 32),
+        learning_rate=args.learning_rate if args.learning_rate is not None else (
+            IMAGENET_DEFAULTS["learning_rate"] if imagenet else 1e-3),
         validation_fraction=args.validation_fraction, weights=weights, flip_augmentation=args.flip,
         seed=args.seed, overwrite=args.overwrite, verbose=keras_verbosity(args.quiet))
-    print(f"test accuracy: {result.test_accuracy:.3f} on {result.metrics['test_size']} test images "
-          f"(chance {result.metrics['chance_accuracy']:.3f}); best epoch {result.metrics['best_epoch']}")
+    if result.test_accuracy is None:
+        print(f"no test images: accuracy not measured; best epoch {result.metrics['best_epoch']}")
+    else:
+        print(f"test accuracy: {result.test_accuracy:.3f} on {result.metrics['test_size']} test images "
+              f"(chance {result.metrics['chance_accuracy']:.3f}); best epoch {result.metrics['best_epoch']}")
     print(f"model: {result.model_path}")
     print(f"metrics: {result.output_dir / 'metrics.json'}  plot: {result.output_dir / 'training_history.png'}")
     return 0

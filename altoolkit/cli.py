@@ -8,7 +8,8 @@ from typing import Callable
 
 from altoolkit.data import DATASET_NAMES, DEFAULT_IMAGE_SIZE, Dataset, load_dataset, parse_classes
 from altoolkit.errors import ToolkitError
-from altoolkit.validation import check_non_negative_int, check_positive_float, check_positive_int, check_seed
+from altoolkit.validation import (check_fraction, check_non_negative_int, check_positive_float, check_positive_int,
+                                  check_seed)
 
 
 class ToolkitArgumentParser(argparse.ArgumentParser):
@@ -45,6 +46,8 @@ seed_argument = _argument_type(check_seed, int, "an integer seed")
 positive_int = _argument_type(check_positive_int, int, "a positive integer")
 non_negative_int = _argument_type(check_non_negative_int, int, "a non-negative integer")
 positive_float = _argument_type(check_positive_float, float, "a positive number")
+fraction_argument = _argument_type(check_fraction, float, "a number from 0 to below 1")
+"""``type=`` for shares of a set, such as a validation fraction: 0 up to (not including) 1."""
 
 DEFAULT_CLASSES = {"cifar10": "airplane,automobile,ship"}
 

@@ -19,12 +19,15 @@ import numpy as np
 
 from altoolkit.data import Dataset
 from altoolkit.errors import ToolkitError
-from altoolkit.files import atomic_directory, write_json
+from altoolkit.files import atomic_directory, check_output_folder, write_json
+from altoolkit.validation import check_fraction, check_positive_float, check_positive_int, check_seed
 
 DEFAULT_MODELS_DIR = Path("models")
 MODEL_FILENAME = "best_model.keras"
 METRICS_FILENAME = "metrics.json"
 HISTORY_PLOT_FILENAME = "training_history.png"
+ARCHITECTURE_RECIPE = "MobileNetV3Small (toolkit recipe)"
+"""What metrics.json records as the architecture of a model built by :func:`altoolkit.model.build_model`."""
 FLIP_BY_DEFAULT = ("cifar10", "fashion_mnist")
 """Datasets whose images keep their meaning when mirrored (digits do not), so training flips them by default."""
 
@@ -54,14 +57,13 @@ class TrainingRecipe:
         return dataclasses.asdict(self)
 
     def validate(self) -> None:
-        if not isinstance(self.epochs, (int, np.integer)) or self.epochs < 1:
-            raise ToolkitError(f"epochs must be a positive integer, got {self.epochs!r}")
-        if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
-            raise ToolkitError(f"batch size must be a positive integer, got {self.batch_size!r}")
-        if not self.learning_rate > 0:
-            raise ToolkitError(f"learning rate must be positive, got {self.learning_rate!r}")
-        if not 0 <= self.validation_fraction < 1:
-            raise ToolkitError(f"validation fraction must be in [0, 1), got {self.validation_fraction!r}")
+        """Refuse settings no training can use (a non-positive or non-finite rate, a fraction outside [0, 1))."""
+        check_positive_int(self.epochs, "epochs")
+        check_positive_int(self.batch_size, "batch size")
+        check_positive_float(self.learning_rate, "learning rate")
+        check_fraction(self.validation_fraction, "validation fraction")
+        check_fraction(self.dropout, "dropout")
+        check_fraction(self.bn_momentum, "BatchNormalization momentum")
 
 
 def recipe_for(dataset_name: str, **overrides) -> TrainingRecipe:
@@ -75,7 +77,8 @@ class TrainResult:
 
     output_dir: Path
     model_path: Path
-    test_accuracy: float
+    test_accuracy: float | None
+    """None when the dataset has no test images (nothing to measure it on)."""
     per_class_accuracy: dict[str, float]
     metrics: dict = field(repr=False)
 
@@ -135,16 +138,22 @@ def batched(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle_see
         .prefetch(tf.data.AUTOTUNE)
 
 
-def compiled_model(dataset: Dataset, recipe: TrainingRecipe, seed: int):
-    """A new compiled MobileNetV3Small for ``dataset``, initial weights fixed by ``seed``, ready to fit."""
+def compiled_model(dataset: Dataset, recipe: TrainingRecipe, seed: int, architecture=None):
+    """A new compiled MobileNetV3Small for ``dataset``, initial weights fixed by ``seed``, ready to fit.
+
+    ``architecture`` (a Keras model) is trained instead, as a fresh copy: its layers, new initial weights.
+    """
     import keras
 
-    from altoolkit.model import build_model
+    from altoolkit.model import build_model, fresh_copy
 
     keras.utils.set_random_seed(seed)
-    model = build_model(dataset.num_classes, input_shape=dataset.image_shape, weights=recipe.weights,
-                        backbone_size=recipe.backbone_size, dropout=recipe.dropout,
-                        bn_momentum=recipe.bn_momentum, flip_augmentation=recipe.flip_augmentation, seed=seed)
+    if architecture is None:
+        model = build_model(dataset.num_classes, input_shape=dataset.image_shape, weights=recipe.weights,
+                            backbone_size=recipe.backbone_size, dropout=recipe.dropout,
+                            bn_momentum=recipe.bn_momentum, flip_augmentation=recipe.flip_augmentation, seed=seed)
+    else:
+        model = fresh_copy(architecture)
     model.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     build_training_state(model, dataset.x_train[:2], dataset.y_train[:2])
@@ -153,8 +162,12 @@ def compiled_model(dataset: Dataset, recipe: TrainingRecipe, seed: int):
 
 def fit_model(model, dataset: Dataset, train_idx: np.ndarray, validation_idx: np.ndarray, recipe: TrainingRecipe,
               seed: int, callbacks: list, verbose: int = 0):
-    """``model.fit`` on the given training rows, validating on ``validation_idx`` (if any); returns the History."""
+    """``model.fit`` on the given training rows, validating on ``validation_idx`` (if any); returns the History.
+
+    A NaN or infinite loss ends the fit with a ToolkitError (see :func:`stop_on_non_finite_loss`).
+    """
     x, y = dataset.x_train, dataset.y_train
+    callbacks = [stop_on_non_finite_loss(recipe.learning_rate), *callbacks]
     if recipe.cosine_decay:
         callbacks = [*callbacks, cosine_schedule(recipe.learning_rate, recipe.epochs)]
     validation = batched(x[validation_idx], y[validation_idx], recipe.batch_size) if len(validation_idx) else None
@@ -162,6 +175,40 @@ def fit_model(model, dataset: Dataset, train_idx: np.ndarray, validation_idx: np
                        drop_partial_batch=recipe.drop_partial_batch)
     return model.fit(training, epochs=recipe.epochs, shuffle=False, callbacks=callbacks, verbose=verbose,
                      validation_data=validation)
+
+
+def stop_on_non_finite_loss(learning_rate: float):
+    """A callback raising ToolkitError as soon as the training or validation loss is NaN or infinite.
+
+    Such a run has diverged and its weights are NaN; ``keras.callbacks.TerminateOnNaN`` would only stop it, and
+    the run would still end normally and save a model.
+    """
+    import keras
+
+    epoch = [0]
+
+    def check(logs, where: str) -> None:
+        for key in ("loss", "val_loss"):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(float(value)):
+                raise diverged(learning_rate, f"{'validation ' if key == 'val_loss' else ''}loss {float(value)} "
+                                              f"{where}")
+
+    return keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda index, logs: epoch.__setitem__(0, index + 1),
+        on_train_batch_end=lambda batch, logs: check(logs, f"in epoch {epoch[0]}, batch {batch + 1}"),
+        on_epoch_end=lambda index, logs: check(logs, f"after epoch {index + 1}"))
+
+
+def diverged(learning_rate: float, what: str) -> ToolkitError:
+    """The error a diverged run ends with: what went non-finite, and the setting to change."""
+    return ToolkitError(f"training diverged ({what}, learning rate {learning_rate:g}): lower --learning-rate")
+
+
+def check_finite_weights(model, learning_rate: float) -> None:
+    """Refuse a model with a NaN or infinite weight (a diverged run), before anything is saved from it."""
+    if not all(np.isfinite(weights).all() for weights in model.get_weights()):
+        raise diverged(learning_rate, "the best model has non-finite weights")
 
 
 def cosine_schedule(learning_rate: float, epochs: int):
@@ -194,7 +241,7 @@ def evaluate_model(model, dataset: Dataset, batch_size: int = 512) -> dict:
 
 
 def accuracy_report(predicted: np.ndarray, truth: np.ndarray, class_names: Sequence[str]) -> dict:
-    """Accuracy overall and per class (None for a class absent from ``truth``)."""
+    """Accuracy overall (NaN without test images) and per class (None for a class absent from ``truth``)."""
     correct = predicted == truth
     per_class = {}
     for label, name in enumerate(class_names):
@@ -212,25 +259,30 @@ def default_run_dir(labeled_size: int, models_dir: str | Path = DEFAULT_MODELS_D
 def train_model(additional_indices: Sequence[int] | None = None, output_dir: str | Path | None = None, *,
                 dataset: Dataset, labeled_size: int = 500, recipe: TrainingRecipe = TrainingRecipe(),
                 seed: int = 42, overwrite: bool = False, verbose: int = 1,
-                run_info: dict | None = None) -> TrainResult:
+                run_info: dict | None = None, architecture=None) -> TrainResult:
     """Train MobileNetV3Small on the first ``labeled_size`` images plus ``additional_indices``.
 
     Writes ``best_model.keras`` (best validation accuracy), ``metrics.json`` (test accuracy, recipe, data
     fingerprint, indices used) and ``training_history.png`` into ``output_dir`` (default
     ``models/<labeled_size>_train``), atomically. Same seed → same validation split, same initial weights.
+    ``architecture`` (a Keras model, e.g. a user's own base model) is trained instead of MobileNetV3Small, from
+    fresh weights. A diverging run (NaN or infinite loss) is a ToolkitError and writes nothing.
     """
-    import keras
-
-    from altoolkit.plots import plot_training_history
-
+    seed = check_seed(seed)
     recipe.validate()
     train_idx, validation_idx = training_indices(dataset, labeled_size, additional_indices,
                                                  recipe.validation_fraction)
     output_dir = Path(output_dir) if output_dir is not None else default_run_dir(labeled_size)
+    check_output_folder(output_dir)
     if output_dir.exists() and not overwrite:
         raise ToolkitError(f"{output_dir} already exists: pass --overwrite to replace it or choose --output-dir")
+    # Imported after the checks above, so that a refused input costs no TensorFlow start-up.
+    import keras
+
+    from altoolkit.plots import plot_training_history
+
     started = time.perf_counter()
-    model = compiled_model(dataset, recipe, seed)
+    model = compiled_model(dataset, recipe, seed, architecture)
     with atomic_directory(output_dir, overwrite=overwrite) as work_dir:
         model_path = work_dir / MODEL_FILENAME
         has_validation = len(validation_idx) > 0
@@ -240,11 +292,13 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
         history = fit_model(model, dataset, train_idx, validation_idx, recipe, seed, [checkpoint], verbose)
         training_seconds = time.perf_counter() - started
         best_model = keras.models.load_model(model_path, compile=False, safe_mode=True)
+        check_finite_weights(best_model, recipe.learning_rate)
         evaluation = evaluate_model(best_model, dataset)
+        test_accuracy = evaluation["accuracy"] if evaluation["test_size"] else None
         history_dict = {key: [float(v) for v in values] for key, values in history.history.items()}
         monitored = history_dict["val_accuracy" if has_validation else "accuracy"]
         metrics = {
-            "test_accuracy": evaluation["accuracy"],
+            "test_accuracy": test_accuracy,
             "per_class_accuracy": evaluation["per_class_accuracy"],
             "test_size": evaluation["test_size"],
             "best_epoch": int(np.argmax(monitored)) + 1,
@@ -258,6 +312,7 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
             "validation_indices": [int(validation_idx[0]), int(validation_idx[-1]) + 1] if has_validation else None,
             "seed": int(seed),
             "recipe": recipe.as_dict(),
+            "architecture": ARCHITECTURE_RECIPE if architecture is None else fresh_copy_description(architecture),
             "history": history_dict,
             "training_seconds": round(training_seconds, 2),
             "versions": library_versions(),
@@ -267,8 +322,13 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
         plot_training_history(history_dict, work_dir / HISTORY_PLOT_FILENAME,
                               title=f"{dataset.name}: {len(train_idx)} training images, seed {seed}")
     return TrainResult(output_dir=output_dir, model_path=output_dir / MODEL_FILENAME,
-                       test_accuracy=evaluation["accuracy"],
+                       test_accuracy=test_accuracy,
                        per_class_accuracy=evaluation["per_class_accuracy"], metrics=metrics)
+
+
+def fresh_copy_description(architecture) -> str:
+    """What metrics.json records as the architecture when a given model's architecture was retrained."""
+    return f"fresh copy of {architecture.name} (its layers, new initial weights)"
 
 
 def library_versions() -> dict[str, str]:

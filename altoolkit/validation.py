@@ -45,6 +45,13 @@ def check_positive_float(value, name: str) -> float:
     return float(value)
 
 
+def check_fraction(value, name: str) -> float:
+    """``value`` as a float in [0, 1) (NaN is refused): a share of a set that must leave something over."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) < 1:
+        raise ToolkitError(f"{name} must be a number from 0 up to (not including) 1, got {_shown(value)}")
+    return float(value)
+
+
 def _shown(value, limit: int = 40) -> str:
     """A short repr for an error line (a 60,000-digit integer must not become a 60,000-character message)."""
     try:
