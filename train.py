@@ -12,7 +12,7 @@ from typing import Sequence
 
 from altoolkit.cli import (ToolkitArgumentParser, add_dataset_arguments, dataset_classes, dataset_from_args,
                            keras_verbosity, seed_argument)
-from altoolkit.data import DEFAULT_IMAGE_SIZE, load_dataset
+from altoolkit.data import DEFAULT_IMAGE_SIZE, check_dataset_argument, load_dataset
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.training import DEFAULT_MODELS_DIR, TrainResult, default_run_dir, recipe_for
 from altoolkit.training import train_model as train_on_dataset
@@ -34,6 +34,7 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
     the training set and trains on all of it (``labeled_size`` is then ignored); ``pool`` overrides where the
     store's pool folder is.
     """
+    check_dataset_argument(dataset)
     if dataset is None:
         class_list = dataset_classes(dataset_name, None) if classes is None else list(classes)
         dataset = load_dataset(dataset_name, path=data_path, classes=class_list, image_size=image_size)

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from altoolkit.data import Dataset
+from altoolkit.data import Dataset, check_dataset_argument
 from altoolkit.errors import ToolkitError
 from altoolkit.files import atomic_directory, write_json
 
@@ -219,6 +219,7 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
     fingerprint, indices used) and ``training_history.png`` into ``output_dir`` (default
     ``models/<labeled_size>_train``), atomically. Same seed → same validation split, same initial weights.
     """
+    check_dataset_argument(dataset, name_option=None)
     import keras
 
     from altoolkit.plots import plot_training_history

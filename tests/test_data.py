@@ -1048,3 +1048,41 @@ def test_unknown_class_error_lists_a_few_names_of_many():
         select_classes(dataset, ["zebra"])
     assert_short_line(excinfo)
 
+
+def call_with_a_dataset_name(function_name: str):
+    """Call one Python API entry point with ``dataset="digits"`` (a name where a loaded Dataset belongs)."""
+    import importlib
+
+    module_name, function = function_name.rsplit(".", 1)
+    target = getattr(importlib.import_module(module_name), function)
+    if function == "analyze_intersection":
+        return target([], [], [], dataset="digits")
+    return target(dataset="digits")
+
+
+@pytest.mark.parametrize("function_name", [
+    "train.train_model", "AL_cycle.ActiveLearningAnalyzer", "altoolkit.analyses.open_pool",
+    "Evaluation.Uncertainty.uncertainty.analyze_uncertainty", "Evaluation.Diversity.diversity.analyze_diversity",
+    "Evaluation.Novelty.novelty.analyze_novelty", "Evaluation.Image_selec.image_selection.analyze_intersection",
+])
+def test_dataset_given_a_name_says_to_pass_dataset_name(function_name, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    if function_name == "altoolkit.analyses.open_pool":
+        from altoolkit.analyses import open_pool
+
+        with pytest.raises(TypeError, match=r"dataset= takes a Dataset .* not the str 'digits': pass a dataset's name "
+                                            r"as dataset_name="):
+            open_pool("model.keras", 10, 10, 20, dataset="digits")
+        return
+    with pytest.raises(TypeError, match=r"dataset= takes a Dataset loaded by altoolkit\.data\.load_dataset, not the "
+                                        r"str 'digits': pass a dataset's name as dataset_name="):
+        call_with_a_dataset_name(function_name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_training_given_a_name_says_to_load_the_dataset():
+    from altoolkit.training import train_model
+
+    with pytest.raises(TypeError, match=r"dataset= takes a Dataset .* not the str 'digits': load it with "
+                                        r"load_dataset\(name\)"):
+        train_model(dataset="digits")
