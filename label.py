@@ -54,14 +54,16 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
     if int(model.outputs[0].shape[1]) != folder.num_classes:
         raise ToolkitError(f"{model_path} predicts {model.outputs[0].shape[1]} classes but {labeled} has "
                            f"{folder.num_classes}: train the model on this labeled folder (train.py --dataset folder)")
+    pool_images = scan_pool(pool)
+    pool_pixels = read_pool_images(pool, pool_images, size)  # a bad pool image is refused before the store is touched
     store = LabelStore(project, class_names=folder.class_names)
     with store:
-        pool_images = scan_pool(pool)
         store.add_images(pool_images)
         store.set_meta("pool", str(Path(pool).resolve()))
         store.set_meta("labeled", str(Path(labeled).resolve()))
         already = store.current_labels()
-        candidates = [image for image in pool_images if image.image_id not in already]
+        unlabeled = [index for index, image in enumerate(pool_images) if image.image_id not in already]
+        candidates = [pool_images[index] for index in unlabeled]
         if not candidates:
             raise ToolkitError(f"every image in {pool} is labeled already: retrain, or add images to the pool")
         store_images, store_classes = store_labeled_images(store, pool, size)
@@ -70,7 +72,7 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
         if verbose:
             print(f"pool: {len(candidates)} unlabeled of {len(pool_images)} images; labeled: "
                   f"{len(folder.x_train)} in {labeled} + {len(store_classes)} in the store")
-        images = np.concatenate([labeled_images, read_pool_images(pool, candidates, size)])
+        images = np.concatenate([labeled_images, pool_pixels[unlabeled]])
         probabilities, embeddings = probabilities_and_embeddings(model, images)
         labeled_embeddings = embeddings[:len(labeled_images)]
         pool_probabilities, pool_embeddings = probabilities[len(labeled_images):], embeddings[len(labeled_images):]
