@@ -9,7 +9,6 @@ import pickle
 import re
 import signal
 import tarfile
-import warnings
 import zipfile
 from pathlib import Path
 
