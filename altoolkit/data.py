@@ -774,7 +774,7 @@ def _npy_header(archive: zipfile.ZipFile, member: str) -> tuple[tuple[int, ...],
 
 def _check_npz_headers(headers: dict, shown: str) -> None:
     """Dtypes, shapes, sizes and memory of the .npz arrays, from their headers alone."""
-    for key, (shape, dtype, available) in headers.items():
+    for key, (_, dtype, _) in headers.items():
         kinds = "US" if key == "class_names" else "biuf"  # strings; bool, integer or float (no complex, no objects)
         if dtype.hasobject or dtype.kind not in kinds:
             raise ToolkitError(f"cannot read {shown} as .npz ({key} holds {dtype.name} values, not "
