@@ -59,12 +59,15 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
         raise ToolkitError(f"{model_path} predicts {model.outputs[0].shape[1]} classes but {labeled} has "
                            f"{folder.num_classes}: train the model on this labeled folder (train.py --dataset folder)")
     pool_images = scan_pool(pool)
+    pool_pixels = read_pool_images(pool, pool_images, size)  # a bad pool image is refused before the store is touched
     store = LabelStore(project, class_names=folder.class_names)
     with store:
         already = store.current_labels()
         waiting = images_waiting_for_labels(store, already)
         unlabeled = [image for image in pool_images if image.image_id not in already]
-        candidates = [image for image in unlabeled if image.image_id not in waiting]
+        candidate_rows = [row for row, image in enumerate(pool_images)
+                          if image.image_id not in already and image.image_id not in waiting]
+        candidates = [pool_images[row] for row in candidate_rows]
         left_out = sorted({waiting[image.image_id] for image in unlabeled if image.image_id in waiting})
         if not candidates:
             if left_out:
@@ -81,7 +84,7 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
             if left_out:
                 print(f"left out {len(unlabeled) - len(candidates)} unlabeled images that round "
                       f"{_rounds_text(left_out)} selected already: label them with label.py serve --round N")
-        images = np.concatenate([labeled_images, read_pool_images(pool, candidates, size)])
+        images = np.concatenate([labeled_images, pool_pixels[candidate_rows]])
         probabilities, embeddings = probabilities_and_embeddings(model, images)
         labeled_embeddings = embeddings[:len(labeled_images)]
         pool_probabilities, pool_embeddings = probabilities[len(labeled_images):], embeddings[len(labeled_images):]

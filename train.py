@@ -12,7 +12,7 @@ from typing import Sequence
 
 from altoolkit.cli import (ToolkitArgumentParser, add_dataset_arguments, dataset_classes, dataset_from_args,
                            fraction_argument, keras_verbosity, positive_float, positive_int, seed_argument)
-from altoolkit.data import DEFAULT_IMAGE_SIZE, load_dataset
+from altoolkit.data import DEFAULT_IMAGE_SIZE, check_dataset_argument, load_dataset
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.model import IMAGENET_WEIGHTS_FILE
 from altoolkit.training import DEFAULT_MODELS_DIR, TrainResult, default_run_dir, recipe_for
@@ -37,6 +37,7 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
     store's pool folder is. A seed outside 0..2**32-1 is refused before any data is loaded.
     """
     seed = check_seed(seed)
+    check_dataset_argument(dataset)
     if dataset is None:
         class_list = dataset_classes(dataset_name, None) if classes is None else list(classes)
         dataset = load_dataset(dataset_name, path=data_path, classes=class_list, image_size=image_size)

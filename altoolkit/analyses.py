@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import AL_functions as alf
-from altoolkit.data import Dataset
+from altoolkit.data import Dataset, check_dataset_argument
 from altoolkit.errors import ToolkitError
 from altoolkit.files import load_npy, save_npy, save_npz, write_json, write_text
 from altoolkit.outputs import DEFAULT_CACHE_DIR, ModelOutputCache, RangeOutputs, validate_pool_range
@@ -117,6 +117,7 @@ def open_pool(model_path: str | os.PathLike, labeled_size: int, start_idx: int, 
     from altoolkit.cli import dataset_classes
     from altoolkit.data import load_dataset
 
+    check_dataset_argument(dataset)
     if dataset is not None:
         options = {"dataset_name": dataset.name, "classes": list(dataset.class_names), "data_path": None,
                    "image_size": dataset.image_shape[0]}

@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Callable
 
-from altoolkit.data import DATASET_NAMES, DEFAULT_IMAGE_SIZE, Dataset, load_dataset, parse_classes
+from altoolkit.data import (DATASET_NAMES, DEFAULT_IMAGE_SIZE, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, Dataset,
+                            check_image_size, load_dataset, parse_classes)
 from altoolkit.errors import ToolkitError
 from altoolkit.validation import (check_fraction, check_non_negative_int, check_positive_float, check_positive_int,
                                   check_seed)
@@ -49,6 +50,9 @@ positive_float = _argument_type(check_positive_float, float, "a positive number"
 fraction_argument = _argument_type(check_fraction, float, "a number from 0 to below 1")
 """``type=`` for shares of a set, such as a validation fraction: 0 up to (not including) 1."""
 
+image_size_argument = _argument_type(check_image_size, int, "an image size")
+"""``type=`` for ``--image-size``: MIN_IMAGE_SIZE to MAX_IMAGE_SIZE pixels."""
+
 DEFAULT_CLASSES = {"cifar10": "airplane,automobile,ship"}
 
 
@@ -62,8 +66,9 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, default: str = "cifar
     group.add_argument("--data-path", default=None,
                        help="archive, folder or .npz to read (cifar10: cifar-10-python.tar.gz or "
                             "cifar-10-batches-py/, also $AL_CIFAR10_PATH; required for folder and npz)")
-    group.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE,
-                       help=f"images are resized to this square size (default: {DEFAULT_IMAGE_SIZE})")
+    group.add_argument("--image-size", type=image_size_argument, default=DEFAULT_IMAGE_SIZE,
+                       help=f"images are resized to this square size, {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} "
+                            f"(default: {DEFAULT_IMAGE_SIZE})")
 
 
 def dataset_classes(name: str, classes: str | None) -> list[int | str] | None:

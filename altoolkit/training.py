@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from altoolkit.data import Dataset
+from altoolkit.data import Dataset, check_dataset_argument
 from altoolkit.errors import ToolkitError
 from altoolkit.files import atomic_directory, check_output_folder, write_json
 from altoolkit.validation import check_fraction, check_positive_float, check_positive_int, check_seed
@@ -269,6 +269,7 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
     fresh weights. A diverging run (NaN or infinite loss) is a ToolkitError and writes nothing.
     """
     seed = check_seed(seed)
+    check_dataset_argument(dataset, name_option=None)
     recipe.validate()
     train_idx, validation_idx = training_indices(dataset, labeled_size, additional_indices,
                                                  recipe.validation_fraction)

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import gzip
+import io
+import os
 import pickle
 import re
+import signal
 import tarfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+import altoolkit.data
 from altoolkit.data import (CIFAR10_CLASSES, DATASET_NAMES, DIGITS_TRAIN_SIZE, FASHION_MNIST_CLASSES,
-                            FASHION_MNIST_DEBIAN_DIR, load_dataset, parse_classes, select_classes)
+                            FASHION_MNIST_DEBIAN_DIR, MAX_IMAGE_SIZE, Dataset, load_dataset, parse_classes,
+                            read_image, select_classes)
 from altoolkit.errors import ToolkitError
 
 CIFAR_PER_BATCH = 6
@@ -24,12 +30,30 @@ CIFAR_TRAIN_SIZE = 5 * CIFAR_PER_BATCH
 @pytest.fixture(autouse=True)
 def no_data_env(monkeypatch):
     """Tests see none of the developer's data-location variables."""
-    for name in ("AL_CIFAR10_PATH", "AL_DATA_DIR", "AL_FASHION_MNIST_DIR"):
+    for name in ("AL_CIFAR10_PATH", "AL_DATA_DIR", "AL_FASHION_MNIST_DIR", "AL_MAX_IMAGE_PIXELS", "AL_MAX_CLASSES"):
         monkeypatch.delenv(name, raising=False)
 
 
 def assert_one_line(excinfo) -> None:
     assert "\n" not in str(excinfo.value)
+
+
+def assert_short_line(excinfo, limit: int = 400) -> None:
+    assert "\n" not in str(excinfo.value) and len(str(excinfo.value)) <= limit, str(excinfo.value)[:500]
+
+
+@pytest.fixture
+def no_hang():
+    """Fails the test (instead of hanging the suite) when what it runs blocks for 20 s, e.g. on a named pipe."""
+
+    def timed_out(signum, frame):
+        raise TimeoutError("blocked for 20 s")
+
+    previous = signal.signal(signal.SIGALRM, timed_out)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 # ---------------------------------------------------------------- digits
@@ -241,6 +265,98 @@ def test_cifar10_labels_out_of_range(tmp_path):
         load_dataset("cifar10", path=folder)
 
 
+@pytest.mark.parametrize("batch, problem", [
+    ({b"data": np.zeros((6, 100), np.uint8), b"labels": [0] * 6}, r"data of uint8 \(6, 100\)"),
+    ({b"data": np.zeros((6, 3072)), b"labels": [0] * 6}, r"data of float64 \(6, 3072\)"),
+    ({b"data": [[0] * 3072] * 6, b"labels": [0] * 6}, r"data of type list"),
+    ({b"data": np.zeros((6, 3072), np.uint8), b"labels": [0.5] * 6}, r"6 images but labels of float64"),
+    ({b"data": np.zeros((6, 3072), np.uint8), b"labels": [0] * 5}, r"6 images but labels of int64 \(5,\)"),
+    ({b"data": np.zeros((6, 3072), np.uint8), b"labels": [[0, 1]] * 6}, r"6 images but labels of int64 \(6, 2\)"),
+    ([1, 2, 3], r"no data and labels"),
+], ids=["wrong row length", "float pixels", "list pixels", "float labels", "too few labels", "2-D labels",
+        "not a dict"])
+def test_cifar10_batch_with_wrong_shapes_or_types(tmp_path, batch, problem):
+    folder = write_cifar_folder(tmp_path / "cifar-10-batches-py")
+    (folder / "data_batch_4").write_bytes(pickle.dumps(batch))
+    with pytest.raises(ToolkitError, match=rf"not hold CIFAR-10 batches in the official format \(data_batch_4 has "
+                                           rf"{problem}") as excinfo:
+        load_dataset("cifar10", path=folder)
+    assert_short_line(excinfo)
+
+
+def test_cifar10_huge_label_is_one_short_error(tmp_path):
+    folder = write_cifar_folder(tmp_path / "cifar-10-batches-py", labels_for=lambda i: 2**63 - 1 if i == 3 else 0)
+    with pytest.raises(ToolkitError, match=r"train labels must lie in 0\.\.9 .*found 0\.\.9223372036854775807"):
+        load_dataset("cifar10", path=folder)
+    write_cifar_folder(tmp_path / "beyond" / "cifar-10-batches-py", labels_for=lambda i: 2**100 if i == 3 else 0)
+    with pytest.raises(ToolkitError, match=r"data_batch_1 has labels up to 1267650600228229401496\d*…") as excinfo:
+        load_dataset("cifar10", path=tmp_path / "beyond")
+    assert_short_line(excinfo)
+
+
+def test_cifar10_batch_that_would_run_code_is_refused_without_running_it(tmp_path):
+    UNPICKLED.clear()
+    folder = write_cifar_folder(tmp_path / "cifar-10-batches-py")
+    (folder / "data_batch_1").write_bytes(pickle.dumps({b"data": Tripwire(), b"labels": [0]}))
+    with pytest.raises(ToolkitError, match=r"batch data_batch_1 is not plain data \(it asks for .*record_unpickling"
+                                           r".*could run code\)"):
+        load_dataset("cifar10", path=folder)
+    assert UNPICKLED == []
+
+
+def test_cifar10_batches_pickled_with_protocol_2_still_load(tmp_path):
+    """Python-2-era pickles (the official files) name numpy.core and encode bytes with _codecs."""
+    folder = write_cifar_folder(tmp_path / "cifar-10-batches-py")
+    for name in [*CIFAR_BATCHES, "batches.meta"]:
+        (folder / name).write_bytes(pickle.dumps(pickle.loads((folder / name).read_bytes()), protocol=2))
+    assert_is_generated_cifar(load_dataset("cifar10", path=folder))
+
+
+@pytest.mark.parametrize("label_names, message", [
+    ("airplane", r"batches\.meta lacks its list label_names"),
+    ([b"cat", b"cat"] + [f"c{i}".encode() for i in range(8)], r"the class name 'cat' appears twice"),
+    ([b""] + [f"c{i}".encode() for i in range(9)], r"class name '' must be 1 to 100 characters"),
+    (list(range(10)), r"class names must be strings, got 0"),
+])
+def test_cifar10_bad_label_names(tmp_path, label_names, message):
+    folder = write_cifar_folder(tmp_path / "cifar-10-batches-py")
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": label_names}))
+    with pytest.raises(ToolkitError, match=message):
+        load_dataset("cifar10", path=folder)
+
+
+def test_cifar10_oversized_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    folder = write_cifar_folder(tmp_path / "build" / "cifar-10-batches-py")
+    archive = tar_gz(folder, tmp_path / "cifar-10-python.tar.gz")
+    monkeypatch.setattr(altoolkit.data, "MAX_CIFAR10_FILE_BYTES", 1000)
+    with pytest.raises(ToolkitError, match=r"data_batch_1 is larger than any CIFAR-10 batch"):
+        load_dataset("cifar10", path=folder)
+    with pytest.raises(ToolkitError, match=r"holds more data than the CIFAR-10 archive"):
+        load_dataset("cifar10", path=archive)
+
+
+def test_cifar10_archive_stops_unpacking_at_its_limit(tmp_path, monkeypatch):
+    """A gzip bomb before the batches: unpacking stops at the limit instead of inflating all of it."""
+    folder = write_cifar_folder(tmp_path / "build" / "cifar-10-batches-py")
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        padding = tarfile.TarInfo("cifar-10-batches-py/readme.html")
+        padding.size = 10**6
+        tar.addfile(padding, io.BytesIO(bytes(padding.size)))
+        tar.add(folder, arcname=folder.name)
+    assert_is_generated_cifar(load_dataset("cifar10", path=archive))
+    monkeypatch.setattr(altoolkit.data, "MAX_CIFAR10_ARCHIVE_BYTES", 10**5)
+    with pytest.raises(ToolkitError, match=r"holds more data than the CIFAR-10 archive"):
+        load_dataset("cifar10", path=archive)
+
+
+def test_cifar10_path_that_is_a_pipe_is_refused_without_blocking(tmp_path, no_hang):
+    pipe = tmp_path / "cifar-10-python.tar.gz"
+    os.mkfifo(pipe)
+    with pytest.raises(ToolkitError, match=r"is neither a file nor a folder"):
+        load_dataset("cifar10", path=pipe)
+
+
 # ---------------------------------------------------------------- fashion_mnist (generated idx files)
 
 def write_idx(file: Path, array: np.ndarray) -> None:
@@ -334,6 +450,43 @@ def test_fashion_mnist_image_and_label_counts_differ(tmp_path):
 def test_fashion_mnist_folder_without_idx_files(tmp_path):
     with pytest.raises(ToolkitError, match=r"lacks the Fashion-MNIST idx files"):
         load_dataset("fashion_mnist", path=tmp_path)
+
+
+def write_idx_header(file: Path, dims: tuple[int, ...], body: bytes = b"") -> None:
+    """An idx file whose header claims ``dims`` but holds only ``body``."""
+    with gzip.open(file, "wb") as handle:
+        handle.write(bytes([0, 0, 8, len(dims)]) + b"".join(d.to_bytes(4, "big") for d in dims) + body)
+
+
+def test_fashion_mnist_header_promising_a_huge_array_is_refused_before_reading(tmp_path):
+    folder = write_fashion_folder(tmp_path)
+    write_idx_header(folder / "train-images-idx3-ubyte.gz", (2**32 - 1, 28, 28), bytes(100))
+    with pytest.raises(ToolkitError, match=r"train-images-idx3-ubyte\.gz \(shape \(4294967295, 28, 28\)\) needs "
+                                           r"3,367\.3 GB of memory") as excinfo:
+        load_dataset("fashion_mnist", path=folder)
+    assert_short_line(excinfo)
+
+
+def test_fashion_mnist_header_promising_huge_images_is_refused(tmp_path):
+    folder = write_fashion_folder(tmp_path)
+    write_idx_header(folder / "t10k-images-idx3-ubyte.gz", (3, 100000, 100000))
+    with pytest.raises(ToolkitError, match=r"t10k-images-idx3-ubyte\.gz is 100000×100000 = 10,000,000,000 pixels, "
+                                           r"more than the limit of 67,108,864"):
+        load_dataset("fashion_mnist", path=folder)
+
+
+def test_fashion_mnist_idx_with_the_wrong_number_of_dimensions(tmp_path):
+    folder = write_fashion_folder(tmp_path)
+    write_idx(folder / "train-labels-idx1-ubyte.gz", np.zeros((5, 2, 2)))
+    with pytest.raises(ToolkitError, match=r"train-labels-idx1-ubyte\.gz has 3 dimensions, expected 1 \(N labels\)"):
+        load_dataset("fashion_mnist", path=folder)
+
+
+def test_fashion_mnist_idx_longer_than_its_header(tmp_path):
+    folder = write_fashion_folder(tmp_path)
+    write_idx_header(folder / "train-labels-idx1-ubyte.gz", (5,), bytes(6))
+    with pytest.raises(ToolkitError, match=r"train-labels-idx1-ubyte\.gz is longer than its header says"):
+        load_dataset("fashion_mnist", path=folder)
 
 
 def test_fashion_mnist_offline_without_package(tmp_path, monkeypatch):
@@ -462,6 +615,128 @@ def test_folder_path_is_a_file(tmp_path):
         load_dataset("folder", path=file)
 
 
+def test_folder_zero_byte_image(tmp_path):
+    root = write_flat_folder(tmp_path)
+    (root / "cat" / "empty.png").write_bytes(b"")
+    with pytest.raises(ToolkitError, match=r"cannot read image .*cat/empty\.png.*remove or replace the file"):
+        load_dataset("folder", path=root)
+
+
+@pytest.mark.parametrize("target", ["loop.png", "missing.png"], ids=["symlink loop", "broken symlink"])
+def test_folder_link_that_leads_nowhere_is_an_error_not_a_dropped_image(tmp_path, target):
+    root = write_flat_folder(tmp_path)
+    os.symlink(target, root / "dog" / "loop.png")
+    with pytest.raises(ToolkitError, match=r"dog/loop\.png is not a regular image file \(a broken or looping link"):
+        load_dataset("folder", path=root)
+
+
+def test_folder_pipe_with_an_image_suffix_is_refused_without_blocking(tmp_path, no_hang):
+    root = write_flat_folder(tmp_path)
+    os.mkfifo(root / "cat" / "stream.png")
+    with pytest.raises(ToolkitError, match=r"cat/stream\.png is not a regular image file"):
+        load_dataset("folder", path=root)
+
+
+def test_folder_unreadable_image_simulated(tmp_path, monkeypatch):
+    """Tests run as root, who reads any file: the refusal Pillow meets on an unreadable file is simulated."""
+    from PIL import Image
+
+    root = write_flat_folder(tmp_path)
+    opened = Image.open
+
+    def refuse_one(file, *args, **kwargs):
+        if Path(file).name == "img_3.png":
+            raise PermissionError(13, "Permission denied", str(file))
+        return opened(file, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", refuse_one)
+    with pytest.raises(ToolkitError, match=r"cannot read image .*img_3\.png: .*Permission denied"):
+        load_dataset("folder", path=root)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_folder_unreadable_files_and_folders(tmp_path):
+    root = write_flat_folder(tmp_path)
+    (root / "cat" / "img_2.png").chmod(0)
+    with pytest.raises(ToolkitError, match=r"cannot read image .*img_2\.png"):
+        load_dataset("folder", path=root)
+    (root / "cat" / "img_2.png").chmod(0o644)
+    (root / "dog").chmod(0)
+    try:
+        with pytest.raises(ToolkitError, match=r"cannot list the folder .*dog: Permission denied"):
+            load_dataset("folder", path=root)
+    finally:
+        (root / "dog").chmod(0o755)
+
+
+def test_folder_class_name_with_a_line_break(tmp_path):
+    root = write_flat_folder(tmp_path)
+    save_image(root / "bad\nname" / "0.png", 1)
+    with pytest.raises(ToolkitError, match=r"class name 'bad\\nname' must be 1 to 100 characters without control "
+                                           r"characters") as excinfo:
+        load_dataset("folder", path=root)
+    assert_one_line(excinfo)
+
+
+def test_folder_with_more_class_folders_than_the_limit(tmp_path, monkeypatch):
+    root = write_flat_folder(tmp_path)
+    save_image(root / "eel" / "0.png", 1)
+    monkeypatch.setenv("AL_MAX_CLASSES", "2")
+    with pytest.raises(ToolkitError, match=r"has 3 classes, more than the limit of 2 \(AL_MAX_CLASSES\)"):
+        load_dataset("folder", path=root)
+    monkeypatch.setenv("AL_MAX_CLASSES", "3")
+    assert load_dataset("folder", path=root, image_size=16).class_names == ("cat", "dog", "eel")
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-5", "9" * 5000])
+def test_a_bad_limit_variable_is_one_clear_error(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("AL_MAX_IMAGE_PIXELS", value)
+    with pytest.raises(ToolkitError, match=r"the environment variable AL_MAX_IMAGE_PIXELS must be a positive "
+                                           r"integer") as excinfo:
+        load_dataset("folder", path=write_flat_folder(tmp_path))
+    assert_short_line(excinfo)
+
+
+def test_image_over_the_pixel_limit_names_its_size_and_the_override(tmp_path, monkeypatch, recwarn):
+    root = write_flat_folder(tmp_path)
+    monkeypatch.setenv("AL_MAX_IMAGE_PIXELS", "200")
+    with pytest.raises(ToolkitError, match=r"image .*cat/img_0\.png is 16×16 = 256 pixels, more than the limit of 200 "
+                                           r"\(a guard against decompression bombs\): shrink the image, or raise the "
+                                           r"limit with AL_MAX_IMAGE_PIXELS=<pixels>"):
+        load_dataset("folder", path=root)
+    monkeypatch.setenv("AL_MAX_IMAGE_PIXELS", "100")
+    with pytest.raises(ToolkitError, match=r"image .*img_0\.png has more than twice the limit of 100 pixels"):
+        load_dataset("folder", path=root)
+    assert not [warning for warning in recwarn if "decompression" in str(warning.message).lower()]
+    monkeypatch.setenv("AL_MAX_IMAGE_PIXELS", "256")
+    assert load_dataset("folder", path=root, image_size=16).x_train.shape == (8, 16, 16, 3)
+
+
+def test_image_pixel_limit_default_fits_phone_photos_not_100_megapixels():
+    assert 50_000_000 < altoolkit.data.max_image_pixels() < 100_000_000
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".tiff"])
+def test_only_the_first_frame_of_a_multi_frame_image_is_decoded(tmp_path, suffix):
+    frames = [Image.new("RGB", (16, 16), color) for color in ((200, 0, 0), (0, 200, 0), (0, 0, 200))]
+    file = tmp_path / f"animated{suffix}"
+    frames[0].save(file, save_all=True, append_images=frames[1:])
+    with Image.open(file) as image:
+        assert image.n_frames == 3
+    decoded = read_image(file, 16)
+    assert tuple(decoded[8, 8]) == (200, 0, 0) or (suffix == ".gif" and decoded[8, 8, 0] > 150)
+
+
+def test_folder_too_large_for_memory_is_refused_before_decoding(tmp_path, monkeypatch):
+    root = write_flat_folder(tmp_path)
+    monkeypatch.setattr(altoolkit.data, "memory_budget", lambda: 10 * 64 * 64 * 3 - 1)
+    monkeypatch.setattr(altoolkit.data, "read_image", lambda file, size: pytest.fail("decoded an image"))
+    with pytest.raises(ToolkitError, match=r"image folder .* as 10 images of 64×64 needs 122\.9 kB of memory, more "
+                                           r"than 122\.9 kB \(50% of this machine's\): use a smaller file, image size "
+                                           r"or class list"):
+        load_dataset("folder", path=root, image_size=64)
+
+
 @pytest.mark.parametrize("name", ["folder", "npz"])
 def test_dataset_needing_a_path(name):
     with pytest.raises(ToolkitError, match=rf"dataset '{name}' needs a path: pass --data-path"):
@@ -574,6 +849,7 @@ def test_npz_bad_shapes_or_dtypes(tmp_path, changes, message):
 
 
 def test_npz_object_array_is_never_unpickled(tmp_path):
+    UNPICKLED.clear()
     file = write_npz(tmp_path / "data.npz", x_train=np.array([Tripwire()] * 6, dtype=object))
     with pytest.raises(ToolkitError, match=r"cannot read .*data\.npz as \.npz .*save plain numeric arrays"):
         load_dataset("npz", path=file)
@@ -592,6 +868,130 @@ def test_npz_missing_file(tmp_path):
         load_dataset("npz", path=tmp_path / "absent.npz")
 
 
+def npz_with_header(file: Path, key: str, shape: tuple[int, ...], descr: str = "|u1", data: bytes = b"") -> Path:
+    """A valid .npz in which ``key``'s .npy header claims ``shape`` but holds only ``data`` (no big array is made)."""
+    write_npz(file)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(file) as source:
+        members = {name: source.read(name) for name in source.namelist()}
+    members[f"{key}.npy"] = header.getvalue() + data
+    with zipfile.ZipFile(file, "w") as target:
+        for name, content in members.items():
+            target.writestr(name, content)
+    return file
+
+
+@pytest.mark.parametrize("label", [2**63, 2**40, 10**6], ids=["2**63", "2**40", "10**6"])
+def test_npz_huge_label_without_class_names_is_refused_quickly_and_briefly(tmp_path, label):
+    y_train = np.array([0, 1, 2, 0, 1, label], dtype=np.uint64)
+    file = write_npz(tmp_path / "data.npz", class_names=None, y_train=y_train)
+    with pytest.raises(ToolkitError, match=rf"has no class_names and labels up to {label}, which would make "
+                                           rf"{label + 1:,} classes, more than the limit of 1,000 \(AL_MAX_CLASSES\)"
+                                           r": fix the labels or add class_names") as excinfo:
+        load_dataset("npz", path=file)
+    assert_short_line(excinfo)
+
+
+def test_npz_class_limit_applies_to_explicit_class_names(tmp_path, monkeypatch):
+    names = np.array([f"c{i}" for i in range(1001)])
+    with pytest.raises(ToolkitError, match=r"class_names must be a list of at most 1,000 names \(AL_MAX_CLASSES\), "
+                                           r"got shape \(1001,\)"):
+        load_dataset("npz", path=write_npz(tmp_path / "data.npz", class_names=names))
+    monkeypatch.setenv("AL_MAX_CLASSES", "1001")
+    assert load_dataset("npz", path=tmp_path / "data.npz", image_size=10).num_classes == 1001
+
+
+def test_npz_up_to_the_class_limit_is_accepted(tmp_path):
+    file = write_npz(tmp_path / "data.npz", class_names=None, y_train=np.array([0, 1, 2, 0, 1, 999]))
+    assert load_dataset("npz", path=file, image_size=10).num_classes == 1000
+
+
+@pytest.mark.parametrize("names, message", [
+    (np.array(["red", "green", "red"]), r"the class name 'red' appears twice: class names must be distinct"),
+    (np.array(["red", "", "blue"]), r"class name '' must be 1 to 100 characters"),
+    (np.array(["red", "   ", "blue"]), r"class name '   ' must be 1 to 100 characters"),
+    (np.array(["red", "gr\neen", "blue"]), r"class name 'gr\\neen' must be 1 to 100 characters without control"),
+    (np.array(["red", "g" * 101, "blue"]), r"class name 'g+… must be 1 to 100 characters"),
+    (np.array([0, 1, 2]), r"cannot read .*data\.npz as \.npz \(class_names holds int64 values, not strings\)"),
+    (np.array([[b"a", b"b", b"c"]]), r"class_names must be a list of at most 1,000 names .*got shape \(1, 3\)"),
+    (np.array([], dtype=str), r"names no classes: give at least one class name"),
+], ids=["duplicate", "empty", "blank", "line break", "too long", "integers", "2-D", "none"])
+def test_npz_bad_class_names(tmp_path, names, message):
+    with pytest.raises(ToolkitError, match=message) as excinfo:
+        load_dataset("npz", path=write_npz(tmp_path / "data.npz", class_names=names))
+    assert_short_line(excinfo)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["NaN", "inf", "-inf"])
+def test_npz_images_with_nan_or_infinity_are_refused(tmp_path, value, recwarn):
+    x_train = np.full((6, 10, 10), 0.5, dtype=np.float32)
+    x_train[2, 3, 4] = value
+    with pytest.raises(ToolkitError, match=r"data\.npz: x_train holds NaN or infinite values: replace them"):
+        load_dataset("npz", path=write_npz(tmp_path / "data.npz", x_train=x_train))
+    assert not recwarn.list
+
+
+@pytest.mark.parametrize("x_test, message", [
+    (np.ones((3, 10, 10), dtype=np.complex64), r"x_test holds complex64 values, not plain numbers"),
+    (np.full((3, 10, 10), "128"), r"x_test holds str.* values, not plain numbers"),
+    (np.full((3, 10, 10), b"128"), r"x_test holds bytes.* values, not plain numbers"),
+    (np.full((3, 10, 10), 4000, dtype=np.uint16), r"x_test holds values from 4000 to 4000: pixel values must lie in "
+                                                   r"0\.\.255 \(or 0\.\.1 for floats\)"),
+    (np.full((3, 10, 10), -0.5), r"x_test holds values from -0\.5 to -0\.5: pixel values must lie in 0\.\.255"),
+    (np.zeros((3, 0, 10), np.uint8), r"each x_test image is 10×0 pixels: images need at least one pixel each way"),
+    (np.zeros((3, 10, 0), np.uint8), r"each x_test image is 0×10 pixels"),
+    (np.zeros((3, 10, 10, 3, 1), np.uint8), r"x_test must be N×H×W, N×H×W×1 or N×H×W×3, got shape \(3, 10, 10, 3, "),
+], ids=["complex", "strings", "bytes", "uint16 4000", "negative floats", "height 0", "width 0", "5 dims"])
+def test_npz_images_of_the_wrong_kind_or_shape(tmp_path, x_test, message):
+    with pytest.raises(ToolkitError, match=message) as excinfo:
+        load_dataset("npz", path=write_npz(tmp_path / "data.npz", x_test=x_test))
+    assert_short_line(excinfo)
+
+
+def test_npz_truncated_file(tmp_path):
+    file = write_npz(tmp_path / "data.npz")
+    file.write_bytes(file.read_bytes()[:-200])
+    with pytest.raises(ToolkitError, match=r"cannot read .*data\.npz as \.npz .*save plain numeric arrays"):
+        load_dataset("npz", path=file)
+
+
+def test_npz_header_promising_a_huge_array_is_refused_without_allocating_it(tmp_path):
+    file = npz_with_header(tmp_path / "data.npz", "x_train", (6, 8000, 8000), data=bytes(1000))
+    with pytest.raises(ToolkitError, match=r"data\.npz is truncated: x_train should hold 384,000,000 bytes, "
+                                           r"the file has 1,000: save it again"):
+        load_dataset("npz", path=file)
+
+
+def test_npz_header_promising_huge_images(tmp_path):
+    file = npz_with_header(tmp_path / "data.npz", "x_test", (3, 30000, 30000))
+    with pytest.raises(ToolkitError, match=r"each x_test image is 30000×30000 = 900,000,000 pixels, more than "):
+        load_dataset("npz", path=file)
+
+
+def test_npz_too_large_for_memory_is_refused_before_reading(tmp_path, monkeypatch):
+    file = write_npz(tmp_path / "data.npz")
+    monkeypatch.setattr(altoolkit.data, "memory_budget", lambda: 100)
+    with pytest.raises(ToolkitError, match=r"data\.npz \(its images\) needs 3\.6 kB of memory, more than 100 bytes"):
+        load_dataset("npz", path=file)
+
+
+def test_npz_path_that_is_a_folder_or_a_pipe(tmp_path, no_hang):
+    os.mkfifo(tmp_path / "pipe.npz")
+    for path in (tmp_path, tmp_path / "pipe.npz"):
+        with pytest.raises(ToolkitError, match=r"\.npz file .* is not a regular file: give the file itself"):
+            load_dataset("npz", path=path)
+
+
+@pytest.mark.parametrize("path, message", [("bad\0name.npz", r"\.npz file not found: bad\\x00name\.npz does not exist"),
+                                           ("x" * 5000 + ".npz", r"cannot be used: .*File name too long")],
+                         ids=["NUL byte", "name too long"])
+def test_unusable_data_paths(path, message):
+    with pytest.raises(ToolkitError, match=message) as excinfo:
+        load_dataset("npz", path=path)
+    assert_short_line(excinfo)
+
+
 # ---------------------------------------------------------------- names, sizes, class lists
 
 def test_unknown_dataset_lists_valid_names():
@@ -599,10 +999,12 @@ def test_unknown_dataset_lists_valid_names():
         load_dataset("mnist")
 
 
-@pytest.mark.parametrize("size", [4, 32.0, "32"])
+@pytest.mark.parametrize("size", [4, 32.0, "32", True, MAX_IMAGE_SIZE + 1, 4096, 10**5000],
+                         ids=["4", "float", "text", "bool", "max+1", "4096", "5000 digits"])
 def test_bad_image_size(size):
-    with pytest.raises(ToolkitError, match=r"image size must be an integer of at least 8"):
+    with pytest.raises(ToolkitError, match=rf"image size must be an integer from 8 to {MAX_IMAGE_SIZE}") as excinfo:
         load_dataset("digits", image_size=size)
+    assert len(str(excinfo.value)) < 200
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -628,3 +1030,58 @@ def test_select_classes_by_name_on_digits(digits):
     subset = select_classes(digits, ["7", 2])
     assert subset.class_names == ("7", "2")
     assert np.array_equal(subset.y_train, np.where(digits.y_train[np.isin(digits.y_train, [7, 2])] == 7, 0, 1))
+
+
+def test_class_id_with_thousands_of_digits_is_one_short_error():
+    with pytest.raises(ToolkitError, match=r"class id '9+… is out of range") as excinfo:
+        parse_classes("1," + "9" * 5000)
+    assert_short_line(excinfo)
+
+
+def test_unknown_class_error_lists_a_few_names_of_many():
+    names = tuple(f"class_{i}" for i in range(1000))
+    empty = np.zeros((0, 8, 8, 3), np.uint8)
+    dataset = Dataset("npz", "npz file x.npz", empty, np.zeros(0, np.int64), empty, np.zeros(0, np.int64), names)
+    with pytest.raises(ToolkitError, match=r"unknown class 'zebra': npz has class_0, .*class_11, … \(1000 classes\)"
+                       ) as excinfo:
+        select_classes(dataset, ["zebra"])
+    assert_short_line(excinfo)
+
+
+def call_with_a_dataset_name(function_name: str):
+    """Call one Python API entry point with ``dataset="digits"`` (a name where a loaded Dataset belongs)."""
+    import importlib
+
+    module_name, function = function_name.rsplit(".", 1)
+    target = getattr(importlib.import_module(module_name), function)
+    if function == "analyze_intersection":
+        return target([], [], [], dataset="digits")
+    return target(dataset="digits")
+
+
+@pytest.mark.parametrize("function_name", [
+    "train.train_model", "AL_cycle.ActiveLearningAnalyzer", "altoolkit.analyses.open_pool",
+    "Evaluation.Uncertainty.uncertainty.analyze_uncertainty", "Evaluation.Diversity.diversity.analyze_diversity",
+    "Evaluation.Novelty.novelty.analyze_novelty", "Evaluation.Image_selec.image_selection.analyze_intersection",
+])
+def test_dataset_given_a_name_says_to_pass_dataset_name(function_name, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    if function_name == "altoolkit.analyses.open_pool":
+        from altoolkit.analyses import open_pool
+
+        with pytest.raises(TypeError, match=r"dataset= takes a Dataset .* not the str 'digits': pass a dataset's name "
+                                            r"as dataset_name="):
+            open_pool("model.keras", 10, 10, 20, dataset="digits")
+        return
+    with pytest.raises(TypeError, match=r"dataset= takes a Dataset loaded by altoolkit\.data\.load_dataset, not the "
+                                        r"str 'digits': pass a dataset's name as dataset_name="):
+        call_with_a_dataset_name(function_name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_training_given_a_name_says_to_load_the_dataset():
+    from altoolkit.training import train_model
+
+    with pytest.raises(TypeError, match=r"dataset= takes a Dataset .* not the str 'digits': load it with "
+                                        r"load_dataset\(name\)"):
+        train_model(dataset="digits")
