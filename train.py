@@ -10,9 +10,9 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from altoolkit.cli import (ToolkitArgumentParser, add_dataset_arguments, dataset_classes, dataset_from_args,
+from altoolkit.cli import (ToolkitArgumentParser, add_dataset_arguments, dataset_from_args,
                            fraction_argument, keras_verbosity, positive_float, positive_int, seed_argument)
-from altoolkit.data import DEFAULT_IMAGE_SIZE, check_dataset_argument, load_dataset
+from altoolkit.data import DEFAULT_IMAGE_SIZE, check_dataset_argument, dataset_classes, load_dataset
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.model import IMAGENET_WEIGHTS_FILE
 from altoolkit.training import DEFAULT_MODELS_DIR, TrainResult, default_run_dir, recipe_for

@@ -114,8 +114,7 @@ def open_pool(model_path: str | os.PathLike, labeled_size: int, start_idx: int, 
     ``classes=None`` means the dataset's default classes (airplane/automobile/ship for CIFAR-10); a string is
     read like ``--classes`` (``"all"`` keeps every class, ``"0,1,8"`` or names pick some).
     """
-    from altoolkit.cli import dataset_classes
-    from altoolkit.data import load_dataset
+    from altoolkit.data import dataset_classes, load_dataset
 
     check_dataset_argument(dataset)
     if dataset is not None:

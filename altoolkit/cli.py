@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import Callable
 
-from altoolkit.data import (DATASET_NAMES, DEFAULT_IMAGE_SIZE, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, Dataset,
-                            check_image_size, load_dataset, parse_classes)
+from altoolkit.data import DATASET_NAMES, DEFAULT_IMAGE_SIZE, Dataset, dataset_classes, load_dataset
+from altoolkit.limits import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, check_image_size
 from altoolkit.errors import ToolkitError
 from altoolkit.validation import (check_fraction, check_non_negative_int, check_positive_float, check_positive_int,
                                   check_seed)
@@ -53,9 +53,6 @@ fraction_argument = _argument_type(check_fraction, float, "a number from 0 to be
 image_size_argument = _argument_type(check_image_size, int, "an image size")
 """``type=`` for ``--image-size``: MIN_IMAGE_SIZE to MAX_IMAGE_SIZE pixels."""
 
-DEFAULT_CLASSES = {"cifar10": "airplane,automobile,ship"}
-
-
 def add_dataset_arguments(parser: argparse.ArgumentParser, default: str = "cifar10") -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--dataset", default=default, choices=DATASET_NAMES,
@@ -69,13 +66,6 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, default: str = "cifar
     group.add_argument("--image-size", type=image_size_argument, default=DEFAULT_IMAGE_SIZE,
                        help=f"images are resized to this square size, {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} "
                             f"(default: {DEFAULT_IMAGE_SIZE})")
-
-
-def dataset_classes(name: str, classes: str | None) -> list[int | str] | None:
-    """The class list an entry point uses: explicit, 'all', or the dataset's default subset."""
-    if classes is not None and classes.strip().lower() == "all":
-        return None
-    return parse_classes(classes if classes is not None else DEFAULT_CLASSES.get(name))
 
 
 def dataset_from_args(args: argparse.Namespace) -> Dataset:

@@ -12,8 +12,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from altoolkit.representations import CONTRAST_OFFSET
-
 
 @keras.saving.register_keras_serializable(package="altoolkit")
 class PatchFeatureLayer(keras.layers.Layer):
@@ -23,9 +21,11 @@ class PatchFeatureLayer(keras.layers.Layer):
     whitening filters followed by per-position arithmetic and one matrix product with the centroids.
     """
 
-    def __init__(self, patch_size: int, pooling: int, n_centroids: int, channels: int, **kwargs):
+    def __init__(self, patch_size: int, pooling: int, n_centroids: int, channels: int, contrast_offset: float,
+                 **kwargs):
         super().__init__(trainable=False, **{key: value for key, value in kwargs.items() if key != "trainable"})
         self.patch_size, self.pooling, self.n_centroids, self.channels = patch_size, pooling, n_centroids, channels
+        self.contrast_offset = float(contrast_offset)
 
     def build(self, input_shape) -> None:
         dimension = self.patch_size * self.patch_size * self.channels
@@ -60,7 +60,7 @@ class PatchFeatureLayer(keras.layers.Layer):
 
         mean = convolve(x, ones) / dimension
         variance = tf.maximum(convolve(x * x, ones) / dimension - mean * mean, 0.0)
-        deviation = tf.sqrt(variance + CONTRAST_OFFSET)
+        deviation = tf.sqrt(variance + self.contrast_offset)
         whitened = (convolve(x, self.filters) - mean * self.filter_sums) / deviation - self.whitened_mean
         squared = (tf.reduce_sum(whitened * whitened, axis=-1, keepdims=True)
                    - 2.0 * tf.tensordot(whitened, self.centroids, axes=1) + self.centroid_norms)
@@ -78,4 +78,4 @@ class PatchFeatureLayer(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "patch_size": self.patch_size, "pooling": self.pooling,
-                "n_centroids": self.n_centroids, "channels": self.channels}
+                "n_centroids": self.n_centroids, "channels": self.channels, "contrast_offset": self.contrast_offset}

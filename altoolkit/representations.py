@@ -106,7 +106,7 @@ class PatchFeatures:
 
         if not hasattr(self, "centroids_"):
             raise ToolkitError("PatchFeatures must be fitted before it becomes a layer: call fit(images) first")
-        layer = PatchFeatureLayer(self.patch_size, self.pooling, self.n_centroids, self.channels_)
+        layer = PatchFeatureLayer(self.patch_size, self.pooling, self.n_centroids, self.channels_, CONTRAST_OFFSET)
         layer.build((None, *self.image_shape_, self.channels_))
         layer.set_fitted(self.whitening_, self.patch_mean_, self.centroids_)
         return layer
@@ -307,8 +307,8 @@ class RepresentationSettings:
     backbone_input_size: int | None = None
 
 
-def label_free_features(name: str, images, *, seed: int = 0, settings: RepresentationSettings = RepresentationSettings(),
-                        cache_dir=None) -> np.ndarray:
+def label_free_features(name: str, images, *, seed: int = 0,
+                        settings: RepresentationSettings = RepresentationSettings(), cache_dir=None) -> np.ndarray:
     """Rows of a label-free representation for every image, fitted on these images (a pool, with its labeled
     set); from ``cache_dir`` when these images were seen with these settings before.
 

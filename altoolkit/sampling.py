@@ -30,7 +30,7 @@ def seeded_ranking(scores, seed: int = 0) -> np.ndarray:
 
 
 def seeded_subsample(n_rows: int, size: int, seed: int = 0) -> np.ndarray:
-    """``size`` distinct positions of ``0..n_rows-1`` drawn with ``seed``, ascending; all of them if ``size ≥ n_rows``."""
+    """``size`` distinct positions of ``0..n_rows-1`` drawn with ``seed``, ascending (all when ``size ≥ n_rows``)."""
     if n_rows < 0 or size < 0:
         raise ToolkitError(f"row count and sample size must be non-negative, got {n_rows} and {size}")
     if size >= n_rows:

@@ -194,7 +194,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
 def fashion_mnist_folder() -> Path | None:
     """Debian's Fashion-MNIST folder when its training images are installed, else None."""
-    from altoolkit.data import FASHION_MNIST_DEBIAN_DIR
+    from altoolkit.sources import FASHION_MNIST_DEBIAN_DIR
 
     needed = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")

@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import altoolkit.data
-from altoolkit.data import (CIFAR10_CLASSES, DATASET_NAMES, DIGITS_TRAIN_SIZE, FASHION_MNIST_CLASSES,
-                            FASHION_MNIST_DEBIAN_DIR, MAX_IMAGE_SIZE, Dataset, load_dataset, parse_classes,
-                            read_image, select_classes)
+import altoolkit.limits
+import altoolkit.sources
+from altoolkit.data import DATASET_NAMES, Dataset, load_dataset, parse_classes, select_classes
+from altoolkit.limits import MAX_IMAGE_SIZE
+from altoolkit.sources import (CIFAR10_CLASSES, DIGITS_TRAIN_SIZE, FASHION_MNIST_CLASSES, FASHION_MNIST_DEBIAN_DIR,
+                               read_image)
 from altoolkit.errors import ToolkitError
 
 CIFAR_PER_BATCH = 6
@@ -328,7 +330,7 @@ def test_cifar10_bad_label_names(tmp_path, label_names, message):
 def test_cifar10_oversized_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
     folder = write_cifar_folder(tmp_path / "build" / "cifar-10-batches-py")
     archive = tar_gz(folder, tmp_path / "cifar-10-python.tar.gz")
-    monkeypatch.setattr(altoolkit.data, "MAX_CIFAR10_FILE_BYTES", 1000)
+    monkeypatch.setattr(altoolkit.sources, "MAX_CIFAR10_FILE_BYTES", 1000)
     with pytest.raises(ToolkitError, match=r"data_batch_1 is larger than any CIFAR-10 batch"):
         load_dataset("cifar10", path=folder)
     with pytest.raises(ToolkitError, match=r"holds more data than the CIFAR-10 archive"):
@@ -345,7 +347,7 @@ def test_cifar10_archive_stops_unpacking_at_its_limit(tmp_path, monkeypatch):
         tar.addfile(padding, io.BytesIO(bytes(padding.size)))
         tar.add(folder, arcname=folder.name)
     assert_is_generated_cifar(load_dataset("cifar10", path=archive))
-    monkeypatch.setattr(altoolkit.data, "MAX_CIFAR10_ARCHIVE_BYTES", 10**5)
+    monkeypatch.setattr(altoolkit.sources, "MAX_CIFAR10_ARCHIVE_BYTES", 10**5)
     with pytest.raises(ToolkitError, match=r"holds more data than the CIFAR-10 archive"):
         load_dataset("cifar10", path=archive)
 
@@ -713,7 +715,7 @@ def test_image_over_the_pixel_limit_names_its_size_and_the_override(tmp_path, mo
 
 
 def test_image_pixel_limit_default_fits_phone_photos_not_100_megapixels():
-    assert 50_000_000 < altoolkit.data.max_image_pixels() < 100_000_000
+    assert 50_000_000 < altoolkit.limits.max_image_pixels() < 100_000_000
 
 
 @pytest.mark.parametrize("suffix", [".gif", ".tiff"])
@@ -729,8 +731,8 @@ def test_only_the_first_frame_of_a_multi_frame_image_is_decoded(tmp_path, suffix
 
 def test_folder_too_large_for_memory_is_refused_before_decoding(tmp_path, monkeypatch):
     root = write_flat_folder(tmp_path)
-    monkeypatch.setattr(altoolkit.data, "memory_budget", lambda: 10 * 64 * 64 * 3 - 1)
-    monkeypatch.setattr(altoolkit.data, "read_image", lambda file, size: pytest.fail("decoded an image"))
+    monkeypatch.setattr(altoolkit.limits, "memory_budget", lambda: 10 * 64 * 64 * 3 - 1)
+    monkeypatch.setattr(altoolkit.sources, "read_image", lambda file, size: pytest.fail("decoded an image"))
     with pytest.raises(ToolkitError, match=r"image folder .* as 10 images of 64×64 needs 122\.9 kB of memory, more "
                                            r"than 122\.9 kB \(50% of this machine's\): use a smaller file, image size "
                                            r"or class list"):
@@ -971,7 +973,7 @@ def test_npz_header_promising_huge_images(tmp_path):
 
 def test_npz_too_large_for_memory_is_refused_before_reading(tmp_path, monkeypatch):
     file = write_npz(tmp_path / "data.npz")
-    monkeypatch.setattr(altoolkit.data, "memory_budget", lambda: 100)
+    monkeypatch.setattr(altoolkit.limits, "memory_budget", lambda: 100)
     with pytest.raises(ToolkitError, match=r"data\.npz \(its images\) needs 3\.6 kB of memory, more than 100 bytes"):
         load_dataset("npz", path=file)
 

@@ -442,9 +442,9 @@ def test_unreadable_or_non_integer_saved_indices_are_one_error(pipeline, tmp_pat
 def test_classes_all_is_honoured_by_the_modules_and_the_image_selection(small_models, tmp_path, monkeypatch,
                                                                         capsys):
     """``--classes all`` must keep every class even where the dataset has a default subset (as CIFAR-10 does)."""
-    import altoolkit.cli
+    import altoolkit.data
 
-    monkeypatch.setitem(altoolkit.cli.DEFAULT_CLASSES, "digits", "0,1,2")
+    monkeypatch.setitem(altoolkit.data.DEFAULT_CLASSES, "digits", "0,1,2")
     results, cache = tmp_path / "results", tmp_path / "cache"
     for name, main in MAINS.items():
         argv = pool_argv(small_models["flat"], results / name, cache, "--classes", "all", "--no-plots", "--quiet")

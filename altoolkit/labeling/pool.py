@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from altoolkit.data import FOLDER_ORDER_SEED, IMAGE_SUFFIXES, Dataset, read_image
+from altoolkit.data import Dataset
+from altoolkit.sources import FOLDER_ORDER_SEED, IMAGE_SUFFIXES, read_image
 from altoolkit.errors import ToolkitError
 from altoolkit.files import file_sha256
 from altoolkit.labeling.store import LabelStore, StoredImage
