@@ -21,18 +21,11 @@ import pytest
 
 import label
 from altoolkit.errors import ToolkitError
-from altoolkit.labeling.exports import (
-    CONFIG_FILENAME,
-    MANIFEST_FILENAME,
-    TASKS_FILENAME,
-    ImportCounts,
-    export_batch,
-    from_spreadsheet_cell,
-    import_labels,
-    read_labels_file,
-)
+from altoolkit.labeling.exports import (CONFIG_FILENAME, MANIFEST_FILENAME, TASKS_FILENAME, ImportCounts, export_batch,
+                                        from_spreadsheet_cell, import_labels, read_labels_file)
 from altoolkit.labeling.pool import image_id, is_image_id, pool_file, scan_pool, store_labeled_images
-from altoolkit.labeling.store import SCHEMA_VERSION, VERSION_1_TABLES, BatchItem, LabelStore, RowDamage, StoreBusyError
+from altoolkit.labeling.schema import SCHEMA_VERSION, VERSION_1_TABLES
+from altoolkit.labeling.store import BatchItem, LabelStore, RowDamage, StoreBusyError
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("cat", "dog", "bird")

@@ -11,14 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from altoolkit.errors import ToolkitError
-from altoolkit.labeling.exports import (
-    FORMULA_TRIGGERS,
-    decode_labels_file,
-    from_spreadsheet_cell,
-    read_label_studio_labels,
-    read_manifest_labels,
-    spreadsheet_cell,
-)
+from altoolkit.labeling.exports import (FORMULA_TRIGGERS, decode_labels_file, from_spreadsheet_cell,
+                                        read_label_studio_labels, read_manifest_labels, spreadsheet_cell)
 
 names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
 json_values = st.recursive(

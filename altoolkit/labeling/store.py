@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
-import math
 import os
 import sqlite3
 import threading
@@ -34,19 +33,15 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from altoolkit.errors import ToolkitError
-from altoolkit.files import atomic_path
-from altoolkit.validation import check_positive_float
+from altoolkit.labeling.schema import (MIGRATIONS, SCHEMA_VERSION, STORE_FILENAME, TABLES, check_header,
+                                       class_names_problem, connect, count_rows, create_store, error_kind,
+                                       json_object)
+from altoolkit.validation import _shown, check_positive_float
 
-STORE_FILENAME = "labels.sqlite"
-SCHEMA_VERSION = 2
-TABLES = ("meta", "images", "rounds", "batch_items", "labels")
-SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_SECONDS = 5.0
 """Longest a read or write waits while another thread or program writes to the store, before StoreBusyError."""
 DAMAGE_SHOWN = 3
 """Damaged rows named in one error line (the count says how many more there are)."""
-SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 5, 6, 8
-"""SQLite's primary result codes for a lock held elsewhere and a read-only database (Python 3.10 lacks names)."""
 
 
 @dataclass(frozen=True)
@@ -82,40 +77,6 @@ class LabelEvent:
     labeled_at: float
     round_id: int | None
     source: str
-
-
-def _create_version_1(connection: sqlite3.Connection) -> None:
-    for statement in VERSION_1_TABLES.split(";"):
-        if statement.strip():
-            connection.execute(statement)
-
-
-VERSION_1_TABLES = """
-        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE images (
-            id TEXT PRIMARY KEY, relative_path TEXT NOT NULL, sha256 TEXT NOT NULL, added_at REAL NOT NULL);
-        CREATE TABLE rounds (
-            id INTEGER PRIMARY KEY, strategy TEXT NOT NULL, parameters TEXT NOT NULL, created_at REAL NOT NULL);
-        CREATE TABLE batch_items (
-            round_id INTEGER NOT NULL REFERENCES rounds(id), position INTEGER NOT NULL,
-            image_id TEXT NOT NULL REFERENCES images(id), predicted_class TEXT NOT NULL,
-            probabilities TEXT NOT NULL, scores TEXT NOT NULL,
-            PRIMARY KEY (round_id, position), UNIQUE (round_id, image_id));
-        CREATE TABLE labels (
-            id INTEGER PRIMARY KEY AUTOINCREMENT, image_id TEXT NOT NULL REFERENCES images(id),
-            class_name TEXT, labeler TEXT NOT NULL, labeled_at REAL NOT NULL,
-            round_id INTEGER REFERENCES rounds(id));
-        CREATE INDEX labels_by_image ON labels (image_id, id);
-"""
-
-
-def _add_label_source(connection: sqlite3.Connection) -> None:
-    """Version 2: where each label came from (the labeling page, a CSV, a Label Studio export)."""
-    connection.execute("ALTER TABLE labels ADD COLUMN source TEXT NOT NULL DEFAULT 'unknown'")
-
-
-MIGRATIONS = {1: _create_version_1, 2: _add_label_source}
-"""Version → the step that brings a database from the previous version to it, applied in order."""
 
 
 class StoreBusyError(ToolkitError):
@@ -160,10 +121,10 @@ class LabelStore:
         if not self.path.exists():
             if class_names is None or read_only:
                 raise ToolkitError(f"no label store at {self.path}: create the project with `label.py select` first")
-            _create_store(self.path, _checked_class_names(class_names))
-        _check_header(self.path)
+            create_store(self.path, _checked_class_names(class_names))
+        check_header(self.path)
         writable = os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
-        self._connection = self._reader = _connect(self.path, writable, self.busy_timeout)
+        self._connection = self._reader = connect(self.path, writable, self.busy_timeout)
         try:
             self._check_schema()
             self.class_names: tuple[str, ...] = self._stored_class_names()
@@ -182,7 +143,7 @@ class LabelStore:
                     self._connection.execute("PRAGMA synchronous=FULL")
                     self._connection.execute("PRAGMA foreign_keys=ON")
                 self._migrate()
-                self._reader = _connect(self.path, writable, self.busy_timeout)
+                self._reader = connect(self.path, writable, self.busy_timeout)
                 self._reader.execute("PRAGMA query_only = ON")
                 self._read_lock = threading.RLock()
         except BaseException:
@@ -220,7 +181,7 @@ class LabelStore:
 
     def _stored_class_names(self) -> tuple[str, ...]:
         rows = self._read("SELECT value FROM meta WHERE key = 'class_names'")
-        problem = _class_names_problem(rows[0][0] if rows else None)
+        problem = class_names_problem(rows[0][0] if rows else None)
         if problem is None:
             return tuple(json.loads(rows[0][0]))
         damage = RowDamage("meta", "'class_names'", problem)
@@ -277,7 +238,7 @@ class LabelStore:
         except sqlite3.ProgrammingError:
             raise
         except sqlite3.DatabaseError as error:
-            kind = _error_kind(error)
+            kind = error_kind(error)
             if kind == "busy":
                 raise StoreBusyError(self._busy_message()) from None
             if kind == "read-only":
@@ -308,11 +269,11 @@ class LabelStore:
         """Record pool images (ids already known keep their first path); returns how many were new."""
         now = time.time()
         with self._transaction() as connection:
-            before = _count(connection, "images")
+            before = count_rows(connection, "images")
             connection.executemany(
                 "INSERT OR IGNORE INTO images (id, relative_path, sha256, added_at) VALUES (?, ?, ?, ?)",
                 [(image.image_id, image.relative_path, image.sha256, now) for image in images])
-            return _count(connection, "images") - before
+            return count_rows(connection, "images") - before
 
     def image(self, image_id: str) -> StoredImage | None:
         rows = self._read("SELECT id, relative_path, sha256 FROM images WHERE id = ?", (image_id,))
@@ -346,7 +307,7 @@ class LabelStore:
         for round_id, strategy, parameters, created_at, batch_size in rows:
             record = {"round": round_id, "strategy": strategy, "created_at": created_at, "batch_size": batch_size}
             if with_parameters:
-                record["parameters"], problem = _json_object(parameters)
+                record["parameters"], problem = json_object(parameters)
                 if problem:
                     raise ToolkitError(damage_message(self.path, [RowDamage("rounds", f"round {round_id}",
                                                                             f"parameters {problem}")]))
@@ -390,10 +351,10 @@ class LabelStore:
     def _batch_item(self, row: tuple) -> tuple[BatchItem | None, RowDamage | None]:
         round_id, position, image_id, predicted_class, probabilities_text, scores_text = row
         where = f"round {round_id} position {position}"
-        probabilities, problem = _json_object(probabilities_text, numbers_only=True)
+        probabilities, problem = json_object(probabilities_text, numbers_only=True)
         if problem:
             return None, RowDamage("batch_items", where, f"probabilities {problem}")
-        scores, problem = _json_object(scores_text, numbers_only=True)
+        scores, problem = json_object(scores_text, numbers_only=True)
         if problem:
             return None, RowDamage("batch_items", where, f"scores {problem}")
         if self.class_names and not {predicted_class, *probabilities} <= set(self.class_names):
@@ -470,7 +431,7 @@ class LabelStore:
         of a class the project does not have (in table order)."""
         damage = [self._class_names_damage] if self._class_names_damage is not None else []
         for round_id, parameters in self._read("SELECT id, parameters FROM rounds ORDER BY id"):
-            _, problem = _json_object(parameters)
+            _, problem = json_object(parameters)
             if problem:
                 damage.append(RowDamage("rounds", f"round {round_id}", f"parameters {problem}"))
         for row in self._read("SELECT round_id, position, image_id, predicted_class, probabilities, scores "
@@ -494,123 +455,8 @@ def damage_message(path: Path, damage: Sequence[RowDamage], note: str = "") -> s
             "restore it from a backup, or repair the rows with the sqlite3 tool")
 
 
-def _error_kind(error: sqlite3.DatabaseError) -> str:
-    """What an SQLite error means here: ``busy`` (another connection holds a lock), ``read-only`` or ``other``."""
-    code = getattr(error, "sqlite_errorcode", None)
-    if code is not None:
-        return {SQLITE_BUSY: "busy", SQLITE_LOCKED: "busy", SQLITE_READONLY: "read-only"}.get(code & 0xFF, "other")
-    message = str(error)
-    return "busy" if "is locked" in message else "read-only" if "readonly" in message else "other"
-
-
 def _label_damage(row_id: int, class_name) -> RowDamage:
     return RowDamage("labels", f"row {row_id}", f"class {_shown(class_name)} is not one of the project's classes")
-
-
-def _class_names_problem(text) -> str | None:
-    """What is wrong with the stored class names (None: nothing)."""
-    if text is None:
-        return "is missing: the store does not say which classes it labels"
-    try:
-        names = json.loads(text)
-    except (TypeError, ValueError, RecursionError):
-        return "is not valid JSON"
-    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        return "is not a JSON list of class names"
-    if len(names) < 2 or len(set(names)) != len(names) or any(not name.strip() for name in names):
-        return "must name at least two distinct, non-empty classes"
-    return None
-
-
-def _json_object(text, numbers_only: bool = False) -> tuple[dict, str | None]:
-    """``text`` parsed as a JSON object (of finite numbers when ``numbers_only``), or ({}, what is wrong)."""
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError, RecursionError):
-        return {}, "is not valid JSON"
-    if not isinstance(value, dict):
-        return {}, "is not a JSON object"
-    if numbers_only and not all(isinstance(number, (int, float)) and not isinstance(number, bool)
-                                and math.isfinite(number) for number in value.values()):
-        return {}, "holds something other than finite numbers"
-    return value, None
-
-
-def _check_header(path: Path) -> None:
-    """Refuse, by its first bytes alone, a file SQLite would not read as a database (nothing is written)."""
-    if path.is_dir():
-        raise ToolkitError(f"{path} is a folder, not a label store: pass the project folder that holds "
-                           f"{STORE_FILENAME}")
-    if not path.is_file():
-        raise ToolkitError(f"{path} is not a regular file (a pipe or a device?), so not a label store: restore "
-                           "it from a backup or use a new project folder")
-    try:
-        with open(path, "rb") as handle:
-            header = handle.read(100)
-    except OSError as error:
-        raise ToolkitError(f"cannot read {path} ({error.strerror or error}): give yourself read access to "
-                           "the project folder") from None
-    if not header:
-        raise ToolkitError(f"{path} is an empty file, not a label store: restore it from a backup, or delete it "
-                           "and run `label.py select` to start the project again")
-    if len(header) < 100 or not header.startswith(SQLITE_HEADER):
-        raise ToolkitError(f"{path} is not an SQLite database, so not a label store: restore it from a backup "
-                           "or use a new project folder")
-
-
-def _connect(path: Path, writable: bool, busy_timeout: float) -> sqlite3.Connection:
-    """A connection that leaves nothing behind when it only reads.
-
-    Writable: a normal connection (SQLite removes its -wal and -shm files when the last one closes). Read-only
-    for this user: an existing write-ahead log is read with ``mode=ro``; without one, nobody is writing and the
-    file alone is the whole database, read with ``immutable=1`` (``mode=ro`` would need to create the -shm file).
-    """
-    if writable:
-        target, uri = str(path), False
-    else:
-        mode = "mode=ro" if Path(f"{path}-wal").exists() else "immutable=1"
-        target, uri = f"{path.resolve().as_uri()}?{mode}", True
-    try:
-        return sqlite3.connect(target, uri=uri, timeout=busy_timeout, check_same_thread=False,
-                               isolation_level=None)
-    except sqlite3.Error as error:
-        raise ToolkitError(f"cannot open {path} ({_shown(str(error), 80)}): check that you may read the project "
-                           "folder") from None
-
-
-def _create_store(path: Path, class_names: tuple[str, ...]) -> None:
-    """Build a new, empty store beside ``path`` and move it into place whole (a failure leaves no file)."""
-    try:
-        with atomic_path(path) as temporary:
-            connection = sqlite3.connect(temporary, isolation_level=None)
-            try:
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA synchronous=FULL")
-                connection.execute("BEGIN IMMEDIATE")
-                for version in range(1, SCHEMA_VERSION + 1):
-                    MIGRATIONS[version](connection)
-                connection.execute("INSERT INTO meta (key, value) VALUES ('class_names', ?)",
-                                   (json.dumps(list(class_names)),))
-                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                connection.execute("COMMIT")
-            finally:
-                connection.close()
-    except OSError as error:
-        raise ToolkitError(f"cannot create {path} ({error.strerror or error}): pick a project folder you may "
-                           "write to") from None
-
-
-def _count(connection: sqlite3.Connection, table: str) -> int:
-    return int(connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-
-
-def _shown(value, limit: int = 40) -> str:
-    """A short repr of a value read from the store, for an error line."""
-    try:
-        text = repr(value)
-    except ValueError:  # an integer too large to print
-        text = f"<{type(value).__name__} too large to print>"
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def current_user() -> str:

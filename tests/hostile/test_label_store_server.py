@@ -22,7 +22,8 @@ from PIL import Image
 
 import label
 from altoolkit.labeling.pool import scan_pool
-from altoolkit.labeling.store import SCHEMA_VERSION, BatchItem, LabelStore
+from altoolkit.labeling.schema import SCHEMA_VERSION
+from altoolkit.labeling.store import BatchItem, LabelStore
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = ("cat", "dog", "bird")
