@@ -21,8 +21,8 @@ def test_label_spreading_gives_each_cluster_its_one_labeled_point_s_class():
     points, truth = two_separated_clusters()
     labeled = np.array([0, 30])
     unlabeled = np.setdiff1d(np.arange(60), labeled)
-    learner = LabelSpreadingLearner(num_classes=3, n_neighbors=5).fit(points[labeled], truth[labeled],
-                                                                      points[unlabeled])
+    learner = LabelSpreadingLearner(num_classes=3, n_neighbors=5, alpha=0.2).fit(points[labeled], truth[labeled],
+                                                                                 points[unlabeled])
     transduced = learner.transduced()
     assert transduced.shape == (60, 3)
     assert np.array_equal(transduced[2:].argmax(axis=1), truth[unlabeled])
@@ -30,6 +30,9 @@ def test_label_spreading_gives_each_cluster_its_one_labeled_point_s_class():
     assert np.all(transduced[:, 2] == 0)
     new_points = np.array([[0.2, -0.1], [9.7, 0.3]])
     assert learner.predict_proba(new_points).argmax(axis=1).tolist() == [0, 1]
+    assert len(learner.pseudo_labeled_) == 29
+    assert np.array_equal(truth[unlabeled][learner.pseudo_labeled_],
+                          transduced[2:][learner.pseudo_labeled_].argmax(axis=1))
 
 
 def test_linear_learner_separates_the_clusters_and_gives_unseen_classes_zero():
@@ -59,3 +62,16 @@ def test_learners_refuse_bad_labels_and_names():
     with pytest.raises(ToolkitError, match="unknown learner 'svm'"):
         make_learner("svm", 2)
     assert isinstance(make_learner("label_spreading", 2), LabelSpreadingLearner)
+
+
+@pytest.mark.parametrize("classes_seen", [[1], [0, 2], [0, 1, 3]])
+def test_the_exported_linear_layer_computes_the_learner_s_probabilities(classes_seen):
+    rng = np.random.default_rng(len(classes_seen))
+    features = rng.normal(size=(40, 5))
+    labels = np.array(classes_seen)[np.arange(40) % len(classes_seen)]
+    learner = LinearLearner(num_classes=4).fit(features, labels)
+    kernel, bias = learner.head_weights(5)
+    logits = features @ kernel + bias
+    softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
+    softmax /= softmax.sum(axis=1, keepdims=True)
+    assert np.allclose(softmax, learner.predict_proba(features), atol=1e-5)
