@@ -13,6 +13,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from altoolkit.errors import ToolkitError
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
@@ -93,6 +95,25 @@ def atomic_directory(target: str | os.PathLike, overwrite: bool = False) -> Iter
     finally:
         if temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)
+
+
+def check_writable_directory(folder: str | os.PathLike, option: str) -> Path:
+    """Refuse, before any work, a folder that cannot be created or written (a file, read-only, not ours).
+
+    Creates nothing: the nearest existing ancestor must be a folder this process may write into. ``option``
+    names the setting in the message (e.g. ``--output-dir``).
+    """
+    folder = Path(folder)
+    existing = folder
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "" if existing == folder else f" ({existing} is a file)"
+        raise ToolkitError(f"{option} {folder} is not a folder{where}: choose another {option}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ToolkitError(f"{option} {folder} is not writable ({existing} is read-only for this user): "
+                           f"choose another {option} or make it writable")
+    return folder
 
 
 def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:

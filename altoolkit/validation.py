@@ -45,6 +45,14 @@ def check_positive_float(value, name: str) -> float:
     return float(value)
 
 
+def check_percentile(value, name: str) -> float:
+    """``value`` as a float in (0, 100]: a share of the pool in percent (0 would select nothing; NaN is refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) \
+            or not 0 < float(value) <= 100:
+        raise ToolkitError(f"{name} must be a percentile above 0 and at most 100, got {_shown(value)}")
+    return float(value)
+
+
 def _shown(value, limit: int = 40) -> str:
     """A short repr for an error line (a 60,000-digit integer must not become a 60,000-character message)."""
     try:
