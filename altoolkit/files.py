@@ -98,7 +98,7 @@ def atomic_directory(target: str | os.PathLike, overwrite: bool = False) -> Iter
 
 
 def check_writable_directory(folder: str | os.PathLike, option: str) -> Path:
-    """Refuse, before any work, a folder that cannot be created or written (a file, read-only, not ours).
+    """Refuse, before any work, a folder that cannot be created or written (a file, read-only, a name too long).
 
     Creates nothing: the nearest existing ancestor must be a folder this process may write into. ``option``
     names the setting in the message (e.g. ``--output-dir``).
@@ -107,13 +107,32 @@ def check_writable_directory(folder: str | os.PathLike, option: str) -> Path:
     existing = folder
     while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent
+    shown = shortened_path(folder)
     if not existing.is_dir():
-        where = "" if existing == folder else f" ({existing} is a file)"
-        raise ToolkitError(f"{option} {folder} is not a folder{where}: choose another {option}")
+        where = "" if existing == folder else f" ({shortened_path(existing)} is a file)"
+        raise ToolkitError(f"{option} {shown} is not a folder{where}: choose another {option}")
+    name_max = _path_limit(existing, "PC_NAME_MAX", 255)
+    if any(len(os.fsencode(part)) > name_max for part in folder.parts) \
+            or len(os.fsencode(os.path.abspath(folder))) >= _path_limit(existing, "PC_PATH_MAX", 4096):
+        raise ToolkitError(f"{option} {shown} is longer than the file system allows ({name_max} bytes a name): "
+                           f"choose a shorter {option}")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ToolkitError(f"{option} {folder} is not writable ({existing} is read-only for this user): "
-                           f"choose another {option} or make it writable")
+        raise ToolkitError(f"{option} {shown} is not writable ({shortened_path(existing)} is read-only for this "
+                           f"user): choose another {option} or make it writable")
     return folder
+
+
+def shortened_path(path: str | os.PathLike, limit: int = 120) -> str:
+    """``path`` for an error line: whole if short, else its start and end around an ellipsis."""
+    text = str(path)
+    return text if len(text) <= limit else f"{text[:limit // 2]}…{text[-(limit // 2):]}"
+
+
+def _path_limit(folder: Path, name: str, default: int) -> int:
+    try:
+        return os.pathconf(folder, name)
+    except (OSError, ValueError):
+        return default
 
 
 def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:

@@ -21,6 +21,7 @@ from altoolkit.data import Dataset
 from altoolkit.errors import ToolkitError
 from altoolkit.files import check_writable_directory, file_sha256, save_npz
 from altoolkit.model import INFERENCE_BATCH_SIZE
+from altoolkit.validation import short_repr
 
 CACHE_DIRNAME = ".cache"
 """The cache folder's name inside (or, for the Evaluation modules, beside) the output folder."""
@@ -51,14 +52,14 @@ def validate_pool_range(dataset: Dataset, labeled_size: int, start_idx: int, end
     available = len(dataset.x_train)
     for name, value in (("labeled size", labeled_size), ("start index", start_idx), ("end index", end_idx)):
         if not isinstance(value, (int, np.integer)) or value < 0:
-            raise ToolkitError(f"{name} must be a non-negative integer, got {value!r}")
-    if start_idx >= end_idx:
-        raise ToolkitError(f"start index {start_idx} must be smaller than end index {end_idx}")
+            raise ToolkitError(f"{name} must be a non-negative integer, got {short_repr(value)}")
     if end_idx > available:
-        raise ToolkitError(f"end index {end_idx} is outside the data: {dataset.name} has {available} training "
-                           f"images, use --end-idx {available} or less")
+        raise ToolkitError(f"end index {short_repr(end_idx)} is outside the data: {dataset.name} has {available} "
+                           f"training images, use --end-idx {available} or less")
     if labeled_size > available:
-        raise ToolkitError(f"labeled size {labeled_size} is larger than the {available} training images")
+        raise ToolkitError(f"labeled size {short_repr(labeled_size)} is larger than the {available} training images")
+    if start_idx >= end_idx:
+        raise ToolkitError(f"start index {short_repr(start_idx)} must be smaller than end index {end_idx}")
     if start_idx < labeled_size:
         raise ToolkitError(f"the pool {start_idx}..{end_idx - 1} overlaps the labeled set (the first "
                            f"{labeled_size} images): use --start-idx {labeled_size} or more")

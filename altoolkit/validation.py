@@ -14,6 +14,8 @@ from altoolkit.errors import ToolkitError
 
 MAX_SEED = 2**32 - 1
 """Largest seed accepted: NumPy's legacy seeding and TensorFlow's op seeds take unsigned 32-bit values."""
+MAX_COUNT = 2**63 - 1
+"""Largest count or index accepted: NumPy's int64, which every index array and size here is."""
 
 
 def check_seed(seed, name: str = "seed") -> int:
@@ -25,15 +27,15 @@ def check_seed(seed, name: str = "seed") -> int:
 
 def check_positive_int(value, name: str) -> int:
     """``value`` as an int of at least 1."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
-        raise ToolkitError(f"{name} must be a positive integer, got {_shown(value)}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= int(value) <= MAX_COUNT:
+        raise ToolkitError(f"{name} must be a positive integer (at most 2**63 - 1), got {_shown(value)}")
     return int(value)
 
 
 def check_non_negative_int(value, name: str) -> int:
     """``value`` as an int of at least 0."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 0:
-        raise ToolkitError(f"{name} must be a non-negative integer, got {_shown(value)}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= int(value) <= MAX_COUNT:
+        raise ToolkitError(f"{name} must be a non-negative integer (at most 2**63 - 1), got {_shown(value)}")
     return int(value)
 
 
@@ -51,6 +53,11 @@ def check_percentile(value, name: str) -> float:
             or not 0 < float(value) <= 100:
         raise ToolkitError(f"{name} must be a percentile above 0 and at most 100, got {_shown(value)}")
     return float(value)
+
+
+def short_repr(value) -> str:
+    """A repr short enough for an error line, whatever the value (a 4,000-digit integer stays readable)."""
+    return _shown(value)
 
 
 def _shown(value, limit: int = 40) -> str:
