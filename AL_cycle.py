@@ -36,7 +36,7 @@ from altoolkit.cli import (DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_STA
                            add_dataset_arguments, dataset_from_args, keras_verbosity, non_negative_int,
                            percentile_argument, positive_int, seed_argument)
 from altoolkit.errors import ToolkitError, cli_entry
-from altoolkit.files import check_writable_directory, write_json
+from altoolkit.files import check_writable_directory, shortened_path, write_json
 from altoolkit.outputs import CACHE_DIRNAME
 from altoolkit.training import (METRICS_FILENAME, MODEL_FILENAME, TrainingRecipe, default_run_dir, evaluate_model,
                                 library_versions, recipe_for, train_model)
@@ -478,10 +478,10 @@ def check_writable_outputs(args: argparse.Namespace, model_path: Path, cache_dir
     trained."""
     check_writable_directory(args.output_dir, "--output-dir")
     check_writable_directory(cache_dir, "--cache-dir")
-    if not model_path.is_file():
+    if not os.path.isfile(model_path):
         if not args.train_base:
-            raise ToolkitError(f"no base model at {model_path}: add --train-base to train one on the first "
-                               f"{args.labeled_size} images, or pass --model")
+            raise ToolkitError(f"no base model at {shortened_path(model_path)}: add --train-base to train one on "
+                               f"the first {args.labeled_size} images, or pass --model")
         check_writable_directory(model_path.parent, "--models-dir" if args.model is None else "the --model folder")
     if retraining:
         check_writable_directory(args.models_dir, "--models-dir")
@@ -496,8 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     model_path = Path(args.model) if args.model else default_run_dir(args.labeled_size, args.models_dir) / MODEL_FILENAME
     cache_dir = Path(args.cache_dir) if args.cache_dir is not None else Path(args.output_dir) / CACHE_DIRNAME
     check_writable_outputs(args, model_path, cache_dir, retraining=targets is not None and not args.no_retrain)
-    dataset = dataset_from_args(args)
-    if not model_path.is_file():
+    dataset = None  # read by the analyzer after its model, unless the base model is trained here first
+    if not os.path.isfile(model_path):
+        dataset = dataset_from_args(args)
         print(f"no base model at {model_path}: training it on the first {args.labeled_size} images")
         recipe = recipe_for(dataset.name, epochs=args.epochs if args.epochs is not None else 30)
         result = train_model(None, model_path.parent, dataset=dataset, labeled_size=args.labeled_size,
@@ -507,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     training = {"epochs": args.epochs} if args.epochs is not None else {}
     analyzer = ActiveLearningAnalyzer(
         model_path, args.labeled_size, args.start_idx, args.end_idx, targets, dataset=dataset,
+        dataset_name=args.dataset, classes=args.classes, data_path=args.data_path, image_size=args.image_size,
         output_dir=args.output_dir, models_dir=args.models_dir, cache_dir=cache_dir, seed=args.seed,
         training=training, auto_retrain=not args.no_retrain, verbose=not args.quiet)
     if args.budget is not None:

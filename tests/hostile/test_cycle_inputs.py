@@ -43,27 +43,29 @@ def flat_model(tmp_path_factory):
 
 # ---------------------------------------------------------------------------------------- numeric options (16)
 
+HUGE = "9" * 4000
+"""An integer Python still parses (the limit is 4,300 digits) but no count or index can be."""
 BAD_NUMBERS = {
-    "AL_cycle": [("--epochs", "0"), ("--epochs", "-3"), ("--budget", "0"), ("--n-clusters", "0"),
+    "AL_cycle": [("--n-clusters", HUGE), ("--budget", HUGE), ("--epochs", "0"), ("--epochs", "-3"), ("--budget", "0"), ("--n-clusters", "0"),
                  ("--k-neighbors", "-1"), ("--threshold-percentile", "nan"), ("--threshold-percentile", "101"),
                  ("--threshold-percentile", "0"), ("--start-idx", "-1"), ("--end-idx", "0"),
                  ("--labeled-size", "0"), ("--labeled-size", "1e3")],
     "Evaluation.Uncertainty.uncertainty": [("--threshold-percentile", "nan"), ("--threshold-percentile", "-5"),
                                            ("--threshold-percentile", "inf"), ("--start-idx", "-1"),
-                                           ("--labeled-size", "0")],
+                                           ("--labeled-size", "0"), ("--end-idx", HUGE)],
     "Evaluation.Diversity.diversity": [("--n-clusters", "0"), ("--n-clusters", "-4"), ("--far-percentile", "100.5"),
                                        ("--far-percentile", "nan"), ("--end-idx", "-2")],
-    "Evaluation.Novelty.novelty": [("--k-neighbors", "0"), ("--novelty-percentile", "-1"),
+    "Evaluation.Novelty.novelty": [("--k-neighbors", "0"), ("--k-neighbors", HUGE), ("--novelty-percentile", "-1"),
                                    ("--novelty-percentile", "NaN")],
     "Evaluation.Benchmark.benchmark": [("--workers", "0"), ("--rounds", "0"), ("--n0", "-1"), ("--budget", "0"),
                                        ("--pool-size", "0"), ("--epochs", "0"), ("--image-size", "-32"),
-                                       ("--batch-size", "0")],
+                                       ("--batch-size", "0"), ("--rounds", HUGE), ("--image-size", HUGE)],
 }
 NUMBER_CASES = [(module, option, value) for module, cases in BAD_NUMBERS.items() for option, value in cases]
 
 
 @pytest.mark.parametrize("module, option, value", NUMBER_CASES,
-                         ids=[f"{module.rsplit('.', 1)[-1]}{option}={value}" for module, option, value in NUMBER_CASES])
+                         ids=[f"{module.rsplit('.', 1)[-1]}{option}={value[:8]}" for module, option, value in NUMBER_CASES])
 def test_a_numeric_option_out_of_range_is_refused_where_it_is_typed(module, option, value, refused, tmp_path,
                                                                     monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -137,6 +139,24 @@ def digits_cache_file(cache_dir, model, start: int, end: int):
     from altoolkit.data import load_dataset
 
     return cache_dir / f"{file_sha256(model)[:16]}_{load_dataset('digits').fingerprint}_{start}-{end}.npz"
+
+
+@pytest.mark.parametrize("module", ["AL_cycle", *EVALUATION_MODULES, "Evaluation.Benchmark.benchmark"])
+def test_an_output_folder_name_longer_than_the_file_system_allows_is_refused(module, refused, flat_model, tmp_path,
+                                                                             monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    arguments = [] if module.endswith("benchmark") else cycle_arguments(module, flat_model)
+    line = refused(entry_point(module), [*arguments, "--output-dir", tmp_path / ("x" * 300) / "out"], tmp_path)
+    assert "is longer than the file system allows" in line and len(line) < 400
+
+
+def test_the_cycle_checks_the_model_against_the_image_size_before_reading_data(refused, flat_model, tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    forbid_reading_data(monkeypatch)
+    line = refused(entry_point("AL_cycle"), [*cycle_arguments("AL_cycle", flat_model), "--image-size", "4096"],
+                   tmp_path)
+    assert "expects images of shape (32, 32, 3) but the data has (4096, 4096, 3)" in line
 
 
 @pytest.mark.parametrize("module", ["AL_cycle", *EVALUATION_MODULES])
