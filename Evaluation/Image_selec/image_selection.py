@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from altoolkit.analyses import ANALYSES, load_analysis, open_analysis_pool, run_intersection
 from altoolkit.cli import (DEFAULT_END_IDX, DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX,
                            ToolkitArgumentParser)
@@ -40,6 +42,29 @@ def analyze_intersection(uncertainty_indices, diversity_indices, novelty_indices
     return run_intersection(context, index_sets, output_dir, scores, save_images, create_visualization, verbose)
 
 
+RUN_FIELDS = {"model_path": str, "model_sha256": str, "dataset_fingerprint": str, "start_idx": int, "end_idx": int,
+              "labeled_size": int}
+DATA_OPTION_FIELDS = {"dataset_name": (str,), "classes": (list, type(None)), "data_path": (str, type(None)),
+                      "image_size": (int,)}
+
+
+def run_file_problem(run) -> str | None:
+    """What a ``*_run.json`` lacks or has of the wrong type for the intersection to use it, or None."""
+    if not isinstance(run, dict):
+        return "is not a JSON object"
+    absent = [key for key in RUN_FIELDS if key not in run]
+    if absent:
+        return f"lacks {', '.join(absent)}"
+    wrong = [key for key, kind in RUN_FIELDS.items() if not isinstance(run[key], kind) or isinstance(run[key], bool)]
+    options = run.get("data_options") or {}
+    if not isinstance(options, dict):
+        wrong.append("data_options")
+    else:
+        wrong += [f"data_options.{key}" for key, kinds in DATA_OPTION_FIELDS.items()
+                  if key in options and (not isinstance(options[key], kinds) or isinstance(options[key], bool))]
+    return f"has {', '.join(wrong)} of the wrong type" if wrong else None
+
+
 def intersection_from_results(results_dir=DEFAULT_RESULTS_DIR, output_dir=DEFAULT_OUTPUT_DIR, save_images=True,
                               create_visualization=True, verbose=True, cache_dir=None):
     """Intersect the three analyses saved under ``results_dir``; they must share model, data and pool.
@@ -50,16 +75,22 @@ def intersection_from_results(results_dir=DEFAULT_RESULTS_DIR, output_dir=DEFAUL
     loaded = {name: load_analysis(Path(results_dir) / name, name) for name in ANALYSES}
     runs = {name: run for name, (_, _, run) in loaded.items()}
     for name, run in runs.items():
-        absent = [key for key in (*MUST_AGREE, "model_path") if not isinstance(run, dict) or key not in run]
-        if absent:
-            raise ToolkitError(f"{Path(results_dir) / name / f'{name}_run.json'} lacks {', '.join(absent)}: "
-                               f"re-run the {name} analysis")
+        problem = run_file_problem(run)
+        if problem:
+            raise ToolkitError(f"{Path(results_dir) / name / f'{name}_run.json'} {problem}: re-run the {name} "
+                               "analysis")
     for key in MUST_AGREE:
         values = {name: run.get(key) for name, run in runs.items()}
         if len(set(map(str, values.values()))) > 1:
             raise ToolkitError(f"the three analyses in {results_dir} disagree on {key} ({values}): "
                                "re-run them with the same model, data and --start-idx/--end-idx")
     first = runs["uncertainty"]
+    for name, (_, scores, _) in loaded.items():
+        short = [key for key, values in scores.items()
+                 if key != "representatives" and np.shape(values) != (first["end_idx"] - first["start_idx"],)]
+        if short:
+            raise ToolkitError(f"the {name} scores in {Path(results_dir) / name} ({', '.join(short)}) do not have "
+                               "one value per pool image: re-run the analysis")
     options = first.get("data_options") or {}
     classes = options.get("classes")
     # Recorded classes are already resolved: None means every class, not the dataset's default subset.

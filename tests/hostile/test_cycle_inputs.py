@@ -268,3 +268,59 @@ def test_a_corrupt_worker_record_is_refused_naming_it(refused, tmp_path, monkeyp
     record.write_text('{"config_hash": ')
     line = refused(entry_point("Evaluation.Benchmark.benchmark"), ["--output-dir", tmp_path / "bench"], tmp_path)
     assert str(record) in line and "delete it" in line
+
+
+# --------------------------------------------------------------------------- saved analyses (image selection)
+
+@pytest.fixture(scope="module")
+def saved_analyses(flat_model, tmp_path_factory):
+    """The three analyses of the flat model over digits 100..299, saved as the Evaluation modules save them."""
+    results = tmp_path_factory.mktemp("analyses") / "results"
+    for module in EVALUATION_MODULES:
+        name = module.rsplit(".", 1)[-1]
+        assert entry_point(module)([*map(str, cycle_arguments(module, flat_model)), "--output-dir",
+                                    str(results / name), "--quiet"]) == 0
+    return results
+
+
+def damage_run_file(results, name: str, **changes) -> None:
+    run_file = results / name / f"{name}_run.json"
+    run_file.write_text(json.dumps({**json.loads(run_file.read_text()), **changes}))
+
+
+def shorten_scores(results, name: str) -> None:
+    import numpy as np
+
+    from altoolkit.files import save_npz
+
+    with np.load(results / name / f"{name}_scores.npz") as scores:
+        arrays = {key: scores[key] for key in scores.files}
+    save_npz(results / name / f"{name}_scores.npz", **{key: value[:10] for key, value in arrays.items()})
+
+
+RESULT_DAMAGE = {
+    "model path is a number": (lambda results: damage_run_file(results, "uncertainty", model_path=5),
+                               "has model_path of the wrong type"),
+    "data options are a list": (lambda results: damage_run_file(results, "uncertainty", data_options=["digits"]),
+                                "has data_options of the wrong type"),
+    "image size is text": (lambda results: damage_run_file(results, "uncertainty",
+                                                           data_options={"image_size": "32"}),
+                           "has data_options.image_size of the wrong type"),
+    "run file is a list": (lambda results: (results / "novelty" / "novelty_run.json").write_text("[]"),
+                           "is not a JSON object"),
+    "scores cover 10 images": (lambda results: [shorten_scores(results, name) for name in ("uncertainty", "novelty")],
+                               "do not have one value per pool image"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(RESULT_DAMAGE))
+def test_image_selection_refuses_damaged_analyses(damage, saved_analyses, refused, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    results = shutil.copytree(saved_analyses, tmp_path / "results")
+    change, message = RESULT_DAMAGE[damage]
+    change(results)
+    line = refused(entry_point("Evaluation.Image_selec.image_selection"),
+                   ["--results-dir", results, "--output-dir", tmp_path / "intersection"], tmp_path)
+    assert message in line and "re-run" in line
