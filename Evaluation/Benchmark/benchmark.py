@@ -37,6 +37,7 @@ from altoolkit.data import Dataset, load_dataset, parse_classes
 from altoolkit.cli import ToolkitArgumentParser, positive_int
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import check_writable_directory, save_npz, write_json, write_text
+from altoolkit.validation import short_repr
 from altoolkit.strategies import ClassifierHead, pixel_pca_features
 from altoolkit.training import TrainingRecipe, compiled_model, evaluate_model, fit_model, training_indices
 
@@ -159,9 +160,10 @@ class BenchmarkConfig:
             raise ToolkitError("--strategies is empty: name at least one strategy")
         unknown = [name for name in self.strategies if name not in STRATEGY_REGISTRY]
         if unknown:
-            raise ToolkitError(f"unknown strategy {unknown[0]!r}: choose from {', '.join(STRATEGY_REGISTRY)}")
-        if len(set(self.strategies)) != len(self.strategies):
-            raise ToolkitError(f"--strategies names a strategy twice: {','.join(self.strategies)}")
+            raise ToolkitError(f"unknown strategy {short_repr(unknown[0])}: choose from {', '.join(STRATEGY_REGISTRY)}")
+        twice = [name for name in self.strategies if self.strategies.count(name) > 1]
+        if twice:
+            raise ToolkitError(f"--strategies names {twice[0]} twice: name each strategy once")
         self.recipe().validate()
 
 

@@ -73,6 +73,23 @@ def test_a_numeric_option_out_of_range_is_refused_where_it_is_typed(module, opti
     assert option in line
 
 
+LONG = "q" * 10_000
+
+
+@pytest.mark.parametrize("module, arguments", [
+    ("AL_cycle", ["--target-per-class", LONG]),
+    ("AL_cycle", ["--target-per-class", f"{LONG}=3"]),
+    ("AL_cycle", ["--target-per-class", f"3={LONG}"]),
+    ("Evaluation.Benchmark.benchmark", ["--strategies", f"random,{LONG}"]),
+], ids=["targets", "target class", "target count", "strategies"])
+def test_a_10000_character_value_is_refused_in_a_short_line(module, arguments, refused, flat_model, tmp_path,
+                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = ["--model", flat_model, *POOL] if module == "AL_cycle" else []
+    line = refused(entry_point(module), [*model, *arguments], tmp_path)
+    assert len(line) < 400 and "qqqq…" in line
+
+
 # --------------------------------------------------------------------------------- cycle option combinations (25)
 
 @pytest.mark.parametrize("options, named", [
