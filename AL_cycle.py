@@ -479,9 +479,16 @@ def check_writable_outputs(args: argparse.Namespace, model_path: Path, cache_dir
     check_writable_directory(args.output_dir, "--output-dir")
     check_writable_directory(cache_dir, "--cache-dir")
     if not os.path.isfile(model_path):
+        shown = shortened_path(model_path)
         if not args.train_base:
-            raise ToolkitError(f"no base model at {shortened_path(model_path)}: add --train-base to train one on "
-                               f"the first {args.labeled_size} images, or pass --model")
+            raise ToolkitError(f"no base model at {shown}: add --train-base to train one on the first "
+                               f"{args.labeled_size} images, or pass --model")
+        if model_path.name != MODEL_FILENAME:
+            raise ToolkitError(f"--train-base writes a run folder holding {MODEL_FILENAME}, so --model {shown} "
+                               f"would never exist: pass --model <folder>/{MODEL_FILENAME}, or leave --model out")
+        if os.path.lexists(model_path.parent):
+            raise ToolkitError(f"--train-base trains into a new folder, but {shortened_path(model_path.parent)} "
+                               "exists without a model: move it away, or choose another --model or --models-dir")
         check_writable_directory(model_path.parent, "--models-dir" if args.model is None else "the --model folder")
     if retraining:
         check_writable_directory(args.models_dir, "--models-dir")

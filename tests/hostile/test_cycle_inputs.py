@@ -126,6 +126,19 @@ def test_cycle_without_a_base_model_says_how_to_train_one_before_reading_data(re
     assert "--train-base" in line
 
 
+@pytest.mark.parametrize("model, named", [
+    ("models/base/my_model.keras", "--model models/base/my_model.keras would never exist"),
+    ("existing/best_model.keras", "but existing exists without a model"),
+])
+def test_train_base_refuses_a_model_path_it_cannot_create_before_training(model, named, refused, tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    forbid_reading_data(monkeypatch)
+    (tmp_path / "existing").mkdir()
+    line = refused(entry_point("AL_cycle"), ["--dataset", "digits", "--train-base", "--model", model], tmp_path)
+    assert named in line
+
+
 @pytest.mark.parametrize("module", EVALUATION_MODULES)
 def test_an_evaluation_module_without_its_model_says_so_before_reading_data(module, refused, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
