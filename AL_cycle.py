@@ -11,8 +11,9 @@ or, with a labeling budget instead of the intersection, ``analyzer.select(200)``
 
 When every class target is met, ``find_intersection`` retrains with the labeled set plus the selected images and,
 as the control, with the same number of images drawn at random from the same pool (same seed, same recipe),
-then compares both with the base model on the test split. ``python AL_cycle.py --help`` runs the same from
-the command line.
+then compares both with the base model on the test split; without targets nothing is retrained.
+``python AL_cycle.py --help`` runs the same from the command line. The model's outputs are cached in
+``<output_dir>/.cache`` unless ``cache_dir`` says otherwise.
 """
 
 from __future__ import annotations
@@ -32,15 +33,22 @@ from altoolkit.analyses import (ANALYSES, REPRESENTATIONS, PoolContext, open_poo
                                 run_novelty, run_selection, run_uncertainty)
 from altoolkit.balance import ClassBalance, normalise_targets, parse_targets, recommendations
 from altoolkit.cli import (DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX, ToolkitArgumentParser,
-                           add_dataset_arguments, dataset_from_args, keras_verbosity, seed_argument)
+                           add_dataset_arguments, dataset_from_args, keras_verbosity, non_negative_int,
+                           percentile_argument, positive_int, seed_argument)
 from altoolkit.errors import ToolkitError, cli_entry
-from altoolkit.files import check_writable_folder, remove_abandoned_temporaries, write_json
+from altoolkit.files import check_writable_directory, remove_abandoned_temporaries, write_json
 from altoolkit.model import is_toolkit_classifier
+from altoolkit.outputs import CACHE_DIRNAME
 from altoolkit.training import (ARCHITECTURE_RECIPE, METRICS_FILENAME, MODEL_FILENAME, TrainingRecipe, default_run_dir,
                                 evaluate_model, fresh_copy_description, library_versions, recipe_for, train_model)
+from altoolkit.validation import display_text
 
 DEFAULT_END_IDX = 4000
 DEFAULT_OUTPUT_DIR = "results"
+INTERSECTION_DEFAULTS = {"threshold_percentile": 50, "n_clusters": 20, "k_neighbors": 5}
+"""The command line's analysis options; they tune the intersection, so they make no sense with --budget."""
+NO_TARGETS_ADVICE = ("retraining needs class targets: --target-per-class N or class=N,class=N (target_per_class "
+                     "in Python); 0 retrains with whatever is selected")
 
 
 class ActiveLearningAnalyzer:
@@ -54,6 +62,7 @@ class ActiveLearningAnalyzer:
         dataset / dataset_name, classes, data_path, image_size: the data (see :func:`altoolkit.data.load_dataset`).
         output_dir: analyses, comparison and the run manifest go here.
         models_dir: retrained models go here (default: the folder holding the base model's run directory).
+        cache_dir: the model's outputs are cached here (default: ``<output_dir>/.cache``).
         seed: seeds the k-means, the random control's draw and retraining (default: the base model's seed).
         training: recipe overrides for retraining (epochs, batch_size, learning_rate, ...); by default the
             base model's recipe from its ``metrics.json``.
@@ -70,15 +79,16 @@ class ActiveLearningAnalyzer:
                  verbose: bool = True):
         self.model_path = Path(model_path)
         self.labeled_size, self.start_idx, self.end_idx = labeled_size, start_idx, end_idx
-        self.output_dir = Path(output_dir)
+        self.output_dir = check_writable_directory(output_dir, "--output-dir")
         self.models_dir = Path(models_dir) if models_dir is not None else self.model_path.parent.parent
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else self.output_dir / CACHE_DIRNAME
         self.auto_retrain = auto_retrain
         self.verbose = verbose
         self.timings: dict[str, float] = {}
         started = time.perf_counter()
         self.context: PoolContext = open_pool(model_path, labeled_size, start_idx, end_idx, dataset=dataset,
                                               dataset_name=dataset_name, classes=classes, data_path=data_path,
-                                              image_size=image_size, cache_dir=cache_dir)
+                                              image_size=image_size, cache_dir=self.cache_dir)
         self.timings["load_data_and_model"] = time.perf_counter() - started
         self.dataset = self.context.dataset
         self.targets = normalise_targets(target_per_class, self.dataset.class_names)
@@ -86,7 +96,7 @@ class ActiveLearningAnalyzer:
         self.seed = int(seed if seed is not None else self.base_metrics.get("seed", 42))
         self.recipe = self._retraining_recipe(training or {})
         if auto_retrain and self.targets is not None:
-            check_writable_folder(self.models_dir, "--models-dir")
+            check_writable_directory(self.models_dir, "--models-dir")
         self.results: dict[str, dict] = {}
         self.intersection: np.ndarray | None = None
         self.intersection_stats: dict | None = None
@@ -97,6 +107,7 @@ class ActiveLearningAnalyzer:
         self.balance: ClassBalance | None = None
         self.advice: list[str] = []
         self.comparison: dict | None = None
+        self.model_warning: str | None = None
         self.model_sha256 = self.context.cache.model_sha256
 
     def run_uncertainty(self, threshold_percentile: float = 50, plots: bool = True):
@@ -158,6 +169,7 @@ class ActiveLearningAnalyzer:
                                        seed=self.seed, representation=representation, save_images=save_images,
                                        plots=create_visualization, verbose=self.verbose)
         self.timings["selection"] = time.perf_counter() - started
+        self.model_warning = stats["model_warning"]
         self._use_selection(indices, stats, strategy, self.output_dir / "selection" / "selection_indices.npy")
         return indices, stats
 
@@ -185,7 +197,7 @@ class ActiveLearningAnalyzer:
         if len(self.dataset.x_test) == 0:
             raise ToolkitError("the data has no test images, so +AL and +random cannot be compared: give the "
                                "dataset a test split (e.g. a test/ folder) to retrain and compare")
-        check_writable_folder(self.models_dir, "--models-dir")
+        check_writable_directory(self.models_dir, "--models-dir")
         count = len(self.selected)
         al_indices = np.sort(self.selected) + self.start_idx
         random_indices = alf.random_indices(self.context.pool_size, count, seed=self.seed) + self.start_idx
@@ -201,6 +213,7 @@ class ActiveLearningAnalyzer:
     def get_summary(self) -> str:
         """A readable account of the cycle so far: model, data, analyses, intersection, balance, accuracies."""
         lines = ["Active-learning cycle", f"  model: {self.model_path} (sha256 {self.model_sha256[:16]})",
+                 *([f"  warning: {self.model_warning}"] if self.model_warning else []),
                  f"  data: {self.dataset.name} [{', '.join(self.dataset.class_names)}], fingerprint "
                  f"{self.dataset.fingerprint}",
                  f"  labeled: first {self.labeled_size} images; pool: {self.start_idx}..{self.end_idx - 1} "
@@ -227,7 +240,7 @@ class ActiveLearningAnalyzer:
             lines.extend(f"    {line}" for line in self.balance.lines())
             lines.extend(f"    -> {line}" for line in self.advice)
         elif self.selected_stats is not None:
-            lines.append("  balance: no targets set")
+            lines.append(f"  balance: no targets set, so no retraining; {NO_TARGETS_ADVICE}")
         if self.comparison is not None:
             accuracy = self.comparison["accuracy"]
             lines.append(f"  test accuracy: base {accuracy['base']:.3f}, +AL {accuracy['al']:.3f}, "
@@ -239,7 +252,8 @@ class ActiveLearningAnalyzer:
         """cycle_manifest.json: parameters, seeds, versions, data fingerprint, timings, selections, accuracies."""
         manifest = {
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "model": {"path": str(self.model_path), "sha256": self.model_sha256},
+            "model": {"path": str(self.model_path), "sha256": self.model_sha256, "warning": self.model_warning},
+            "cache_dir": str(self.cache_dir),
             "dataset": {"name": self.dataset.name, "source": self.dataset.source,
                         "fingerprint": self.dataset.fingerprint, "class_names": list(self.dataset.class_names),
                         "options": self.context.data_options},
@@ -286,11 +300,13 @@ class ActiveLearningAnalyzer:
         if self.verbose:
             cached = "read from cache" if pool.from_cache and labeled.from_cache else "computed"
             self._say(f"model outputs for {self.context.pool_size} pool + {self.labeled_size} labeled images "
-                      f"{cached} in {self.timings['forward_pass']:.1f} s")
+                      f"{cached} in {self.timings['forward_pass']:.1f} s (cache: {self.cache_dir})")
+        self.model_warning = self.context.model_warning()
 
     def _check_balance(self) -> None:
         if self.targets is None:
             self.balance = None
+            self._say(f"no class targets set, so no retraining: {NO_TARGETS_ADVICE}")
             return
         stats = self.selected_stats
         self.balance = ClassBalance(actual=stats["distribution"], targets=self.targets,
@@ -419,60 +435,118 @@ def build_parser() -> argparse.ArgumentParser:
                       help="base .keras model (default: <models-dir>/<labeled-size>_train/best_model.keras)")
     pool.add_argument("--train-base", action="store_true",
                       help="train the base model first when the --model file does not exist")
-    pool.add_argument("--labeled-size", type=int, default=DEFAULT_LABELED_SIZE, help="default: 500")
-    pool.add_argument("--start-idx", type=int, default=DEFAULT_START_IDX, help="first pool image (default: 501)")
-    pool.add_argument("--end-idx", type=int, default=DEFAULT_END_IDX, help="end of the pool, exclusive (default: 4000)")
+    pool.add_argument("--labeled-size", type=positive_int, default=DEFAULT_LABELED_SIZE, help="default: 500")
+    pool.add_argument("--start-idx", type=non_negative_int, default=DEFAULT_START_IDX,
+                      help="first pool image (default: 501)")
+    pool.add_argument("--end-idx", type=positive_int, default=DEFAULT_END_IDX,
+                      help="end of the pool, exclusive (default: 4000)")
     pool.add_argument("--target-per-class", default=None,
-                      help="selected images wanted per class: N, or class=N,class=N (default: no targets)")
+                      help="selected images wanted per class: N, or class=N,class=N; retraining needs targets "
+                           "(default: no targets, no retraining)")
     budgeted = parser.add_argument_group("budgeted selection (instead of the intersection)")
-    budgeted.add_argument("--budget", type=int, default=None,
+    budgeted.add_argument("--budget", type=positive_int, default=None,
                           help="select exactly this many images with --strategy instead of intersecting the analyses")
-    budgeted.add_argument("--strategy", default=alf.RECOMMENDED, choices=(alf.RECOMMENDED, *alf.STRATEGIES),
+    budgeted.add_argument("--strategy", default=None, choices=(alf.RECOMMENDED, *alf.STRATEGIES),
                           help="with --budget (default: recommended, see AL_functions.recommended_choice)")
-    budgeted.add_argument("--representation", default="model", choices=REPRESENTATIONS,
-                          help="features for distance-based strategies: the model's embeddings or PCA of the "
-                               "pixels (default: model)")
-    analyses = parser.add_argument_group("analyses")
-    analyses.add_argument("--threshold-percentile", type=float, default=50, help="uncertainty (default: 50)")
-    analyses.add_argument("--n-clusters", type=int, default=20, help="diversity k-means clusters (default: 20)")
-    analyses.add_argument("--k-neighbors", type=int, default=5, help="novelty neighbours (default: 5)")
+    budgeted.add_argument("--representation", default=None, choices=REPRESENTATIONS,
+                          help="with --budget: features for distance-based strategies, the model's embeddings or "
+                               "PCA of the pixels (default: model)")
+    analyses = parser.add_argument_group("analyses (the intersection; not with --budget)")
+    analyses.add_argument("--threshold-percentile", type=percentile_argument, default=None,
+                          help=f"uncertainty (default: {INTERSECTION_DEFAULTS['threshold_percentile']})")
+    analyses.add_argument("--n-clusters", type=positive_int, default=None,
+                          help=f"diversity k-means clusters (default: {INTERSECTION_DEFAULTS['n_clusters']})")
+    analyses.add_argument("--k-neighbors", type=positive_int, default=None,
+                          help=f"novelty neighbours (default: {INTERSECTION_DEFAULTS['k_neighbors']})")
     training = parser.add_argument_group("training")
-    training.add_argument("--epochs", type=int, default=None, help="default: the base model's recipe (or 30)")
+    training.add_argument("--epochs", type=positive_int, default=None,
+                          help="default: the base model's recipe (or 30)")
     training.add_argument("--seed", type=seed_argument, default=None, help="default: the base model's seed (or 42)")
     training.add_argument("--no-retrain", action="store_true", help="stop after the balance check")
     output = parser.add_argument_group("output")
     output.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="analyses and comparison (default: results)")
+    output.add_argument("--cache-dir", default=None,
+                        help="the model's outputs, reused by later runs on the same model and data "
+                             "(default: <output-dir>/.cache)")
     output.add_argument("--models-dir", default="models", help="base and retrained models (default: models)")
     output.add_argument("--no-images", action="store_true", help="do not save the selected images")
-    output.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    output.add_argument("--quiet", action="store_true", help="print nothing but warnings and errors")
     return parser
+
+
+def check_option_combinations(args: argparse.Namespace) -> None:
+    """Refuse options the chosen path would ignore: --strategy/--representation without --budget, and the
+    intersection's analysis options with it."""
+    if args.budget is None:
+        ignored = [option for option in ("strategy", "representation") if getattr(args, option) is not None]
+        if ignored:
+            names = " and ".join(f"--{option}" for option in ignored)
+            raise ToolkitError(f"{names} without --budget: add --budget N to select N images with "
+                               f"{'it' if len(ignored) == 1 else 'them'}, or drop {names} to intersect the three "
+                               "analyses")
+    else:
+        ignored = [option for option in INTERSECTION_DEFAULTS if getattr(args, option) is not None]
+        if ignored:
+            names = " and ".join(f"--{option.replace('_', '-')}" for option in ignored)
+            raise ToolkitError(f"{names} with --budget: {'it tunes' if len(ignored) == 1 else 'they tune'} the "
+                               f"intersection's analyses, which --budget replaces; drop {names} or --budget")
+
+
+def check_writable_outputs(args: argparse.Namespace, model_path: Path, cache_dir: Path, retraining: bool) -> None:
+    """Before any data is read: the folders this run writes can be written, and the base model exists or will be
+    trained."""
+    check_writable_directory(args.output_dir, "--output-dir")
+    check_writable_directory(cache_dir, "--cache-dir")
+    if not os.path.isfile(model_path):
+        shown = display_text(model_path, 120)
+        if not args.train_base:
+            raise ToolkitError(f"no base model at {shown}: add --train-base to train one on the first "
+                               f"{args.labeled_size} images, or pass --model")
+        if model_path.name != MODEL_FILENAME:
+            raise ToolkitError(f"--train-base writes a run folder holding {MODEL_FILENAME}, so --model {shown} "
+                               f"would never exist: pass --model <folder>/{MODEL_FILENAME}, or leave --model out")
+        if os.path.lexists(model_path.parent):
+            raise ToolkitError(f"--train-base trains into a new folder, but {display_text(model_path.parent, 120)} "
+                               "exists without a model: move it away, or choose another --model or --models-dir")
+        check_writable_directory(model_path.parent, "--models-dir" if args.model is None else "the --model folder")
+    if retraining:
+        check_writable_directory(args.models_dir, "--models-dir")
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
-    dataset = dataset_from_args(args)
+    check_option_combinations(args)
+    targets = parse_targets(args.target_per_class)
     model_path = Path(args.model) if args.model else default_run_dir(args.labeled_size, args.models_dir) / MODEL_FILENAME
-    if not model_path.exists() and args.train_base:
+    cache_dir = Path(args.cache_dir) if args.cache_dir is not None else Path(args.output_dir) / CACHE_DIRNAME
+    check_writable_outputs(args, model_path, cache_dir, retraining=targets is not None and not args.no_retrain)
+    dataset = None  # read by the analyzer after its model, unless the base model is trained here first
+    if not os.path.isfile(model_path):
+        dataset = dataset_from_args(args)
         print(f"no base model at {model_path}: training it on the first {args.labeled_size} images")
-        recipe = recipe_for(dataset.name, epochs=args.epochs or 30)
+        recipe = recipe_for(dataset.name, epochs=args.epochs if args.epochs is not None else 30)
         result = train_model(None, model_path.parent, dataset=dataset, labeled_size=args.labeled_size,
                              recipe=recipe, seed=args.seed if args.seed is not None else 42,
                              verbose=keras_verbosity(args.quiet))
         accuracy = "not measured (no test images)" if result.test_accuracy is None else f"{result.test_accuracy:.3f}"
         print(f"base model: {result.model_path}, test accuracy {accuracy}")
-    training = {"epochs": args.epochs} if args.epochs else {}
+    training = {"epochs": args.epochs} if args.epochs is not None else {}
     analyzer = ActiveLearningAnalyzer(
-        model_path, args.labeled_size, args.start_idx, args.end_idx, parse_targets(args.target_per_class),
-        dataset=dataset, output_dir=args.output_dir, models_dir=args.models_dir, seed=args.seed,
+        model_path, args.labeled_size, args.start_idx, args.end_idx, targets, dataset=dataset,
+        dataset_name=args.dataset, classes=args.classes, data_path=args.data_path, image_size=args.image_size,
+        output_dir=args.output_dir, models_dir=args.models_dir, cache_dir=cache_dir, seed=args.seed,
         training=training, auto_retrain=not args.no_retrain, verbose=not args.quiet)
     if args.budget is not None:
-        analyzer.select(args.budget, args.strategy, args.representation, save_images=not args.no_images)
+        analyzer.select(args.budget, args.strategy or alf.RECOMMENDED, args.representation or "model",
+                        save_images=not args.no_images)
     else:
-        analyzer.run_all(uncertainty_params={"threshold_percentile": args.threshold_percentile},
-                         diversity_params={"n_clusters": args.n_clusters},
-                         novelty_params={"k_neighbors": args.k_neighbors})
+        options = {name: default if getattr(args, name) is None else getattr(args, name)
+                   for name, default in INTERSECTION_DEFAULTS.items()}
+        analyzer.run_all(uncertainty_params={"threshold_percentile": options["threshold_percentile"]},
+                         diversity_params={"n_clusters": options["n_clusters"]},
+                         novelty_params={"k_neighbors": options["k_neighbors"]})
         analyzer.find_intersection(save_images=not args.no_images, create_visualization=True)
     analyzer.timings["total"] = time.perf_counter() - started
     manifest = analyzer.write_manifest()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -20,8 +21,8 @@ import numpy as np
 import AL_functions as alf
 from altoolkit.data import Dataset, check_dataset_argument
 from altoolkit.errors import ToolkitError
-from altoolkit.files import load_npy, save_npy, save_npz, write_json, write_text
-from altoolkit.outputs import DEFAULT_CACHE_DIR, ModelOutputCache, RangeOutputs, validate_pool_range
+from altoolkit.files import check_writable_directory, load_npy, save_npy, save_npz, write_json, write_text
+from altoolkit.outputs import CACHE_DIRNAME, ModelOutputCache, RangeOutputs, validate_pool_range
 from altoolkit.plots import (plot_cluster_projection, plot_image_grid, plot_intersection_overview,
                              plot_score_histograms)
 
@@ -45,6 +46,8 @@ class PoolContext:
     data_options: dict = field(default_factory=dict)
     _pool: RangeOutputs | None = None
     _labeled: RangeOutputs | None = None
+    _model_warning: str | None = None
+    _model_checked: bool = False
 
     @property
     def pool(self) -> RangeOutputs:
@@ -87,6 +90,51 @@ class PoolContext:
     def label_source(self) -> str:
         return "true labels" if self.pool_has_labels else "predicted classes (the pool has no labels)"
 
+    def model_warning(self) -> str | None:
+        """Why the model looks no better than chance (then every analysis is close to a random pick), or None.
+
+        Signs: every pool image gets the same uncertainty; every image the same predicted class; or, once the
+        labeled set's outputs are computed, no more right answers on its own labeled set than always guessing
+        its most common class. Computed once; printed once as a ``warning:`` line on stderr.
+        """
+        if not self._model_checked:
+            self._model_checked = True
+            self._model_warning = self._chance_sign()
+            if self._model_warning is not None:
+                print(f"warning: {self._model_warning}", file=sys.stderr, flush=True)
+        return self._model_warning
+
+    def _chance_sign(self) -> str | None:
+        pool, names = self.pool, self.dataset.class_names
+        entropy = alf.entropy_scores(pool.probabilities)
+        predicted = pool.predicted if self._labeled is None else np.concatenate([pool.predicted,
+                                                                                self._labeled.predicted])
+        if len(entropy) > 1 and np.allclose(entropy, entropy[0], rtol=0, atol=1e-6):
+            sign = "gives every pool image the same uncertainty"
+        elif len(predicted) > 1 and np.all(predicted == predicted[0]):
+            sign = f"predicts {names[predicted[0]]} for every image"
+        else:
+            sign = self._labeled_set_sign()
+        if sign is None:
+            return None
+        return (f"{self.model_path} looks untrained: it {sign}, so its picks are close to random; "
+                "train it longer or on more labels before trusting them")
+
+    def _labeled_set_sign(self) -> str | None:
+        if self._labeled is None:
+            return None
+        labels = self.dataset.y_train[:self.labeled_size]
+        known = labels >= 0
+        if not known.any():
+            return None
+        accuracy = float((self._labeled.predicted[known] == labels[known]).mean())
+        counts = np.bincount(labels[known], minlength=self.dataset.num_classes)
+        majority = counts.max() / known.sum()
+        if accuracy > majority:
+            return None
+        return (f"is right on {accuracy:.0%} of its own {int(known.sum())} labeled images, no better than always "
+                f"guessing {self.dataset.class_names[counts.argmax()]} ({majority:.0%})")
+
     def describe(self) -> dict:
         """What a run was computed from (written into every ``*_run.json``)."""
         return {"model_path": str(self.model_path), "model_sha256": self.cache.model_digest,
@@ -96,9 +144,10 @@ class PoolContext:
 
 
 def prepare_pool(model_path: str | os.PathLike, dataset: Dataset, labeled_size: int, start_idx: int,
-                 end_idx: int, cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR,
+                 end_idx: int, cache_dir: str | os.PathLike | None = None,
                  data_options: dict | None = None, model=None) -> PoolContext:
-    """Check the range and the model against the data; outputs are computed on first use."""
+    """Check the range and the model against the data; outputs are computed on first use (cached in
+    ``cache_dir``, or in memory only when it is None)."""
     validate_pool_range(dataset, labeled_size, start_idx, end_idx)
     cache = ModelOutputCache(model_path, dataset, cache_dir=cache_dir, model=model)
     return PoolContext(dataset=dataset, model_path=Path(model_path), labeled_size=labeled_size,
@@ -108,15 +157,21 @@ def prepare_pool(model_path: str | os.PathLike, dataset: Dataset, labeled_size: 
 def open_pool(model_path: str | os.PathLike, labeled_size: int, start_idx: int, end_idx: int, *,
               dataset: Dataset | None = None, dataset_name: str = "cifar10", classes=None,
               data_path: str | os.PathLike | None = None, image_size: int = 32,
-              cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR) -> PoolContext:
-    """Load the dataset (unless given) and prepare the pool; the Evaluation modules' common first step.
+              cache_dir: str | os.PathLike | None = None) -> PoolContext:
+    """Load the model, then the dataset (unless given), and prepare the pool; the Evaluation modules' first step.
 
+    The model comes first: a missing or unfitting model file is refused before a large dataset is read.
     ``classes=None`` means the dataset's default classes (airplane/automobile/ship for CIFAR-10); a string is
-    read like ``--classes`` (``"all"`` keeps every class, ``"0,1,8"`` or names pick some).
+    read like ``--classes`` (``"all"`` keeps every class, ``"0,1,8"`` or names pick some). ``cache_dir=None``
+    keeps the model's outputs in memory only.
     """
     from altoolkit.data import dataset_classes, load_dataset
+    from altoolkit.model import check_input_shape, load_classifier
 
     check_dataset_argument(dataset)
+    if cache_dir is not None:
+        check_writable_directory(cache_dir, "--cache-dir")
+    model = load_classifier(model_path)
     if dataset is not None:
         options = {"dataset_name": dataset.name, "classes": list(dataset.class_names), "data_path": None,
                    "image_size": dataset.image_shape[0]}
@@ -125,10 +180,26 @@ def open_pool(model_path: str | os.PathLike, labeled_size: int, start_idx: int, 
             classes = dataset_classes(dataset_name, classes)
         options = {"dataset_name": dataset_name, "classes": list(classes) if classes is not None else None,
                    "data_path": str(data_path) if data_path is not None else None, "image_size": image_size}
+        if isinstance(image_size, (int, np.integer)) and image_size > 0:
+            check_input_shape(model, (image_size, image_size, 3), name=str(model_path))
         dataset = load_dataset(dataset_name, path=data_path, classes=classes, image_size=image_size)
-    if cache_dir is None:
-        cache_dir = DEFAULT_CACHE_DIR
-    return prepare_pool(model_path, dataset, labeled_size, start_idx, end_idx, cache_dir, options)
+    return prepare_pool(model_path, dataset, labeled_size, start_idx, end_idx, cache_dir, options, model=model)
+
+
+def cache_beside(output_dir: str | os.PathLike) -> Path:
+    """The Evaluation modules' default cache: ``.cache`` in the folder holding their output folder
+    (``results/.cache`` for ``results/uncertainty``), so the three analyses share one forward pass."""
+    return Path(output_dir).parent / CACHE_DIRNAME
+
+
+def open_analysis_pool(output_dir: str | os.PathLike, model_path: str | os.PathLike, labeled_size: int,
+                       start_idx: int, end_idx: int, cache_dir: str | os.PathLike | None = None,
+                       **data) -> PoolContext:
+    """:func:`open_pool` for an analysis writing into ``output_dir``: the folder is checked first, and the cache
+    defaults to :func:`cache_beside` it. ``data`` are open_pool's dataset options."""
+    check_writable_directory(output_dir, "--output-dir")
+    return open_pool(model_path, labeled_size, start_idx, end_idx,
+                     cache_dir=cache_dir if cache_dir is not None else cache_beside(output_dir), **data)
 
 
 def class_distribution(context: PoolContext, relative_indices: np.ndarray) -> dict[str, int]:
@@ -330,7 +401,8 @@ def run_selection(context: PoolContext, output_dir: str | os.PathLike, strategy:
                                  head=head)
     seconds = time.perf_counter() - started
     stats = {**selection_stats(context, indices), "strategy": requested, "ran": strategy, "budget": budget,
-             "representation": representation, "seed": seed, "seconds": round(seconds, 3)}
+             "representation": representation, "seed": seed, "seconds": round(seconds, 3),
+             "model_warning": context.model_warning()}
     save_npy(output_dir / "selection_indices.npy", indices)
     write_json(output_dir / "selection_run.json", {**context.describe(), "stats": stats,
                                                   "absolute_indices": indices + context.start_idx})
@@ -342,6 +414,8 @@ def run_selection(context: PoolContext, output_dir: str | os.PathLike, strategy:
              f"selected: {stats['count']} images in {seconds:.2f} s (after the forward pass)",
              f"per class ({stats['distribution_source']}): {stats['distribution']}",
              "absolute indices, in the order chosen: " + ", ".join(str(i) for i in indices + context.start_idx)]
+    if stats["model_warning"]:
+        lines.insert(1, f"warning: {stats['model_warning']}")
     write_text(output_dir / "summary.txt", "\n".join(lines) + "\n")
     if save_images:
         _save_images(context, indices, output_dir / "images")
@@ -390,6 +464,7 @@ def load_analysis(directory: str | os.PathLike, name: str) -> tuple[np.ndarray, 
 
 def _write_analysis(name: str, context: PoolContext, output_dir: Path, indices: np.ndarray,
                     scores: dict[str, np.ndarray], stats: dict, lines: list[str], verbose: bool) -> None:
+    stats["model_warning"] = context.model_warning()
     save_npy(output_dir / f"{name}_indices.npy", indices)
     save_npz(output_dir / f"{name}_scores.npz", **{key: np.asarray(value) for key, value in scores.items()})
     write_json(output_dir / f"{name}_run.json", {**context.describe(), "stats": stats,
@@ -402,7 +477,8 @@ def _write_analysis(name: str, context: PoolContext, output_dir: Path, indices: 
               f"per class ({stats['distribution_source']}): {stats['distribution']}"]
     score_lines = [f"{key}: min {value['min']:.4f}  mean {value['mean']:.4f}  max {value['max']:.4f}"
                    for key, value in stats["scores"].items() if value["min"] is not None]
-    write_text(output_dir / "summary.txt", "\n".join(header + lines + score_lines) + "\n")
+    warning = [f"warning: {stats['model_warning']}"] if stats["model_warning"] else []
+    write_text(output_dir / "summary.txt", "\n".join(header + warning + lines + score_lines) + "\n")
     if verbose:
         print(f"{name}: {stats['count']} of {context.pool_size} pool images selected "
               f"({stats['percentage']}%) -> {output_dir}")

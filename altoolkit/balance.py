@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from altoolkit.errors import ToolkitError
+from altoolkit.validation import short_repr
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,15 @@ def normalise_targets(target_per_class: int | Mapping[str, int] | None,
     if isinstance(target_per_class, Mapping):
         unknown = [name for name in target_per_class if name not in class_names]
         if unknown:
-            raise ToolkitError(f"unknown class(es) in the targets: {', '.join(map(str, unknown))}; "
-                               f"the classes are {', '.join(class_names)}")
+            raise ToolkitError(f"unknown class(es) in the targets: {_listed(unknown)}; "
+                               f"the classes are {_listed(class_names)}")
         targets = dict(target_per_class)
     else:
         targets = {name: target_per_class for name in class_names}
     for name, value in targets.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ToolkitError(f"the target for class {name!r} must be a non-negative integer, got {value!r}")
+            raise ToolkitError(f"the target for class {short_repr(name)} must be a non-negative integer, got "
+                               f"{short_repr(value)}")
     return targets
 
 
@@ -66,7 +68,7 @@ def parse_targets(text: str | None) -> int | dict[str, int] | None:
     for part in text.split(","):
         name, _, value = part.partition("=")
         if not name.strip() or not value.strip():
-            raise ToolkitError(f"cannot read the target {part!r}: write class=count, e.g. airplane=50")
+            raise ToolkitError(f"cannot read the target {short_repr(part)}: write class=count, e.g. airplane=50")
         targets[name.strip()] = _parse_count(value.strip(), name.strip())
     return targets
 
@@ -75,10 +77,17 @@ def _parse_count(text: str, name: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise ToolkitError(f"the target for {name} must be a non-negative integer, got {text!r}") from None
+        raise ToolkitError(f"the target for {_listed([name])} must be a non-negative integer, got "
+                           f"{short_repr(text)}") from None
     if value < 0:
-        raise ToolkitError(f"the target for {name} must be a non-negative integer, got {value}")
+        raise ToolkitError(f"the target for {_listed([name])} must be a non-negative integer, got {short_repr(value)}")
     return value
+
+
+def _listed(names: Sequence, shown: int = 10, width: int = 40) -> str:
+    """Names for an error line: at most ``shown`` of them, each cut to ``width`` characters."""
+    cut = [str(name) if len(str(name)) <= width else f"{str(name)[:width]}…" for name in names[:shown]]
+    return ", ".join(cut) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def recommendations(balance: ClassBalance, pool_size: int, start_idx: int, end_idx: int,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable
 
 from altoolkit.data import DATASET_NAMES, DEFAULT_IMAGE_SIZE, Dataset, dataset_classes, load_dataset
-from altoolkit.limits import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, check_image_size
 from altoolkit.errors import ToolkitError
-from altoolkit.validation import (check_fraction, check_non_negative_int, check_positive_float, check_positive_int,
-                                  check_seed)
+from altoolkit.limits import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, check_image_size
+from altoolkit.validation import (check_fraction, check_non_negative_int, check_percentile, check_positive_float,
+                                  check_positive_int, check_seed)
 
 
 class ToolkitArgumentParser(argparse.ArgumentParser):
@@ -49,6 +50,9 @@ non_negative_int = _argument_type(check_non_negative_int, int, "a non-negative i
 positive_float = _argument_type(check_positive_float, float, "a positive number")
 fraction_argument = _argument_type(check_fraction, float, "a number from 0 to below 1")
 """``type=`` for shares of a set, such as a validation fraction: 0 up to (not including) 1."""
+
+percentile_argument = _argument_type(check_percentile, float, "a percentile")
+"""``type=`` for percentiles: above 0, at most 100 (NaN and infinity are refused)."""
 
 image_size_argument = _argument_type(check_image_size, int, "an image size")
 """``type=`` for ``--image-size``: MIN_IMAGE_SIZE to MAX_IMAGE_SIZE pixels."""
@@ -90,14 +94,15 @@ def add_pool_arguments(parser: argparse.ArgumentParser, output_dir: str) -> None
     """Model, labeled set, pool range and output options of the analysis entry points."""
     group = parser.add_argument_group("pool")
     group.add_argument("--model", default=DEFAULT_MODEL_PATH, help=f"trained .keras model (default: {DEFAULT_MODEL_PATH})")
-    group.add_argument("--labeled-size", type=int, default=DEFAULT_LABELED_SIZE,
+    group.add_argument("--labeled-size", type=positive_int, default=DEFAULT_LABELED_SIZE,
                        help=f"the labeled set is the first N training images (default: {DEFAULT_LABELED_SIZE})")
-    group.add_argument("--start-idx", type=int, default=DEFAULT_START_IDX,
+    group.add_argument("--start-idx", type=non_negative_int, default=DEFAULT_START_IDX,
                        help=f"first pool image, 0-based absolute training index (default: {DEFAULT_START_IDX})")
-    group.add_argument("--end-idx", type=int, default=DEFAULT_END_IDX,
+    group.add_argument("--end-idx", type=positive_int, default=DEFAULT_END_IDX,
                        help=f"end of the pool, exclusive (default: {DEFAULT_END_IDX})")
     group.add_argument("--output-dir", default=output_dir, help=f"where files go (default: {output_dir})")
     group.add_argument("--cache-dir", default=None,
-                       help="where the model's outputs are cached (default: results/.cache)")
+                       help="where the model's outputs are cached (default: .cache beside --output-dir, e.g. "
+                            f"{Path(output_dir).parent / '.cache'}, so the three analyses share one forward pass)")
     group.add_argument("--no-plots", action="store_true", help="skip the figures")
-    group.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    group.add_argument("--quiet", action="store_true", help="print nothing but warnings and errors")

@@ -19,7 +19,7 @@ import numpy as np
 from altoolkit.errors import ToolkitError
 from altoolkit.limits import check_image_size, check_resized_fit, checked_class_names, listed_names
 from altoolkit.sources import load_cifar10, load_digits, load_fashion_mnist, load_folder, load_npz
-from altoolkit.validation import _shown
+from altoolkit.validation import short_repr
 
 DATASET_NAMES = ("cifar10", "fashion_mnist", "digits", "folder", "npz")
 DEFAULT_IMAGE_SIZE = 32
@@ -76,7 +76,7 @@ def load_dataset(name: str = "cifar10", *, path: str | os.PathLike | None = None
             (default: ``$AL_DATA_DIR`` or ``./data``).
     """
     if name not in DATASET_NAMES:
-        raise ToolkitError(f"unknown dataset {_shown(name)}: choose one of {', '.join(DATASET_NAMES)}")
+        raise ToolkitError(f"unknown dataset {short_repr(name)}: choose one of {', '.join(DATASET_NAMES)}")
     size = check_image_size(image_size)
     if name in ("folder", "npz") and path is None:
         raise ToolkitError(f"dataset {name!r} needs a path: pass --data-path (or path=...)")
@@ -101,7 +101,7 @@ def check_dataset_argument(dataset, name_option: str | None = "dataset_name=") -
     if dataset is not None and not isinstance(dataset, Dataset):
         remedy = f"pass a dataset's name as {name_option}" if name_option else "load it with load_dataset(name)"
         raise TypeError(f"dataset= takes a Dataset loaded by altoolkit.data.load_dataset, not the "
-                        f"{type(dataset).__name__} {_shown(dataset)}: {remedy}")
+                        f"{type(dataset).__name__} {short_repr(dataset)}: {remedy}")
 
 
 def select_classes(dataset: Dataset, classes: Sequence[int | str]) -> Dataset:
@@ -116,7 +116,7 @@ def select_classes(dataset: Dataset, classes: Sequence[int | str]) -> Dataset:
         ids.append(_class_id(dataset, item))
     if len(set(ids)) != len(ids):
         twice = next(item for index, item in enumerate(classes) if ids.index(ids[index]) != index)
-        raise ToolkitError(f"the class list names a class twice ({_shown(twice)}): give each class once")
+        raise ToolkitError(f"the class list names a class twice ({short_repr(twice)}): give each class once")
     lookup = np.full(dataset.num_classes, -1, dtype=np.int64)
     lookup[ids] = np.arange(len(ids))
     unlabeled = dataset.y_train == UNLABELED
@@ -150,18 +150,18 @@ def parse_classes(text: str | None) -> list[int | str] | None:
 
 def _class_number(text: str) -> int:
     if len(text) > 18:
-        raise ToolkitError(f"class id {_shown(text)} is out of range: give ids from 0 to the number of classes - 1")
+        raise ToolkitError(f"class id {short_repr(text)} is out of range: give ids from 0 to the number of classes - 1")
     return int(text)
 
 
 def _class_id(dataset: Dataset, item: int | str) -> int:
     if isinstance(item, (int, np.integer)):
         if not 0 <= int(item) < dataset.num_classes:
-            raise ToolkitError(f"class id {_shown(item)} is out of range: {dataset.name} has classes "
+            raise ToolkitError(f"class id {short_repr(item)} is out of range: {dataset.name} has classes "
                                f"0..{dataset.num_classes - 1}")
         return int(item)
     if item not in dataset.class_names:
-        raise ToolkitError(f"unknown class {_shown(item)}: {dataset.name} has {listed_names(dataset.class_names)}")
+        raise ToolkitError(f"unknown class {short_repr(item)}: {dataset.name} has {listed_names(dataset.class_names)}")
     return dataset.class_names.index(item)
 
 
@@ -172,7 +172,7 @@ def _check_labels(raw: dict) -> None:
         x, y = raw[f"x_{split}"], np.asarray(raw[f"y_{split}"])
         if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or y.size == 0):
             raise ToolkitError(f"{raw['source']}: {split} labels must be a list of integers, got {y.dtype} "
-                               f"values of shape {_shown(y.shape)}")
+                               f"values of shape {short_repr(y.shape)}")
         if len(x) != len(y):
             raise ToolkitError(f"{raw['source']}: {len(x)} {split} images but {len(y)} {split} labels")
         lowest = UNLABELED if (split == "train" and raw["source"].startswith("npz")) else 0

@@ -24,6 +24,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from altoolkit.errors import ToolkitError
+from altoolkit.validation import display_text
 
 TEMPORARY_SUFFIX = ".tmp"
 RETIRED_SUFFIX = ".old"
@@ -156,23 +157,8 @@ def check_output_folder(target: str | os.PathLike, option: str = "--output-dir")
     """
     target = Path(target)
     if target.exists() and not target.is_dir():
-        raise ToolkitError(f"{target} is a file, not a folder: choose another {option}")
-    check_writable_folder(target.parent, option)
-
-
-def check_writable_folder(folder: str | os.PathLike, option: str) -> None:
-    """Refuse a ``folder`` that is not a folder or could not be created or written in (by the effective user).
-
-    A read-only file system counts as not writable.
-    """
-    folder = Path(folder)
-    existing = next(candidate for candidate in (folder, *folder.parents)
-                    if candidate.exists() or candidate.is_symlink())
-    if not existing.is_dir():
-        raise ToolkitError(f"{existing} is not a folder: choose another {option}")
-    effective = {"effective_ids": True} if os.access in os.supports_effective_ids else {}
-    if not os.access(existing, os.W_OK | os.X_OK, **effective):
-        raise ToolkitError(f"cannot write in {existing} (read-only or no permission): choose another {option}")
+        raise ToolkitError(f"{display_text(target, 120)} is a file, not a folder: choose another {option}")
+    check_writable_directory(target.parent, option)
 
 
 def remove_abandoned_temporaries(target: str | os.PathLike) -> list[Path]:
@@ -203,6 +189,40 @@ def remove_abandoned_temporaries(target: str | os.PathLike) -> list[Path]:
                 path.unlink()
         removed.append(path)
     return removed
+
+
+def check_writable_directory(folder: str | os.PathLike, option: str) -> Path:
+    """Refuse, before any work, a folder that cannot be created or written (a file, read-only, a name too long).
+
+    Creates nothing: the nearest existing ancestor must be a folder this process (its effective user) may write
+    into; a read-only file system counts as not writable. ``option`` names the setting in the message (e.g.
+    ``--output-dir``).
+    """
+    folder = Path(folder)
+    existing = folder
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    shown = display_text(folder, 120)
+    if not existing.is_dir():
+        where = "" if existing == folder else f" ({display_text(existing, 120)} is a file)"
+        raise ToolkitError(f"{option} {shown} is not a folder{where}: choose another {option}")
+    name_max = _path_limit(existing, "PC_NAME_MAX", 255)
+    if any(len(os.fsencode(part)) > name_max for part in folder.parts) \
+            or len(os.fsencode(os.path.abspath(folder))) >= _path_limit(existing, "PC_PATH_MAX", 4096):
+        raise ToolkitError(f"{option} {shown} is longer than the file system allows ({name_max} bytes a name): "
+                           f"choose a shorter {option}")
+    effective = {"effective_ids": True} if os.access in os.supports_effective_ids else {}
+    if not os.access(existing, os.W_OK | os.X_OK, **effective):
+        raise ToolkitError(f"{option} {shown} is not writable ({display_text(existing, 120)} is read-only for this "
+                           f"user): choose another {option} or make it writable")
+    return folder
+
+
+def _path_limit(folder: Path, name: str, default: int) -> int:
+    try:
+        return os.pathconf(folder, name)
+    except (OSError, ValueError):
+        return default
 
 
 def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:

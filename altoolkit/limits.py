@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from altoolkit.errors import ToolkitError
-from altoolkit.validation import _shown
+from altoolkit.validation import short_repr
 
 MIN_IMAGE_SIZE = 8
 MAX_IMAGE_SIZE = 512
@@ -49,7 +49,7 @@ def check_image_size(value, name: str = "image size") -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
             or not MIN_IMAGE_SIZE <= int(value) <= MAX_IMAGE_SIZE:
         raise ToolkitError(f"{name} must be an integer from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE}, "
-                           f"got {_shown(value)}")
+                           f"got {short_repr(value)}")
     return int(value)
 
 
@@ -69,7 +69,7 @@ def _limit_from_environment(variable: str, default: int) -> int:
     if not text:
         return default
     if not text.isdigit() or len(text) > 18 or int(text) < 1:
-        raise ToolkitError(f"the environment variable {variable} must be a positive integer, got {_shown(text)}: "
+        raise ToolkitError(f"the environment variable {variable} must be a positive integer, got {short_repr(text)}: "
                            f"fix or unset it (default {default})")
     return int(text)
 
@@ -114,14 +114,6 @@ def listed_names(names: Sequence[str], limit: int = 12) -> str:
     return shown if len(names) <= limit else f"{shown}, … ({len(names)} classes)"
 
 
-def display_text(path, limit: int = 240) -> str:
-    """A path or name fit for a one-line message: control characters escaped, the middle of a long one elided."""
-    text = str(path)
-    if not text.isprintable():
-        text = repr(text)[1:-1]
-    return text if len(text) <= limit else f"{text[:limit // 2]}…{text[-limit // 2:]}"
-
-
 def checked_class_names(names: Sequence, source: str) -> tuple[str, ...]:
     """``names`` as a tuple of distinct, printable, non-empty strings, at most :func:`max_classes` of them."""
     limit = max_classes()
@@ -133,13 +125,13 @@ def checked_class_names(names: Sequence, source: str) -> tuple[str, ...]:
     seen: set[str] = set()
     for name in names:
         if not isinstance(name, str):
-            raise ToolkitError(f"{source}: class names must be strings, got {_shown(name)}")
+            raise ToolkitError(f"{source}: class names must be strings, got {short_repr(name)}")
         if not name.strip() or len(name) > MAX_CLASS_NAME_LENGTH \
                 or any(unicodedata.category(character) == "Cc" for character in name):
-            raise ToolkitError(f"{source}: class name {_shown(name)} must be 1 to {MAX_CLASS_NAME_LENGTH} "
+            raise ToolkitError(f"{source}: class name {short_repr(name)} must be 1 to {MAX_CLASS_NAME_LENGTH} "
                                "characters without control characters (such as line breaks): rename the class")
         if name in seen:
-            raise ToolkitError(f"{source}: the class name {_shown(name)} appears twice: class names must be "
+            raise ToolkitError(f"{source}: the class name {short_repr(name)} appears twice: class names must be "
                                "distinct, one per label value")
         seen.add(name)
     return tuple(names)

@@ -104,7 +104,7 @@ def load_classifier(path: str | os.PathLike):
     file = Path(path)
     if file.suffix != ".keras":
         raise ToolkitError(f"{file} is not a .keras model file: save models with model.save('name.keras')")
-    if not file.is_file():
+    if not os.path.isfile(file):  # False, not OSError, for a name too long for the file system
         raise ToolkitError(f"model file {file} not found: train one first with `python train.py` or pass --model")
     if not zipfile.is_zipfile(file):
         raise ToolkitError(f"{file} is not a valid .keras file (not a zip archive): retrain or re-save it")

@@ -1,12 +1,14 @@
 """One forward pass per image range: probabilities + embeddings, cached on disk by model file and data range.
 
 Running the uncertainty, diversity and novelty modules one after another costs one pass over the pool (and one
-over the labeled set for novelty), not one per module: the second module finds the first one's cache.
+over the labeled set for novelty), not one per module: the second module finds the first one's cache. A cache
+file is used only if its arrays have the shapes, type and values this model gives; any other file is recomputed.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 import zipfile
 from dataclasses import dataclass
@@ -14,12 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from altoolkit.arrays import check_probabilities
 from altoolkit.data import Dataset
 from altoolkit.errors import ToolkitError
-from altoolkit.files import file_sha256, save_npz
+from altoolkit.files import check_writable_directory, file_sha256, save_npz
 from altoolkit.model import INFERENCE_BATCH_SIZE
+from altoolkit.validation import short_repr
 
-DEFAULT_CACHE_DIR = Path("results") / ".cache"
+CACHE_DIRNAME = ".cache"
+"""The cache folder's name inside (or, for the Evaluation modules, beside) the output folder."""
 
 
 @dataclass(frozen=True)
@@ -47,14 +52,14 @@ def validate_pool_range(dataset: Dataset, labeled_size: int, start_idx: int, end
     available = len(dataset.x_train)
     for name, value in (("labeled size", labeled_size), ("start index", start_idx), ("end index", end_idx)):
         if not isinstance(value, (int, np.integer)) or value < 0:
-            raise ToolkitError(f"{name} must be a non-negative integer, got {value!r}")
-    if start_idx >= end_idx:
-        raise ToolkitError(f"start index {start_idx} must be smaller than end index {end_idx}")
+            raise ToolkitError(f"{name} must be a non-negative integer, got {short_repr(value)}")
     if end_idx > available:
-        raise ToolkitError(f"end index {end_idx} is outside the data: {dataset.name} has {available} training "
-                           f"images, use --end-idx {available} or less")
+        raise ToolkitError(f"end index {short_repr(end_idx)} is outside the data: {dataset.name} has {available} "
+                           f"training images, use --end-idx {available} or less")
     if labeled_size > available:
-        raise ToolkitError(f"labeled size {labeled_size} is larger than the {available} training images")
+        raise ToolkitError(f"labeled size {short_repr(labeled_size)} is larger than the {available} training images")
+    if start_idx >= end_idx:
+        raise ToolkitError(f"start index {short_repr(start_idx)} must be smaller than end index {end_idx}")
     if start_idx < labeled_size:
         raise ToolkitError(f"the pool {start_idx}..{end_idx - 1} overlaps the labeled set (the first "
                            f"{labeled_size} images): use --start-idx {labeled_size} or more")
@@ -64,16 +69,16 @@ class ModelOutputCache:
     """Computes (or reads back) probabilities and embeddings of a model over index ranges of a dataset.
 
     The model is loaded and checked against the data once; cache files are keyed by the model file's SHA-256,
-    the dataset fingerprint and the range, and written atomically.
+    the dataset fingerprint and the range, and written atomically. ``cache_dir=None`` keeps outputs in memory only.
     """
 
-    def __init__(self, model_path: str | os.PathLike, dataset: Dataset,
-                 cache_dir: str | os.PathLike | None = DEFAULT_CACHE_DIR, batch_size: int = INFERENCE_BATCH_SIZE, model=None):
+    def __init__(self, model_path: str | os.PathLike, dataset: Dataset, cache_dir: str | os.PathLike | None = None,
+                 batch_size: int = INFERENCE_BATCH_SIZE, model=None):
         from altoolkit.model import load_classifier
 
         self.model_path = Path(model_path)
         self.dataset = dataset
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.cache_dir = check_writable_directory(cache_dir, "--cache-dir") if cache_dir is not None else None
         self.batch_size = batch_size
         self._model = model if model is not None else load_classifier(self.model_path)
         self._check_model_fits_data(self._model)
@@ -112,31 +117,66 @@ class ModelOutputCache:
         return [results[(start, end)] for start, end in ranges]
 
     def _read_cache(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The cached outputs of ``start..end-1`` if a cache file holds valid ones; a bad file is deleted."""
         cache_file = self._cache_file(start, end)
-        if cache_file is None or not cache_file.is_file():
+        if cache_file is None or not os.path.lexists(cache_file):
             return None
+        if cache_file.is_dir() or not cache_file.is_file():
+            raise ToolkitError(f"the cache file {cache_file} is a folder or a link to nothing: move it away or "
+                               "choose another --cache-dir")
         try:
             with np.load(cache_file, allow_pickle=False) as cached:
                 probabilities, embeddings = cached["probabilities"], cached["embeddings"]
-            if probabilities.shape[:1] == embeddings.shape[:1] == (end - start,):
+            if self._valid_outputs(end - start, probabilities, embeddings):
                 return probabilities, embeddings
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass
-        cache_file.unlink(missing_ok=True)  # unreadable or wrong size: recompute it
+        cache_file.unlink(missing_ok=True)  # unreadable, or not what this model gives: recompute it
         return None
 
+    def _valid_outputs(self, rows: int, probabilities: np.ndarray, embeddings: np.ndarray) -> bool:
+        """True if the arrays are what this model gives for ``rows`` images: shapes, float32, finite probabilities."""
+        classes, width = self.output_widths
+        if probabilities.shape != (rows, classes) or embeddings.shape != (rows, width):
+            return False
+        if probabilities.dtype != np.float32 or embeddings.dtype != np.float32:
+            return False
+        if not np.isfinite(embeddings).all():
+            return False
+        try:
+            check_probabilities(probabilities)
+        except ToolkitError:
+            return False
+        return True
+
+    @property
+    def output_widths(self) -> tuple[int, int]:
+        """(classes, embedding width) of this model's two outputs."""
+        model = self._two_output_model()
+        return int(model.outputs[0].shape[-1]), int(model.outputs[1].shape[-1])
+
     def _write_cache(self, start: int, end: int, probabilities: np.ndarray, embeddings: np.ndarray) -> None:
+        """Write the outputs atomically; a failed write costs the next run a forward pass, so it only warns."""
         cache_file = self._cache_file(start, end)
         if cache_file is None:
             return
-        save_npz(cache_file, probabilities=probabilities, embeddings=embeddings)
+        try:
+            save_npz(cache_file, probabilities=probabilities, embeddings=embeddings)
+        except OSError as error:
+            print(f"warning: could not write the cache file {cache_file} ({error.strerror or error}): the next "
+                  "run computes these outputs again", file=sys.stderr, flush=True)
 
-    def _predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from altoolkit.model import probabilities_and_embeddings, probabilities_and_embeddings_model
+    def _two_output_model(self):
+        from altoolkit.model import probabilities_and_embeddings_model
 
         if self._two_outputs is None:
             self._two_outputs = probabilities_and_embeddings_model(self._model)
-        return probabilities_and_embeddings(self._two_outputs, images, batch_size=self.batch_size)
+        return self._two_outputs
+
+    def _predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from altoolkit.model import probabilities_and_embeddings
+
+        return probabilities_and_embeddings(self._two_output_model(), images, batch_size=self.batch_size)
 
     def _cache_file(self, start: int, end: int) -> Path | None:
         if self.cache_dir is None:

@@ -23,9 +23,9 @@ import numpy as np
 
 from altoolkit.errors import ToolkitError
 from altoolkit.limits import (MAX_CLASSES_VARIABLE, PIXEL_LIMIT_ADVICE, byte_size, check_fits_in_memory,
-                              check_image_shape, check_resized_fit, checked_class_names, display_text, listed_names,
+                              check_image_shape, check_resized_fit, checked_class_names, listed_names,
                               max_classes, max_image_pixels)
-from altoolkit.validation import _shown
+from altoolkit.validation import display_text, short_repr
 
 DEFAULT_DATA_DIR = Path("data")
 FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -186,18 +186,18 @@ def _cifar10_batch(batch, location: Path, name: str) -> tuple[np.ndarray, np.nda
     else:
         data, labels = batch[b"data"], batch[b"labels"]
         if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-            problem = (f"data of {data.dtype} {_shown(data.shape)}" if isinstance(data, np.ndarray)
+            problem = (f"data of {data.dtype} {short_repr(data.shape)}" if isinstance(data, np.ndarray)
                        else f"data of type {type(data).__name__}")
         elif isinstance(labels, list) and labels and all(type(label) is int for label in labels) \
                 and not -2**63 <= min(labels) <= max(labels) < 2**63:
-            problem = f"labels up to {_shown(max(labels), 25)}"
+            problem = f"labels up to {short_repr(max(labels), 25)}"
         else:
             try:
                 labels = np.asarray(labels)
             except (ValueError, TypeError):
                 labels = np.asarray([None])
             if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or len(labels) != len(data):
-                problem = f"{len(data)} images but labels of {labels.dtype} {_shown(labels.shape)}"
+                problem = f"{len(data)} images but labels of {labels.dtype} {short_repr(labels.shape)}"
     if problem:
         raise ToolkitError(f"{display_text(location)} does not hold CIFAR-10 batches in the official format ({name} "
                            f"has {problem}; expected N×3072 uint8 data and N integer labels)")
@@ -461,17 +461,17 @@ def _check_npz_headers(headers: dict, shown: str) -> None:
         x_shape, y_shape = headers[f"x_{split}"][0], headers[f"y_{split}"][0]
         if len(x_shape) not in (3, 4) or (len(x_shape) == 4 and x_shape[-1] not in (1, 3)):
             raise ToolkitError(f"{shown}: x_{split} must be N×H×W, N×H×W×1 or N×H×W×3, "
-                               f"got shape {_shown(x_shape)}")
+                               f"got shape {short_repr(x_shape)}")
         check_image_shape(x_shape[1], x_shape[2], f"{shown}: each x_{split} image")
         if len(y_shape) != 1 or y_shape[0] != x_shape[0] or headers[f"y_{split}"][1].kind not in "iu":
             raise ToolkitError(f"{shown}: y_{split} must be {x_shape[0]} integer labels, got "
-                               f"{headers[f'y_{split}'][1]} {_shown(y_shape)}")
+                               f"{headers[f'y_{split}'][1]} {short_repr(y_shape)}")
     if "class_names" in headers:
         names_shape = headers["class_names"][0]
         count = int(np.prod(names_shape, dtype=object))
         if len(names_shape) > 1 or count > max_classes():
             raise ToolkitError(f"{shown}: class_names must be a list of at most {max_classes():,} names "
-                               f"({MAX_CLASSES_VARIABLE}), got shape {_shown(names_shape)}")
+                               f"({MAX_CLASSES_VARIABLE}), got shape {short_repr(names_shape)}")
     for key, (shape, dtype, available) in headers.items():
         needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
         if needed > available:

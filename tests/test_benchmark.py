@@ -136,6 +136,7 @@ def test_mean_ci_uses_the_t_distribution():
 
 # --------------------------------------------------------------------------------------------------- the run
 
+@pytest.mark.slow
 def test_report_structure(tiny_run):
     output_dir, results = tiny_run
     for name in (bm.RESULTS_FILENAME, bm.REPORT_FILENAME, bm.CURVE_FILENAME):
@@ -166,6 +167,7 @@ def test_report_structure(tiny_run):
     assert "pytest tiny" in report
 
 
+@pytest.mark.slow
 def test_strategies_of_a_seed_share_round_zero_and_the_initial_set(tiny_run):
     _, results = tiny_run
     first, second = results["seeds"]["0"], results["seeds"]["1"]
@@ -175,6 +177,7 @@ def test_strategies_of_a_seed_share_round_zero_and_the_initial_set(tiny_run):
         assert accuracies[:, 0].tolist() == [first["base"]["accuracy"], second["base"]["accuracy"]]
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_selections_and_accuracies(tiny_run, digits_dataset, tmp_path):
     output_dir, results = tiny_run
     again = bm.run_benchmark(dataclasses.replace(TINY, seeds=1), tmp_path / "again", dataset=digits_dataset,
@@ -183,6 +186,7 @@ def test_same_seed_gives_the_same_selections_and_accuracies(tiny_run, digits_dat
     assert_same_weights(output_dir, tmp_path / "again", ("base", *TINY.strategies))
 
 
+@pytest.mark.slow
 def test_resume_skips_finished_cells_and_matches_an_uninterrupted_run(tiny_run, digits_dataset, tmp_path,
                                                                       monkeypatch):
     """Interrupted after 3 cells (base + random's two rounds), then resumed by a new process-like run.
@@ -222,6 +226,7 @@ def test_resume_skips_finished_cells_and_matches_an_uninterrupted_run(tiny_run, 
     assert trainings == []
 
 
+@pytest.mark.slow
 def test_a_different_config_in_the_same_directory_is_an_error(tiny_run, digits_dataset, capsys):
     output_dir, _ = tiny_run
     with pytest.raises(ToolkitError, match="different settings"):
@@ -252,6 +257,7 @@ def test_every_preset_is_valid_and_runs_random_first(preset):
     assert len(set(config.strategies)) == len(config.strategies)
 
 
+@pytest.mark.slow
 def test_quick_preset_through_main(tmp_path):
     """The whole quick preset (about 2 minutes): the report's structure, not its numbers."""
     assert bm.main(["--preset", "quick", "--output-dir", str(tmp_path), "--quiet"]) == 0
@@ -260,6 +266,7 @@ def test_quick_preset_through_main(tmp_path):
     assert (tmp_path / bm.REPORT_FILENAME).is_file() and (tmp_path / bm.CURVE_FILENAME).is_file()
 
 
+@pytest.mark.slow
 def test_worker_processes_extend_a_finished_benchmark_with_another_strategy(digits_dataset, tmp_path):
     """Two one-thread worker processes; adding a strategy later trains only its cells; --workers must match."""
     config = dataclasses.replace(TINY, seeds=1, strategies=("random",))
@@ -280,6 +287,7 @@ def test_worker_processes_extend_a_finished_benchmark_with_another_strategy(digi
         bm.run_benchmark(config, output_dir, dataset=digits_dataset, verbose=False, workers=1)
 
 
+@pytest.mark.slow
 def test_recommended_records_what_it_ran_and_refuses_a_resume_under_another_rule(digits_dataset, tmp_path,
                                                                                   monkeypatch):
     config = dataclasses.replace(TINY, seeds=1, strategies=("random", "recommended"))
@@ -332,3 +340,70 @@ def test_target_check_passes_only_when_every_criterion_holds():
     assert checks[2][1].startswith("n/a")
     assert "Target not met." in bm.target_lines(_summary_of_recommended(weak, None))
     assert bm.target_check({"strategies": {"random": {}}}) == []
+
+
+# ----------------------------------------------------------------------------------------- damaged records
+
+def valid_cell(round_number: int, selected: list[int]) -> dict:
+    return {"round": round_number, "labels": 60 + 20 * round_number, "accuracy": 0.5,
+            "per_class_accuracy": {"0": 0.4, "1": None}, "n_selected": len(selected), "selected_indices": selected,
+            "timings": {key: 0.1 for key in bm.TIMING_KEYS}, "best_epoch": 1}
+
+
+def valid_results() -> dict:
+    return {"format": bm.FORMAT_VERSION, "config_hash": "0123456789abcdef", "execution": bm.execution_settings(1),
+            "peak_memory_mb": 12.5, "dataset": {"class_names": ["0", "1"]},
+            "seeds": {"0": {"initial_indices": [0, 1, 2], "pool_size": 50, "base": valid_cell(0, []),
+                            "strategies": {"random": [valid_cell(1, [5, 6]), valid_cell(2, [7])]}}}}
+
+
+def damaged(change) -> dict:
+    results = valid_results()
+    change(results)
+    return results
+
+
+@pytest.mark.parametrize("results, problem", [
+    ([], "it holds a JSON list, not an object"),
+    (damaged(lambda r: r.pop("config_hash")), "config_hash must be a string"),
+    (damaged(lambda r: r.update(execution={"workers": "2"})), "execution.workers must be an integer"),
+    (damaged(lambda r: r.update(peak_memory_mb="a lot")), "peak_memory_mb must be a number or null"),
+    (damaged(lambda r: r.update(seeds=[])), "seeds must be an object"),
+    (damaged(lambda r: r["seeds"].update({"first": {}})), "seeds['first'] must be an object under a seed number"),
+    (damaged(lambda r: r["seeds"]["0"].update(pool_size=None)), "seeds['0'] must hold pool_size"),
+    (damaged(lambda r: r["seeds"]["0"].update(initial_indices=[0, -1])),
+     "seeds['0'].initial_indices must be a list of training indices 0..99"),
+    (damaged(lambda r: r["seeds"]["0"]["base"].update(accuracy=1.5)), "seeds['0'].base.accuracy must be a number"),
+    (damaged(lambda r: r["seeds"]["0"]["base"].update(labels=True)),
+     "seeds['0'].base.labels must be a non-negative integer"),
+    (damaged(lambda r: r["seeds"]["0"]["strategies"].update(random={})),
+     "seeds['0'].strategies['random'] must be a list of cells"),
+    (damaged(lambda r: r["seeds"]["0"]["strategies"]["random"][1].update(round=3)),
+     "seeds['0'].strategies['random'][1].round must be 2"),
+    (damaged(lambda r: r["seeds"]["0"]["strategies"]["random"][0].update(selected_indices=[100])),
+     "seeds['0'].strategies['random'][0].selected_indices must be a list of training indices"),
+    (damaged(lambda r: r["seeds"]["0"]["strategies"]["random"][0]["timings"].pop("training_s")),
+     "seeds['0'].strategies['random'][0].timings must hold the numbers"),
+    (damaged(lambda r: r["seeds"]["0"]["strategies"]["random"][0].update(per_class_accuracy=[0.5])),
+     "per_class_accuracy must map class names to numbers"),
+    (damaged(lambda r: r["seeds"]["0"]["strategies"]["random"][0].update(ran=3)), ".ran must be a string"),
+])
+def test_results_problem_names_the_first_wrong_field(results, problem):
+    assert bm.results_problem(valid_results(), 100) is None
+    found = bm.results_problem(results, 100)
+    assert found is not None and problem in found
+
+
+def test_an_unreadable_model_state_is_one_error_naming_it(tmp_path):
+    import keras
+
+    state = tmp_path / "seed0_base.npz"
+    state.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ToolkitError, match=rf"{state} is not a saved model state \(BadZipFile\): delete it"):
+        bm.load_weights(state)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    bm.save_weights(state, [np.zeros((4, 3)), np.zeros(3)])
+    before = [weight.copy() for weight in model.get_weights()]
+    with pytest.raises(ToolkitError, match="does not hold this benchmark's model"):
+        bm.restore_weights(model, state)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))

@@ -52,6 +52,7 @@ def completed_cycle(base_model, digits, tmp_path_factory):
     return analyzer, folder, intersection, stats, before
 
 
+@pytest.mark.slow
 def test_targets_met_retrains_al_and_random_and_leaves_the_base_model_alone(completed_cycle, base_model):
     analyzer, folder, intersection, stats, before = completed_cycle
     assert len(intersection) > 0 and stats["count"] == len(intersection)
@@ -76,6 +77,7 @@ def test_targets_met_retrains_al_and_random_and_leaves_the_base_model_alone(comp
     assert al_metrics["seed"] == 0 and al_metrics["recipe"]["epochs"] == 1
 
 
+@pytest.mark.slow
 def test_a_rerun_reuses_finished_retraining_runs(completed_cycle, base_model, digits, capsys):
     _, folder, _, _, _ = completed_cycle
     stamps = {path: path.stat().st_mtime_ns for path in (folder / "models").glob("*/best_model.keras")}
@@ -84,6 +86,7 @@ def test_a_rerun_reuses_finished_retraining_runs(completed_cycle, base_model, di
     assert {path: path.stat().st_mtime_ns for path in stamps} == stamps
 
 
+@pytest.mark.slow
 def test_targets_not_met_means_no_retraining_and_recommendations_name_the_classes(base_model, digits, tmp_path):
     analyzer = make_analyzer(base_model, digits, tmp_path, targets={"3": 500, "7": 0})
     run_cycle(analyzer)
@@ -95,6 +98,7 @@ def test_targets_not_met_means_no_retraining_and_recommendations_name_the_classe
     assert analyzer.balance.lines()[0].startswith("✗ 3: ") and analyzer.balance.lines()[1].startswith("✓ 7: ")
 
 
+@pytest.mark.slow
 def test_a_retraining_killed_midway_leaves_no_partial_run_and_can_be_rerun(base_model, digits, tmp_path,
                                                                           monkeypatch):
     import keras
@@ -122,6 +126,7 @@ def test_a_retraining_killed_midway_leaves_no_partial_run_and_can_be_rerun(base_
     assert file_sha256(base_model) == before
 
 
+@pytest.mark.slow
 def test_unknown_class_in_dict_targets_is_an_error(base_model, digits, tmp_path):
     with pytest.raises(ToolkitError, match=r"unknown class\(es\) in the targets: airplane"):
         make_analyzer(base_model, digits, tmp_path, targets={"airplane": 5})
@@ -155,12 +160,14 @@ def test_recommendations_suggest_a_larger_pool_from_the_selection_rate():
     assert "--target-per-class 2" in advice[2]
 
 
+@pytest.mark.slow
 def test_find_intersection_before_the_analyses_is_an_error(base_model, digits, tmp_path):
     analyzer = make_analyzer(base_model, digits, tmp_path, targets=None)
     with pytest.raises(ToolkitError, match="call analyzer.run_all\\(\\) first"):
         analyzer.find_intersection()
 
 
+@pytest.mark.slow
 def test_pool_without_labels_uses_predicted_classes_and_does_not_retrain(base_model, digits, tmp_path):
     from altoolkit.data import Dataset
 
@@ -177,6 +184,7 @@ def test_pool_without_labels_uses_predicted_classes_and_does_not_retrain(base_mo
     assert "predicted classes (the pool has no labels)" in analyzer.get_summary()
 
 
+@pytest.mark.slow
 def test_summary_and_manifest_describe_the_cycle(completed_cycle, base_model, digits):
     analyzer, folder, intersection, stats, _ = completed_cycle
     summary = analyzer.get_summary()
@@ -198,6 +206,7 @@ def test_summary_and_manifest_describe_the_cycle(completed_cycle, base_model, di
     assert manifest["retraining_recipe"]["epochs"] == 1
 
 
+@pytest.mark.slow
 def test_command_line_bad_target_is_one_line(base_model, tmp_path, capsys):
     status = AL_cycle.main(["--dataset", "digits", "--model", str(base_model), "--labeled-size", "100",
                             "--start-idx", "100", "--end-idx", "400", "--target-per-class", "ship=3",
@@ -207,6 +216,7 @@ def test_command_line_bad_target_is_one_line(base_model, tmp_path, capsys):
     assert error.startswith("error: unknown class(es) in the targets: ship") and len(error.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_impossible_cluster_count_fails_before_the_forward_pass(base_model, digits, tmp_path, monkeypatch):
     analyzer = make_analyzer(base_model, digits, tmp_path, targets=None)
     monkeypatch.setattr(analyzer.context.cache, "outputs_for",
@@ -217,6 +227,7 @@ def test_impossible_cluster_count_fails_before_the_forward_pass(base_model, digi
         analyzer.run_all(novelty_params={"k_neighbors": 101})
 
 
+@pytest.mark.slow
 def test_select_spends_exactly_the_budget_and_reports_the_balance(base_model, digits, tmp_path):
     analyzer = make_analyzer(base_model, digits, tmp_path, targets={"3": 1000}, verbose=True)
     indices, stats = analyzer.select(40, strategy="class_balanced_margin", save_images=False,
@@ -232,6 +243,7 @@ def test_select_spends_exactly_the_budget_and_reports_the_balance(base_model, di
     assert "selection: 40 images by class_balanced_margin" in analyzer.get_summary()
 
 
+@pytest.mark.slow
 def test_recommended_select_records_what_it_ran(base_model, digits, tmp_path):
     analyzer = make_analyzer(base_model, digits, tmp_path, targets=None)
     indices, stats = analyzer.select(10, strategy="recommended", save_images=False, create_visualization=False)
@@ -243,6 +255,7 @@ def test_recommended_select_records_what_it_ran(base_model, digits, tmp_path):
                               f"{representation} features")
 
 
+@pytest.mark.slow
 def test_select_with_met_targets_retrains_against_random_of_the_same_size(base_model, digits, tmp_path):
     analyzer = make_analyzer(base_model, digits, tmp_path, targets=0)
     indices, _ = analyzer.select(12, strategy="typicality", representation="pixels", save_images=False,
@@ -251,6 +264,7 @@ def test_select_with_met_targets_retrains_against_random_of_the_same_size(base_m
     assert sorted(analyzer.comparison["al_absolute_indices"].tolist()) == sorted((indices + START).tolist())
 
 
+@pytest.mark.slow
 def test_select_rejects_an_unknown_strategy_or_representation(base_model, digits, tmp_path):
     analyzer = make_analyzer(base_model, digits, tmp_path, targets=None)
     with pytest.raises(ToolkitError, match="unknown strategy 'best'"):
@@ -261,8 +275,48 @@ def test_select_rejects_an_unknown_strategy_or_representation(base_model, digits
         analyzer.select(-1)
 
 
+@pytest.mark.slow
 def test_command_line_budgeted_selection(base_model, digits, tmp_path, capsys):
     assert AL_cycle.main(["--dataset", "digits", "--model", str(base_model), "--labeled-size", str(LABELED),
                           "--start-idx", str(START), "--end-idx", str(END), "--budget", "10", "--strategy", "badge",
                           "--no-retrain", "--no-images", "--output-dir", str(tmp_path / "out"), "--quiet"]) == 0
     assert len(np.load(tmp_path / "out" / "selection" / "selection_indices.npy")) == 10
+
+
+@pytest.mark.slow
+def test_without_targets_the_cycle_says_that_retraining_needs_them_and_how(base_model, digits, tmp_path, capsys):
+    analyzer = make_analyzer(base_model, digits, tmp_path, targets=None, verbose=True)
+    run_cycle(analyzer)
+    printed = capsys.readouterr().out
+    assert "no class targets set, so no retraining: retraining needs class targets: --target-per-class N" in printed
+    assert ("balance: no targets set, so no retraining; retraining needs class targets: --target-per-class N"
+            in analyzer.get_summary())
+    assert analyzer.comparison is None and not (tmp_path / "models").exists()
+
+
+@pytest.mark.slow
+def test_the_cache_goes_under_the_output_directory_and_cache_dir_moves_it(base_model, tmp_path, monkeypatch,
+                                                                          capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["--dataset", "digits", "--model", str(base_model), "--labeled-size", str(LABELED), "--start-idx",
+            str(START), "--end-idx", str(END), "--budget", "5", "--no-images", "--quiet"]
+    assert AL_cycle.main([*argv, "--output-dir", "out"]) == 0, capsys.readouterr().err
+    assert len(list((tmp_path / "out" / ".cache").iterdir())) == 2  # the pool and the labeled set
+    assert not (tmp_path / "results").exists()
+    assert json.loads((tmp_path / "out" / "cycle_manifest.json").read_text())["cache_dir"] == "out/.cache"
+    assert AL_cycle.main([*argv, "--output-dir", "again", "--cache-dir", "shared"]) == 0, capsys.readouterr().err
+    assert len(list((tmp_path / "shared").iterdir())) == 2 and not (tmp_path / "again" / ".cache").exists()
+
+
+@pytest.mark.slow
+def test_a_base_model_at_chance_is_analysed_with_one_warning(base_model, tmp_path, capsys):
+    """The session's one-epoch model gives every image the same probabilities: the cycle says so once."""
+    assert AL_cycle.main(["--dataset", "digits", "--model", str(base_model), "--labeled-size", str(LABELED),
+                          "--start-idx", str(START), "--end-idx", str(END), "--n-clusters", "8", "--no-images",
+                          "--output-dir", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")]) == 0
+    captured = capsys.readouterr()
+    (warning,) = captured.err.splitlines()
+    assert warning.startswith(f"warning: {base_model} looks untrained: it ")
+    assert f"  {warning}" in captured.out  # in the summary, under the model
+    manifest = json.loads((tmp_path / "out" / "cycle_manifest.json").read_text())
+    assert manifest["model"]["warning"] == warning.removeprefix("warning: ")

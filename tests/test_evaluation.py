@@ -123,6 +123,7 @@ def saved_indices(pipeline, name: str) -> np.ndarray:
 # 1. The modules run standalone one after another and write every file
 
 
+@pytest.mark.slow
 def test_every_module_runs_standalone_and_succeeds(pipeline):
     for name in ("uncertainty", "novelty"):
         completed = pipeline.steps[name]
@@ -135,6 +136,7 @@ def test_every_module_runs_standalone_and_succeeds(pipeline):
     assert "intersection: " in pipeline.selection_stdout
 
 
+@pytest.mark.slow
 def test_every_analysis_writes_indices_scores_run_summary_and_plots(pipeline):
     for name, plots in ANALYSIS_PLOTS.items():
         folder = pipeline.results / name
@@ -148,6 +150,7 @@ def test_every_analysis_writes_indices_scores_run_summary_and_plots(pipeline):
     assert hidden_leftovers(pipeline.work) == []
 
 
+@pytest.mark.slow
 def test_intersection_writes_indices_summary_one_png_per_image_and_a_figure(pipeline, digits_dataset):
     from PIL import Image
 
@@ -176,6 +179,7 @@ def test_intersection_writes_indices_summary_one_png_per_image_and_a_figure(pipe
     assert run["absolute_indices"] == (intersection + START).tolist()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["uncertainty", "diversity", "novelty", "intersection"])
 def test_saved_indices_are_sorted_integer_positions_in_the_pool(pipeline, name):
     indices = saved_indices(pipeline, name)
@@ -194,6 +198,7 @@ def test_saved_indices_are_sorted_integer_positions_in_the_pool(pipeline, name):
             assert all(len(scores[key]) == POOL for key in scores.files if key != "representatives")
 
 
+@pytest.mark.slow
 def test_indices_are_relative_to_start_idx_and_match_the_heuristics(pipeline, digits_dataset):
     """Recompute each selection from the cached outputs of images START..END-1: row i is image START + i."""
     context = open_pool(pipeline.model, LABELED, START, END, dataset=digits_dataset, cache_dir=pipeline.cache)
@@ -209,6 +214,7 @@ def test_indices_are_relative_to_start_idx_and_match_the_heuristics(pipeline, di
     assert np.allclose(scores["entropy"], alf.entropy_scores(context.pool.probabilities))
 
 
+@pytest.mark.slow
 def test_intersection_equals_intersect1d_of_the_three_saved_sets(pipeline):
     u, d, n = (saved_indices(pipeline, name) for name in ("uncertainty", "diversity", "novelty"))
     assert np.array_equal(saved_indices(pipeline, "intersection"), np.intersect1d(np.intersect1d(u, d), n))
@@ -218,6 +224,7 @@ def test_intersection_equals_intersect1d_of_the_three_saved_sets(pipeline):
 # 2. One forward pass
 
 
+@pytest.mark.slow
 def test_one_forward_pass_over_the_pool_and_one_over_the_labeled_set(pipeline, digits_dataset):
     prefix = f"{file_sha256(pipeline.model)[:16]}_{digits_dataset.fingerprint}_"
     pool_file, labeled_file = f"{prefix}{START}-{END}.npz", f"{prefix}0-{LABELED}.npz"
@@ -228,6 +235,7 @@ def test_one_forward_pass_over_the_pool_and_one_over_the_labeled_set(pipeline, d
     assert pipeline.cache_after["intersection"] == pipeline.cache_after["novelty"]
 
 
+@pytest.mark.slow
 def test_a_second_cache_returns_the_same_outputs_without_predicting(pipeline, digits_dataset, monkeypatch):
     context = open_pool(pipeline.model, LABELED, START, END, dataset=digits_dataset, cache_dir=pipeline.cache)
     first = context.pool
@@ -245,6 +253,7 @@ def test_a_second_cache_returns_the_same_outputs_without_predicting(pipeline, di
     assert np.allclose(again.probabilities.sum(axis=1), 1, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_cached_outputs_equal_a_fresh_forward_pass(pipeline, digits_dataset, tmp_path):
     from altoolkit.model import probabilities_and_embeddings
 
@@ -266,6 +275,121 @@ def test_an_unreadable_cache_file_is_recomputed(small_models, digits_dataset, tm
         assert again.from_cache is False
         assert np.allclose(again.probabilities, computed.probabilities)
         assert cache.outputs(START, START + 20).from_cache is True
+
+
+CACHE_DAMAGE = {
+    "one probability column too few": lambda p, e: (p[:, :-1] + p[:, -1:] / (p.shape[1] - 1), e),
+    "one embedding column too many": lambda p, e: (p, np.hstack([e, e[:, :1]])),
+    "float64 arrays": lambda p, e: (p.astype(np.float64), e.astype(np.float64)),
+    "a NaN embedding": lambda p, e: (p, np.where(np.arange(e.size).reshape(e.shape) == 7, np.nan, e)),
+    "rows not summing to 1": lambda p, e: (p * 2, e),
+    "negative probabilities": lambda p, e: (p - 0.05, e),
+    "one row too few": lambda p, e: (p[1:], e[1:]),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(CACHE_DAMAGE))
+def test_a_cache_file_that_does_not_fit_the_model_is_recomputed_not_used(small_models, digits_dataset, tmp_path,
+                                                                          damage):
+    from altoolkit.files import save_npz
+
+    cache = ModelOutputCache(small_models["flat"], digits_dataset, cache_dir=tmp_path)
+    computed = cache.outputs(START, START + 20)
+    (cache_file,) = tmp_path.iterdir()
+    save_npz(cache_file, **dict(zip(("probabilities", "embeddings"),
+                                    CACHE_DAMAGE[damage](computed.probabilities, computed.embeddings))))
+    again = cache.outputs(START, START + 20)
+    assert again.from_cache is False
+    assert np.array_equal(again.probabilities, computed.probabilities)
+    assert np.array_equal(again.embeddings, computed.embeddings)
+    reread = cache.outputs(START, START + 20)
+    assert reread.from_cache is True and np.array_equal(reread.probabilities, computed.probabilities)
+    assert [path.name for path in tmp_path.iterdir()] == [cache_file.name]
+
+
+def test_the_modules_cache_beside_their_output_folder_by_default(small_models, tmp_path, monkeypatch, capsys):
+    """--output-dir out/uncertainty caches in out/.cache, not in ./results/.cache; the next module reuses it."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["--dataset", "digits", "--model", str(small_models["flat"]), "--labeled-size", str(LABELED),
+            "--start-idx", str(START), "--end-idx", str(END), "--no-plots", "--quiet"]
+    assert uncertainty.main([*argv, "--output-dir", "out/uncertainty"]) == 0, capsys.readouterr().err
+    assert len(cache_files(tmp_path / "out" / ".cache")) == 1
+    assert not (tmp_path / "results").exists()
+    monkeypatch.setattr(ModelOutputCache, "_predict", lambda self, images: pytest.fail("the pool was run again"))
+    assert diversity.main([*argv, "--output-dir", "out/diversity", "--n-clusters", "4"]) == 0, \
+        capsys.readouterr().err
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [".cache", "diversity", "uncertainty"]
+
+
+def test_the_model_is_checked_before_the_data_is_read(small_models, tmp_path, monkeypatch, capsys):
+    """A model that cannot take the requested image size is refused without loading (or downloading) any data."""
+    import altoolkit.data
+
+    monkeypatch.setattr(altoolkit.data, "load_dataset",
+                        lambda *args, **kwargs: pytest.fail("the data was read before the model was checked"))
+    status = uncertainty.main(pool_argv(small_models["flat"], tmp_path / "out", tmp_path / "cache", "--image-size",
+                                        "64"))
+    assert status == 2
+    assert "expects images of shape (32, 32, 3) but the data has (64, 64, 3)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def linear_model(path: Path, kernel: np.ndarray, bias: np.ndarray) -> Path:
+    """Rescaling(1/255) → Flatten → Dense(softmax) with the given weights, saved as .keras (nothing is trained)."""
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([keras.Input((32, 32, 3)), layers.Rescaling(1 / 255), layers.Flatten(),
+                              layers.Dense(len(bias), activation="softmax")])
+    model.layers[-1].set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def chance_models(digits_dataset, tmp_path_factory):
+    """Linear models on the digits pixels: a good one (logistic regression on the first 100 labels, right on
+    nearly all of them), one fit to shifted labels (never right), one constant and one always saying "3"."""
+    from sklearn.linear_model import LogisticRegression
+
+    folder = tmp_path_factory.mktemp("chance_models")
+    pixels = digits_dataset.x_train[:LABELED].reshape(LABELED, -1) / 255
+    labels = digits_dataset.y_train[:LABELED]
+
+    def fitted(name, targets):
+        regression = LogisticRegression(max_iter=2000).fit(pixels, targets)
+        return linear_model(folder / f"{name}.keras", regression.coef_.T, regression.intercept_)
+
+    bias_for_three = np.zeros(10)
+    bias_for_three[3] = 8.0
+    return {"good": fitted("good", labels), "shifted": fitted("shifted", (labels + 1) % 10),
+            "constant": linear_model(folder / "constant.keras", np.zeros((pixels.shape[1], 10)), np.zeros(10)),
+            "always_three": linear_model(folder / "always_three.keras",
+                                         np.random.default_rng(0).normal(0, 1e-3, (pixels.shape[1], 10)),
+                                         bias_for_three)}
+
+
+@pytest.mark.parametrize("model, sign", [
+    ("constant", "gives every pool image the same uncertainty"),
+    ("always_three", "predicts 3 for every image"),
+    ("shifted", "is right on 0% of its own 100 labeled images, no better than always guessing"),
+    ("good", None),
+])
+def test_a_model_at_chance_gets_one_warning_line_that_the_run_files_keep(chance_models, tmp_path, capsys, model,
+                                                                         sign):
+    status = novelty.main(pool_argv(chance_models[model], tmp_path / "novelty", tmp_path / "cache", "--no-plots",
+                                    "--quiet"))
+    err = capsys.readouterr().err
+    assert status == 0, err
+    run = json.loads((tmp_path / "novelty" / "novelty_run.json").read_text())
+    summary = (tmp_path / "novelty" / "summary.txt").read_text()
+    if sign is None:
+        assert err == "" and run["stats"]["model_warning"] is None and "warning" not in summary
+        return
+    (line,) = err.splitlines()
+    assert line.startswith(f"warning: {chance_models[model]} looks untrained: it {sign}")
+    assert run["stats"]["model_warning"] == line.removeprefix("warning: ")
+    assert line in summary
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -388,6 +512,7 @@ def copy_results(pipeline, destination: Path) -> Path:
     return destination
 
 
+@pytest.mark.slow
 def test_image_selection_names_a_missing_indices_file(pipeline, tmp_path, capsys):
     results = copy_results(pipeline, tmp_path / "results")
     (results / "diversity" / "diversity_indices.npy").unlink()
@@ -401,6 +526,7 @@ def test_image_selection_names_a_missing_indices_file(pipeline, tmp_path, capsys
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_image_selection_refuses_analyses_of_different_ranges(pipeline, digits_dataset, tmp_path, capsys):
     results = copy_results(pipeline, tmp_path / "results")
     shutil.rmtree(results / "novelty")
@@ -409,6 +535,7 @@ def test_image_selection_refuses_analyses_of_different_ranges(pipeline, digits_d
                             dataset=digits_dataset, cache_dir=cache, plots=False, verbose=False)
     with pytest.raises(ToolkitError, match=r"disagree on start_idx .*'uncertainty': 100.*'novelty': 150"):
         image_selection.intersection_from_results(results, tmp_path / "out", cache_dir=cache)
+    capsys.readouterr()  # the tiny model's "looks untrained" warning from the analysis above
     status = image_selection.main(["--results-dir", str(results), "--output-dir", str(tmp_path / "out"),
                                    "--cache-dir", str(cache)])
     err = capsys.readouterr().err.strip()
@@ -416,6 +543,7 @@ def test_image_selection_refuses_analyses_of_different_ranges(pipeline, digits_d
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_image_selection_refuses_a_model_changed_since_the_analyses(pipeline, small_models, tmp_path):
     results = copy_results(pipeline, tmp_path / "results")
     for name in ("uncertainty", "diversity", "novelty"):  # as if another model had been saved at model_path
@@ -428,6 +556,7 @@ def test_image_selection_refuses_a_model_changed_since_the_analyses(pipeline, sm
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_unreadable_or_non_integer_saved_indices_are_one_error(pipeline, tmp_path):
     results = copy_results(pipeline, tmp_path / "results")
     target = results / "novelty" / "novelty_indices.npy"
@@ -461,6 +590,7 @@ def test_classes_all_is_honoured_by_the_modules_and_the_image_selection(small_mo
 # 4. An empty intersection is a valid result, not a crash
 
 
+@pytest.mark.slow
 def test_empty_intersection_writes_valid_empty_results(tiny_digits_model, digits_dataset, tmp_path, capsys):
     output = tmp_path / "intersection"
     intersection, stats = image_selection.analyze_intersection(
@@ -541,13 +671,19 @@ def test_an_analysis_failing_midway_leaves_no_partial_files(small_models, digits
     assert np.array_equal(np.load(tmp_path / "out" / "uncertainty_indices.npy"), indices)
 
 
-def test_a_failed_cache_write_leaves_no_cache_file(small_models, digits_dataset, tmp_path, monkeypatch):
+def test_a_failed_cache_write_warns_returns_the_outputs_and_leaves_no_cache_file(small_models, digits_dataset,
+                                                                                 tmp_path, monkeypatch, capsys):
+    """The outputs are computed by then: a cache that cannot be written costs the next run a forward pass, so it
+    is one warning line, not an error that throws the work away."""
     def failing_savez(handle, **arrays):
         handle.write(b"PK half-written")
         raise OSError("No space left on device")
 
     monkeypatch.setattr(np, "savez", failing_savez)
     cache = ModelOutputCache(small_models["flat"], digits_dataset, cache_dir=tmp_path / "cache")
-    with pytest.raises(OSError):
-        cache.outputs(START, START + 10)
+    outputs = cache.outputs(START, START + 10)
+    assert outputs.probabilities.shape == (10, 10) and not outputs.from_cache
+    warning = capsys.readouterr().err.strip()
+    assert warning.startswith("warning: could not write the cache file ") and "No space left" in warning
+    assert len(warning.splitlines()) == 1
     assert cache_files(tmp_path / "cache") == []

@@ -18,11 +18,14 @@ import dataclasses
 import hashlib
 import json
 import math
+import numbers
+import os
 import resource
 import shlex
 import shutil
 import sys
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -33,7 +36,8 @@ from AL_functions import RECOMMENDED, recommended_choice, select_samples
 from altoolkit.data import Dataset, load_dataset, parse_classes
 from altoolkit.cli import ToolkitArgumentParser, positive_int
 from altoolkit.errors import ToolkitError, cli_entry
-from altoolkit.files import save_npz, write_json, write_text
+from altoolkit.files import check_writable_directory, save_npz, write_json, write_text
+from altoolkit.validation import short_repr
 from altoolkit.strategies import ClassifierHead, pixel_pca_features
 from altoolkit.training import TrainingRecipe, compiled_model, evaluate_model, fit_model, training_indices
 
@@ -156,9 +160,10 @@ class BenchmarkConfig:
             raise ToolkitError("--strategies is empty: name at least one strategy")
         unknown = [name for name in self.strategies if name not in STRATEGY_REGISTRY]
         if unknown:
-            raise ToolkitError(f"unknown strategy {unknown[0]!r}: choose from {', '.join(STRATEGY_REGISTRY)}")
-        if len(set(self.strategies)) != len(self.strategies):
-            raise ToolkitError(f"--strategies names a strategy twice: {','.join(self.strategies)}")
+            raise ToolkitError(f"unknown strategy {short_repr(unknown[0])}: choose from {', '.join(STRATEGY_REGISTRY)}")
+        twice = [name for name in self.strategies if self.strategies.count(name) > 1]
+        if twice:
+            raise ToolkitError(f"--strategies names {twice[0]} twice: name each strategy once")
         self.recipe().validate()
 
 
@@ -318,8 +323,24 @@ def save_weights(target: Path, weights: list[np.ndarray]) -> None:
 
 
 def load_weights(source: Path) -> list[np.ndarray]:
-    with np.load(source, allow_pickle=False) as data:
-        return [data[f"arr_{i}"] for i in range(len(data.files))]
+    """The weights :func:`save_weights` wrote; an unreadable file is one error that says how to recover."""
+    try:
+        with np.load(source, allow_pickle=False) as data:
+            return [data[f"arr_{i}"] for i in range(len(data.files))]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise ToolkitError(f"{source} is not a saved model state ({type(error).__name__}): delete it, and the "
+                           "rounds that need it are trained again") from None
+
+
+def restore_weights(model, source: Path) -> None:
+    """Load a saved state into ``model``; a state of another shape is refused, not half-applied."""
+    weights = load_weights(source)
+    expected = [tuple(variable.shape) for variable in model.weights]
+    if [tuple(weight.shape) for weight in weights] != expected:
+        raise ToolkitError(f"{source} does not hold this benchmark's model ({len(weights)} arrays, the model has "
+                           f"{len(expected)} or other shapes): delete it, and the rounds that need it are trained "
+                           "again")
+    model.set_weights(weights)
 
 
 # ------------------------------------------------------------------------------------------------- simulation
@@ -350,27 +371,117 @@ def new_results(config: BenchmarkConfig, dataset: Dataset, command: str, workers
             "versions": library_versions(), "seeds": {}, "peak_memory_mb": None}
 
 
+TIMING_KEYS = ("forward_s", "selection_s", "training_s", "evaluation_s")
+
+
+def read_json_record(path: Path, what: str, advice: str):
+    """The JSON in ``path``; an unreadable or corrupt file is one error naming it (the file is left alone)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as error:  # ValueError covers bad JSON and bad UTF-8
+        raise ToolkitError(f"{path} is not readable as {what} ({type(error).__name__}): {advice}") from None
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _indices_problem(values, n_train: int, where: str) -> str | None:
+    if not isinstance(values, list) or not all(_is_int(i) and 0 <= i < n_train for i in values):
+        return f"{where} must be a list of training indices 0..{n_train - 1}"
+    return None
+
+
+def cell_problem(cell, n_train: int, where: str) -> str | None:
+    """What is wrong with a recorded cell (round, labels, accuracies, selected indices, timings), or None."""
+    if not isinstance(cell, dict):
+        return f"{where} must be an object"
+    for key in ("round", "labels", "n_selected"):
+        if not _is_int(cell.get(key)) or cell[key] < 0:
+            return f"{where}.{key} must be a non-negative integer"
+    if not _is_number(cell.get("accuracy")) or not 0 <= cell["accuracy"] <= 1:
+        return f"{where}.accuracy must be a number from 0 to 1"
+    per_class = cell.get("per_class_accuracy")
+    if not isinstance(per_class, dict) or not all(value is None or _is_number(value) for value in per_class.values()):
+        return f"{where}.per_class_accuracy must map class names to numbers"
+    timings = cell.get("timings")
+    if not isinstance(timings, dict) or sorted(timings) != sorted(TIMING_KEYS) \
+            or not all(_is_number(value) for value in timings.values()):
+        return f"{where}.timings must hold the numbers {', '.join(TIMING_KEYS)}"
+    if "ran" in cell and not isinstance(cell["ran"], str):
+        return f"{where}.ran must be a string"
+    return _indices_problem(cell.get("selected_indices"), n_train, f"{where}.selected_indices")
+
+
+def _cells_problem(cells, n_train: int, where: str) -> str | None:
+    if not isinstance(cells, list):
+        return f"{where} must be a list of cells"
+    for number, cell in enumerate(cells, start=1):
+        problem = cell_problem(cell, n_train, f"{where}[{number - 1}]")
+        if problem is None and cell["round"] != number:
+            problem = f"{where}[{number - 1}].round must be {number}"
+        if problem is not None:
+            return problem
+    return None
+
+
+def results_problem(recorded, n_train: int) -> str | None:
+    """What keeps a parsed results.json from being resumed (its shape and field types), or None."""
+    if not isinstance(recorded, dict):
+        return f"it holds a JSON {type(recorded).__name__}, not an object"
+    if not isinstance(recorded.get("config_hash"), str):
+        return "config_hash must be a string"
+    execution = recorded.get("execution", execution_settings(1))
+    if not isinstance(execution, dict) or not _is_int(execution.get("workers")):
+        return "execution.workers must be an integer"
+    peak = recorded.get("peak_memory_mb")
+    if peak is not None and not _is_number(peak):
+        return "peak_memory_mb must be a number or null"
+    seeds = recorded.get("seeds")
+    if not isinstance(seeds, dict):
+        return "seeds must be an object"
+    for seed, record in seeds.items():
+        where = f"seeds[{seed!r}]"
+        if not seed.isdigit() or not isinstance(record, dict):
+            return f"{where} must be an object under a seed number"
+        if not _is_int(record.get("pool_size")) or not isinstance(record.get("strategies"), dict):
+            return f"{where} must hold pool_size (an integer) and strategies (an object)"
+        problem = _indices_problem(record.get("initial_indices"), n_train, f"{where}.initial_indices")
+        if problem is None and "base" in record:
+            problem = cell_problem(record["base"], n_train, f"{where}.base")
+        for name, cells in record["strategies"].items():
+            problem = problem or _cells_problem(cells, n_train, f"{where}.strategies[{name!r}]")
+        if problem is not None:
+            return problem
+    return None
+
+
 def open_results(output_dir: Path, config: BenchmarkConfig, dataset: Dataset, command: str,
                  workers: int = 1) -> dict:
     """The results to continue: the recorded ones (plus any worker's finished cells) when the config hash and
     execution settings match, new ones when there are none. The strategy list and seed count may differ: a
-    resume with more strategies or seeds runs only the missing cells."""
+    resume with more strategies or seeds runs only the missing cells. A results file that cannot be resumed is
+    refused with one error, and never overwritten."""
     fresh = new_results(config, dataset, command, workers)
     path = output_dir / RESULTS_FILENAME
-    if path.exists():
-        try:
-            recorded = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            raise ToolkitError(f"{path} is unreadable ({type(error).__name__}): delete it or choose another "
-                               "--output-dir") from None
-        if recorded.get("config_hash") != fresh["config_hash"]:
+    keep = "move it away or choose another --output-dir (it is left as it is)"
+    if os.path.lexists(path):
+        recorded = read_json_record(path, "benchmark results", keep)
+        problem = results_problem(recorded, len(dataset.x_train))
+        if problem is not None:
+            raise ToolkitError(f"{path} is not benchmark results this run can resume ({problem}): {keep}")
+        if recorded["config_hash"] != fresh["config_hash"]:
             raise ToolkitError(f"{output_dir} holds a benchmark with different settings or data (config hash "
-                               f"{recorded.get('config_hash')}, now {fresh['config_hash']}): rerun with the same "
+                               f"{recorded['config_hash'][:16]}, now {fresh['config_hash']}): rerun with the same "
                                "arguments to resume, or choose another --output-dir")
         if recorded.get("execution", execution_settings(1)) != fresh["execution"]:
             raise ToolkitError(f"{output_dir} was run with --workers {recorded['execution']['workers']}: resume "
                                "with the same --workers (the thread count changes the numbers)")
-        recorded.update(command=command, config=fresh["config"])
+        recorded.update(command=command, config=fresh["config"], dataset=fresh["dataset"])
         fresh = recorded
     merge_worker_cells(fresh, output_dir, config, len(dataset.x_train))
     check_recommended_cells(fresh)
@@ -394,15 +505,34 @@ def merge_worker_cells(results: dict, output_dir: Path, config: BenchmarkConfig,
     folder = output_dir / WORKER_DIRNAME
     if not folder.is_dir():
         return
+    redo = "delete it, and its cells are run again"
     for path in sorted(folder.glob("seed*.json")):
-        part = json.loads(path.read_text(encoding="utf-8"))
-        if part.get("config_hash") != results["config_hash"]:
+        part = read_json_record(path, "a worker's cells", redo)
+        if isinstance(part, dict) and part.get("config_hash") != results["config_hash"]:
             continue
+        problem = worker_cells_problem(part, config, n_train)
+        if problem is not None:
+            raise ToolkitError(f"{path} is not a worker's cells ({problem}): {redo}")
         record = seed_record(results, config, n_train, part["seed"])
         if part["name"] == "base":
             record.setdefault("base", part["cells"][0])
         elif len(part["cells"]) > len(record["strategies"].get(part["name"], [])):
             record["strategies"][part["name"]] = part["cells"]
+
+
+def worker_cells_problem(part, config: BenchmarkConfig, n_train: int) -> str | None:
+    """What is wrong with a worker's record of one (seed, strategy) or a seed's base, or None."""
+    if not isinstance(part, dict) or not _is_int(part.get("seed")) or not 0 <= part["seed"] < 2**32 \
+            or not isinstance(part.get("name"), str):
+        return "it must be an object with a seed number and a strategy name"
+    if part["name"] == "base":
+        cells = part.get("cells")
+        if not isinstance(cells, list) or len(cells) != 1:
+            return "a base record must hold one cell"
+        return cell_problem(cells[0], n_train, "cells[0]")
+    if part["name"] not in STRATEGY_REGISTRY:
+        return f"{part['name'][:40]!r} is not a strategy"
+    return _cells_problem(part.get("cells"), n_train, "cells")
 
 
 def run_benchmark(config: BenchmarkConfig, output_dir: str | Path, *, dataset: Dataset | None = None,
@@ -418,7 +548,7 @@ def run_benchmark(config: BenchmarkConfig, output_dir: str | Path, *, dataset: D
     config.validate()
     if not isinstance(workers, int) or workers < 1:
         raise ToolkitError(f"--workers must be a positive integer, got {workers!r}")
-    output_dir = Path(output_dir)
+    output_dir = check_writable_directory(output_dir, "--output-dir")
     dataset = dataset if dataset is not None else load_benchmark_dataset(config)
     seed_order(len(dataset.x_train), config, 0)
     results = open_results(output_dir, config, dataset, command, workers)
@@ -508,7 +638,7 @@ class SeedRun:
             return
         if not state_path(self.state_dir, self.seed, name, len(cells)).exists():
             del cells[:]
-        self.trainer.model.set_weights(load_weights(state_path(self.state_dir, self.seed, name, len(cells))))
+        restore_weights(self.trainer.model, state_path(self.state_dir, self.seed, name, len(cells)))
         selected = [int(self.position[i]) for cell in cells for i in cell["selected_indices"]]
         for round_number in range(len(cells) + 1, config.rounds + 1):
             cell, chosen = run_round(config, self.view, self.order, self.trainer, name, self.seed, round_number,
@@ -973,16 +1103,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", default=None, help="data source (digits, fashion_mnist, cifar10, folder, npz)")
     parser.add_argument("--classes", default=None, help="comma-separated class ids or names, or 'all'")
     parser.add_argument("--data-path", default=None, help="archive, folder or .npz to read")
-    parser.add_argument("--image-size", type=int, default=None, help="square image side (default: 32)")
-    parser.add_argument("--n0", type=int, default=None, help="initial labeled images per seed")
-    parser.add_argument("--budget", type=int, default=None, help="images selected per round")
-    parser.add_argument("--rounds", type=int, default=None, help="selection rounds")
+    parser.add_argument("--image-size", type=positive_int, default=None, help="square image side (default: 32)")
+    parser.add_argument("--n0", type=positive_int, default=None, help="initial labeled images per seed (at least 2)")
+    parser.add_argument("--budget", type=positive_int, default=None, help="images selected per round")
+    parser.add_argument("--rounds", type=positive_int, default=None, help="selection rounds")
     parser.add_argument("--seeds", type=positive_int, default=None, help="number of paired seeds (0..S-1)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs per round")
+    parser.add_argument("--epochs", type=positive_int, default=None, help="training epochs per round")
     parser.add_argument("--strategies", default=None, help=f"comma-separated, from {','.join(STRATEGY_REGISTRY)}")
-    parser.add_argument("--pool-size", type=int, default=None, help="pool images per seed (default: all the rest)")
-    parser.add_argument("--batch-size", type=int, default=None, help="training batch size (default: 32)")
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument("--pool-size", type=positive_int, default=None,
+                        help="pool images per seed (default: all the rest)")
+    parser.add_argument("--batch-size", type=positive_int, default=None, help="training batch size (default: 32)")
+    parser.add_argument("--workers", type=positive_int, default=1,
                         help="processes training in parallel, one TensorFlow thread each (default: 1 process "
                              "with TensorFlow's default threads); use the number of CPU cores for long runs")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")

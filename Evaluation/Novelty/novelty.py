@@ -8,9 +8,10 @@ writes ``results/novelty/novelty_indices.npy`` (indices relative to ``--start-id
 from __future__ import annotations
 
 
-from altoolkit.analyses import open_pool, run_novelty
+from altoolkit.analyses import open_analysis_pool, run_novelty
 from altoolkit.cli import (DEFAULT_END_IDX, DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX,
-                           ToolkitArgumentParser, add_dataset_arguments, add_pool_arguments)
+                           ToolkitArgumentParser, add_dataset_arguments, add_pool_arguments, percentile_argument,
+                           positive_int)
 from altoolkit.errors import cli_entry
 
 DEFAULT_OUTPUT_DIR = "results/novelty"
@@ -20,9 +21,13 @@ def analyze_novelty(model_path=DEFAULT_MODEL_PATH, labeled_size=DEFAULT_LABELED_
                     end_idx=DEFAULT_END_IDX, k_neighbors=5, output_dir=DEFAULT_OUTPUT_DIR, verbose=True, *,
                     novelty_percentile=75, dataset=None, dataset_name="cifar10", classes=None, data_path=None,
                     image_size=32, cache_dir=None, plots=True):
-    """Return (novel-image indices relative to ``start_idx``, scores {novelty}, stats)."""
-    context = open_pool(model_path, labeled_size, start_idx, end_idx, dataset=dataset, dataset_name=dataset_name,
-                        classes=classes, data_path=data_path, image_size=image_size, cache_dir=cache_dir)
+    """Return (novel-image indices relative to ``start_idx``, scores {novelty}, stats).
+
+    The model's outputs are cached in ``cache_dir`` (default: ``.cache`` beside the output folder).
+    """
+    context = open_analysis_pool(output_dir, model_path, labeled_size, start_idx, end_idx, cache_dir,
+                                 dataset=dataset, dataset_name=dataset_name, classes=classes, data_path=data_path,
+                                 image_size=image_size)
     return run_novelty(context, output_dir, k_neighbors, novelty_percentile, plots=plots, verbose=verbose)
 
 
@@ -31,8 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = ToolkitArgumentParser(description=__doc__.splitlines()[0])
     add_dataset_arguments(parser)
     add_pool_arguments(parser, DEFAULT_OUTPUT_DIR)
-    parser.add_argument("--k-neighbors", type=int, default=5, help="labeled neighbours averaged (default: 5)")
-    parser.add_argument("--novelty-percentile", type=float, default=75,
+    parser.add_argument("--k-neighbors", type=positive_int, default=5,
+                        help="labeled neighbours averaged (default: 5)")
+    parser.add_argument("--novelty-percentile", type=percentile_argument, default=75,
                         help="novel = score above this percentile (default: 75)")
     args = parser.parse_args(argv)
     analyze_novelty(args.model, args.labeled_size, args.start_idx, args.end_idx, args.k_neighbors, args.output_dir,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from altoolkit.errors import ToolkitError
 from altoolkit.files import atomic_path
-from altoolkit.validation import _shown
+from altoolkit.validation import short_repr
 
 STORE_FILENAME = "labels.sqlite"
 SCHEMA_VERSION = 2
@@ -133,7 +133,7 @@ def connect(path: Path, writable: bool, busy_timeout: float) -> sqlite3.Connecti
         return sqlite3.connect(target, uri=uri, timeout=busy_timeout, check_same_thread=False,
                                isolation_level=None)
     except sqlite3.Error as error:
-        raise ToolkitError(f"cannot open {path} ({_shown(str(error), 80)}): check that you may read the project "
+        raise ToolkitError(f"cannot open {path} ({short_repr(str(error), 80)}): check that you may read the project "
                            "folder") from None
 
 

@@ -36,7 +36,7 @@ from altoolkit.errors import ToolkitError
 from altoolkit.labeling.schema import (MIGRATIONS, SCHEMA_VERSION, STORE_FILENAME, TABLES, check_header,
                                        class_names_problem, connect, count_rows, create_store, error_kind,
                                        json_object)
-from altoolkit.validation import _shown, check_positive_float
+from altoolkit.validation import check_positive_float, short_repr
 
 BUSY_TIMEOUT_SECONDS = 5.0
 """Longest a read or write waits while another thread or program writes to the store, before StoreBusyError."""
@@ -174,7 +174,7 @@ class LabelStore:
                                f"reads up to {SCHEMA_VERSION}): upgrade al-toolkit")
         tables = sorted(str(row[0]) for row in self._read("SELECT name FROM sqlite_master WHERE type = 'table'"))
         if version < 1 or not set(TABLES) <= set(tables):
-            found = ", ".join(_shown(name, 30) for name in tables[:5]) + (", …" if len(tables) > 5 else "")
+            found = ", ".join(short_repr(name, 30) for name in tables[:5]) + (", …" if len(tables) > 5 else "")
             raise ToolkitError(f"{self.path} is an SQLite database but not an al-toolkit label store (tables: "
                                f"{found or 'none'}): pass the project folder `label.py select` made, or restore "
                                "its labels.sqlite from a backup")
@@ -243,7 +243,7 @@ class LabelStore:
                 raise StoreBusyError(self._busy_message()) from None
             if kind == "read-only":
                 raise ToolkitError(self._read_only_message()) from None
-            raise ToolkitError(f"{self.path} is not a usable label store ({_shown(str(error), 80)}): restore it "
+            raise ToolkitError(f"{self.path} is not a usable label store ({short_repr(str(error), 80)}): restore it "
                                "from a backup or start a new project folder") from None
 
     def _busy_message(self) -> str:
@@ -360,7 +360,7 @@ class LabelStore:
         if self.class_names and not {predicted_class, *probabilities} <= set(self.class_names):
             unknown = sorted(map(str, {predicted_class, *probabilities} - set(self.class_names)))
             return None, RowDamage("batch_items", where,
-                                   f"class {_shown(unknown[0])} is not one of the project's classes")
+                                   f"class {short_repr(unknown[0])} is not one of the project's classes")
         return BatchItem(image_id, predicted_class, probabilities, scores), None
 
     def set_label(self, image_id: str, class_name: str, *, labeler: str, round_id: int | None = None,
@@ -389,7 +389,7 @@ class LabelStore:
             missing = [image_id for image_id, _ in pairs if not connection.execute(
                 "SELECT 1 FROM images WHERE id = ?", (image_id,)).fetchone()]
             if missing:
-                raise ToolkitError(f"unknown image id {_shown(missing[0])}: it is not in this project's pool")
+                raise ToolkitError(f"unknown image id {short_repr(missing[0])}: it is not in this project's pool")
             connection.executemany(
                 "INSERT INTO labels (image_id, class_name, labeler, labeled_at, round_id, source) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -397,7 +397,7 @@ class LabelStore:
 
     def check_class(self, class_name: str) -> None:
         if class_name not in self.class_names:
-            raise ToolkitError(f"unknown class {_shown(class_name)}: the project's classes are "
+            raise ToolkitError(f"unknown class {short_repr(class_name)}: the project's classes are "
                                f"{', '.join(self.class_names)}")
 
     def current_labels(self, *, skip_damaged: bool = False) -> dict[str, str]:
@@ -456,7 +456,7 @@ def damage_message(path: Path, damage: Sequence[RowDamage], note: str = "") -> s
 
 
 def _label_damage(row_id: int, class_name) -> RowDamage:
-    return RowDamage("labels", f"row {row_id}", f"class {_shown(class_name)} is not one of the project's classes")
+    return RowDamage("labels", f"row {row_id}", f"class {short_repr(class_name)} is not one of the project's classes")
 
 
 def current_user() -> str:

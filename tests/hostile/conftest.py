@@ -71,15 +71,17 @@ def refused(capsys):
 
 @pytest.fixture
 def refused_in_subprocess():
-    """``refused_in_subprocess(["label.py", "import", ...], *watched, cwd=...)``: a real process, as a user runs it."""
+    """``refused_in_subprocess(["label.py", "import", ...], *watched, cwd=...)``: a real process, as a user runs it
+    (``preexec_fn`` runs in the child before the script, e.g. to drop root's right to write anywhere)."""
 
     def run(arguments: list[str], *watched: str | os.PathLike, cwd: str | os.PathLike | None = None,
-            timeout: float = 120) -> str:
+            timeout: float = 120, preexec_fn=None) -> str:
         before = tree_snapshot(*watched)
         script, *rest = arguments
         command = [sys.executable, *(["-m", script[3:]] if script.startswith("-m ") else [str(REPO / script)]),
                    *map(str, rest)]
-        completed = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=timeout)
+        completed = subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=timeout,
+                                   preexec_fn=preexec_fn)
         return check_refusal(completed.returncode, completed.stderr, before, watched)
 
     return run
