@@ -574,7 +574,7 @@ def test_label_studio_sync_tasks_are_skipped_or_matched_by_their_image_url(proje
 
 
 def test_select_refuses_a_budget_below_one_before_touching_anything(tmp_path):
-    with pytest.raises(ToolkitError, match="budget must be a positive integer, got 0"):
+    with pytest.raises(ToolkitError, match=r"budget must be a positive integer \(at most 2\*\*63 - 1\), got 0"):
         label.select_batch(tmp_path / "p", tmp_path / "pool", tmp_path / "labeled", tmp_path / "m.keras", 0)
     assert not (tmp_path / "p").exists()
 

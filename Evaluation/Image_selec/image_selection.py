@@ -17,6 +17,7 @@ from altoolkit.analyses import ANALYSES, load_analysis, open_analysis_pool, run_
 from altoolkit.cli import (DEFAULT_END_IDX, DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX,
                            ToolkitArgumentParser)
 from altoolkit.errors import ToolkitError, cli_entry
+from altoolkit.limits import check_image_size
 from altoolkit.outputs import CACHE_DIRNAME
 
 DEFAULT_RESULTS_DIR = "results"
@@ -92,6 +93,7 @@ def intersection_from_results(results_dir=DEFAULT_RESULTS_DIR, output_dir=DEFAUL
             raise ToolkitError(f"the {name} scores in {Path(results_dir) / name} ({', '.join(short)}) do not have "
                                "one value per pool image: re-run the analysis")
     options = first.get("data_options") or {}
+    check_image_size(options.get("image_size", 32), f"the image size recorded in {Path(results_dir) / 'uncertainty'}")
     classes = options.get("classes")
     # Recorded classes are already resolved: None means every class, not the dataset's default subset.
     cache_dir = cache_dir if cache_dir is not None else Path(results_dir) / CACHE_DIRNAME

@@ -184,9 +184,9 @@ def test_the_cycle_checks_the_model_against_the_image_size_before_reading_data(r
                                                                                monkeypatch):
     monkeypatch.chdir(tmp_path)
     forbid_reading_data(monkeypatch)
-    line = refused(entry_point("AL_cycle"), [*cycle_arguments("AL_cycle", flat_model), "--image-size", "4096"],
+    line = refused(entry_point("AL_cycle"), [*cycle_arguments("AL_cycle", flat_model), "--image-size", "64"],
                    tmp_path)
-    assert "expects images of shape (32, 32, 3) but the data has (4096, 4096, 3)" in line
+    assert "expects images of shape (32, 32, 3) but the data has (64, 64, 3)" in line
 
 
 @pytest.mark.parametrize("module", ["AL_cycle", *EVALUATION_MODULES])

@@ -105,7 +105,7 @@ def test_a_read_only_output_folder_is_refused_naming_it(refused, shared_folder, 
         line = refused(train.main, ["--dataset", "npz", "--data-path", shared_folder / "data.npz", "--labeled-size",
                                     "40", "--epochs", "1", "--quiet", "--output-dir", locked / "models" / "run"],
                        shared_folder)
-    assert f"cannot write in {locked}" in line and "--output-dir" in line
+    assert f"{locked} is read-only for this user" in line and "--output-dir" in line
 
 
 def test_the_default_models_folder_on_a_read_only_path_is_refused(refused, shared_folder, monkeypatch):
@@ -114,7 +114,7 @@ def test_the_default_models_folder_on_a_read_only_path_is_refused(refused, share
     with as_unprivileged_user():
         line = refused(train.main, ["--dataset", "npz", "--data-path", shared_folder / "data.npz", "--labeled-size",
                                     "40", "--epochs", "1", "--quiet"], shared_folder)
-    assert "cannot write in ." in line
+    assert "(. is read-only for this user)" in line
 
 
 @pytest.mark.slow
@@ -136,7 +136,7 @@ def test_a_read_only_models_dir_is_refused_before_the_cycle_writes_anything(refu
                                        "--labeled-size", "100", "--start-idx", "100", "--end-idx", "400",
                                        "--target-per-class", "0", "--models-dir", locked / "models",
                                        "--output-dir", writable / "results", "--quiet"], shared_folder)
-    assert f"cannot write in {locked}" in line and "--models-dir" in line
+    assert f"{locked} is read-only for this user" in line and "--models-dir" in line
 
 
 @pytest.mark.slow
