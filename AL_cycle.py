@@ -19,18 +19,16 @@ then compares both with the base model on the test split; without targets nothin
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
 import AL_functions as alf
-from altoolkit.analyses import (ANALYSES, REPRESENTATIONS, PoolContext, open_pool, run_diversity, run_intersection,
-                                run_novelty, run_selection, run_uncertainty)
 from altoolkit.balance import ClassBalance, normalise_targets, parse_targets, recommendations
 from altoolkit.cli import (DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX, ToolkitArgumentParser,
                            add_dataset_arguments, dataset_from_args, keras_verbosity, non_negative_int,
@@ -40,15 +38,34 @@ from altoolkit.files import check_writable_directory, remove_abandoned_temporari
 from altoolkit.model import is_toolkit_classifier
 from altoolkit.outputs import CACHE_DIRNAME
 from altoolkit.training import (ARCHITECTURE_RECIPE, METRICS_FILENAME, MODEL_FILENAME, TrainingRecipe, default_run_dir,
-                                evaluate_model, fresh_copy_description, library_versions, recipe_for, train_model)
+                                evaluate_model, extended_run_dir, finished_run_metrics, fresh_copy_description,
+                                library_versions, recipe_for, train_model)
 from altoolkit.validation import display_text
+from Evaluation.Diversity.diversity import run_diversity
+from Evaluation.Image_selec.image_selection import run_intersection, run_selection
+from Evaluation.Novelty.novelty import run_novelty
+from Evaluation.pool_context import ANALYSES, PoolContext, open_pool
+from Evaluation.Uncertainty.uncertainty import run_uncertainty
 
-DEFAULT_END_IDX = 4000
+CYCLE_END_IDX = 4000
+"""End (exclusive) of the cycle's default pool, images 501–3999: the design's cycle example. The standalone
+analyses default to a smaller pool (``altoolkit.cli.ANALYSIS_END_IDX``)."""
 DEFAULT_OUTPUT_DIR = "results"
 INTERSECTION_DEFAULTS = {"threshold_percentile": 50, "n_clusters": 20, "k_neighbors": 5}
 """The command line's analysis options; they tune the intersection, so they make no sense with --budget."""
 NO_TARGETS_ADVICE = ("retraining needs class targets: --target-per-class N or class=N,class=N (target_per_class "
                      "in Python); 0 retrains with whatever is selected")
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """One analysis of the cycle: the pool images it selected (indices relative to ``start_idx``), its per-image
+    scores, its statistics (count, per-class distribution, thresholds) and the parameters it ran with."""
+
+    indices: np.ndarray
+    scores: dict[str, np.ndarray]
+    stats: dict
+    parameters: dict
 
 
 class ActiveLearningAnalyzer:
@@ -70,7 +87,7 @@ class ActiveLearningAnalyzer:
     """
 
     def __init__(self, model_path: str | os.PathLike = DEFAULT_MODEL_PATH, labeled_size: int = DEFAULT_LABELED_SIZE,
-                 start_idx: int = DEFAULT_START_IDX, end_idx: int = DEFAULT_END_IDX,
+                 start_idx: int = DEFAULT_START_IDX, end_idx: int = CYCLE_END_IDX,
                  target_per_class: int | Mapping[str, int] | None = None, *, dataset=None,
                  dataset_name: str = "cifar10", classes=None, data_path: str | os.PathLike | None = None,
                  image_size: int = 32, output_dir: str | os.PathLike = DEFAULT_OUTPUT_DIR,
@@ -97,7 +114,7 @@ class ActiveLearningAnalyzer:
         self.recipe = self._retraining_recipe(training or {})
         if auto_retrain and self.targets is not None:
             check_writable_directory(self.models_dir, "--models-dir")
-        self.results: dict[str, dict] = {}
+        self.results: dict[str, AnalysisResult] = {}
         self.intersection: np.ndarray | None = None
         self.intersection_stats: dict | None = None
         self.selected: np.ndarray | None = None
@@ -125,7 +142,7 @@ class ActiveLearningAnalyzer:
                                                   "novelty_percentile": novelty_percentile}, plots)
 
     def run_all(self, uncertainty_params: Mapping | None = None, diversity_params: Mapping | None = None,
-                novelty_params: Mapping | None = None, plots: bool = True) -> dict[str, dict]:
+                novelty_params: Mapping | None = None, plots: bool = True) -> dict[str, AnalysisResult]:
         """The three analyses on one forward pass over the labeled set and the pool together."""
         alf.check_n_clusters((diversity_params or {}).get("n_clusters", 20), self.context.pool_size)
         alf.check_k_neighbors((novelty_params or {}).get("k_neighbors", 5), self.labeled_size)
@@ -145,8 +162,8 @@ class ActiveLearningAnalyzer:
             raise ToolkitError(f"run the analyses before find_intersection (missing: {', '.join(missing)}): "
                                "call analyzer.run_all() first")
         started = time.perf_counter()
-        index_sets = {name: self.results[name]["indices"] for name in ANALYSES}
-        scores = {name: self.results[name]["scores"] for name in ANALYSES}
+        index_sets = {name: self.results[name].indices for name in ANALYSES}
+        scores = {name: self.results[name].scores for name in ANALYSES}
         self.intersection, self.intersection_stats = run_intersection(
             self.context, index_sets, self.output_dir / "intersection", scores, save_images,
             create_visualization, self.verbose)
@@ -222,7 +239,7 @@ class ActiveLearningAnalyzer:
             if name not in self.results:
                 lines.append(f"  {name}: not run")
                 continue
-            stats = self.results[name]["stats"]
+            stats = self.results[name].stats
             scores = ", ".join(f"{key} mean {value['mean']:.3f} (min {value['min']:.3f}, max {value['max']:.3f})"
                                for key, value in stats["scores"].items() if value["mean"] is not None)
             lines.append(f"  {name}: {stats['count']} selected ({stats['percentage']}%); {scores}")
@@ -259,13 +276,13 @@ class ActiveLearningAnalyzer:
                         "options": self.context.data_options},
             "labeled_size": self.labeled_size, "start_idx": self.start_idx, "end_idx": self.end_idx,
             "seed": self.seed,
-            "parameters": {name: self.results[name]["parameters"] for name in self.results},
+            "parameters": {name: self.results[name].parameters for name in self.results},
             "target_per_class": self.targets,
             "retraining_recipe": self.recipe.as_dict(),
             "versions": library_versions(),
             "timings_seconds": {key: round(value, 3) for key, value in self.timings.items()},
-            "analyses": {name: {"count": self.results[name]["stats"]["count"],
-                                "absolute_indices": self.results[name]["indices"] + self.start_idx}
+            "analyses": {name: {"count": self.results[name].stats["count"],
+                                "absolute_indices": self.results[name].indices + self.start_idx}
                          for name in self.results},
             "intersection": None if self.intersection is None else {
                 "count": int(len(self.intersection)), "absolute_indices": self.intersection + self.start_idx,
@@ -289,7 +306,7 @@ class ActiveLearningAnalyzer:
         indices, scores, stats = function(self.context, self.output_dir / name, **params, plots=plots,
                                           verbose=self.verbose)
         self.timings[name] = time.perf_counter() - started
-        self.results[name] = {"indices": indices, "scores": scores, "stats": stats, "parameters": params}
+        self.results[name] = AnalysisResult(indices, scores, stats, params)
         return indices, scores, stats
 
     def _forward_pass(self) -> None:
@@ -336,17 +353,12 @@ class ActiveLearningAnalyzer:
         base_model = self.context.cache.model
         architecture = None if is_toolkit_classifier(base_model) else base_model
         described = ARCHITECTURE_RECIPE if architecture is None else fresh_copy_description(base_model)
-        digest = hashlib.sha256(np.asarray(absolute_indices, dtype=np.int64).tobytes()).hexdigest()[:8]
-        run_dir = self.models_dir / f"{self.labeled_size}+{kind}{len(absolute_indices)}_seed{self.seed}_{digest}"
-        metrics_file = run_dir / METRICS_FILENAME
-        if metrics_file.is_file() and (run_dir / MODEL_FILENAME).is_file():
-            metrics = json.loads(metrics_file.read_text())
-            if (metrics.get("dataset", {}).get("fingerprint") == self.dataset.fingerprint
-                    and metrics.get("recipe") == self.recipe.as_dict()
-                    and metrics.get("architecture", ARCHITECTURE_RECIPE) == described):
-                self._say(f"{kind}: reusing the finished run {run_dir}")
-                remove_abandoned_temporaries(run_dir)
-                return {"dir": run_dir, "metrics": metrics}
+        run_dir = extended_run_dir(self.models_dir, self.labeled_size, kind, absolute_indices, self.seed)
+        metrics = finished_run_metrics(run_dir, self.dataset, self.recipe, described)
+        if metrics is not None:
+            self._say(f"{kind}: reusing the finished run {run_dir}")
+            remove_abandoned_temporaries(run_dir)
+            return {"dir": run_dir, "metrics": metrics}
         self._say(f"{kind}: training {described} on {self.labeled_size} + {len(absolute_indices)} images -> {run_dir}")
         result = train_model(absolute_indices, run_dir, dataset=self.dataset, labeled_size=self.labeled_size,
                              recipe=self.recipe, seed=self.seed, overwrite=True,
@@ -438,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     pool.add_argument("--labeled-size", type=positive_int, default=DEFAULT_LABELED_SIZE, help="default: 500")
     pool.add_argument("--start-idx", type=non_negative_int, default=DEFAULT_START_IDX,
                       help="first pool image (default: 501)")
-    pool.add_argument("--end-idx", type=positive_int, default=DEFAULT_END_IDX,
+    pool.add_argument("--end-idx", type=positive_int, default=CYCLE_END_IDX,
                       help="end of the pool, exclusive (default: 4000)")
     pool.add_argument("--target-per-class", default=None,
                       help="selected images wanted per class: N, or class=N,class=N; retraining needs targets "
@@ -446,9 +458,10 @@ def build_parser() -> argparse.ArgumentParser:
     budgeted = parser.add_argument_group("budgeted selection (instead of the intersection)")
     budgeted.add_argument("--budget", type=positive_int, default=None,
                           help="select exactly this many images with --strategy instead of intersecting the analyses")
-    budgeted.add_argument("--strategy", default=None, choices=(alf.RECOMMENDED, *alf.STRATEGIES),
-                          help="with --budget (default: recommended, see AL_functions.recommended_choice)")
-    budgeted.add_argument("--representation", default=None, choices=REPRESENTATIONS,
+    budgeted.add_argument("--strategy", default=None,
+                          help=f"with --budget: {alf.RECOMMENDED} (default, see AL_functions.recommended_choice), "
+                               f"one of {', '.join(alf.STRATEGIES)}, or package.module:function for your own")
+    budgeted.add_argument("--representation", default=None, choices=alf.REPRESENTATIONS,
                           help="with --budget: features for distance-based strategies, the model's embeddings or "
                                "PCA of the pixels (default: model)")
     analyses = parser.add_argument_group("analyses (the intersection; not with --budget)")
@@ -485,6 +498,8 @@ def check_option_combinations(args: argparse.Namespace) -> None:
                                f"{'it' if len(ignored) == 1 else 'them'}, or drop {names} to intersect the three "
                                "analyses")
     else:
+        if args.strategy is not None:
+            alf.resolve_strategy(args.strategy, "model", 0, 1)
         ignored = [option for option in INTERSECTION_DEFAULTS if getattr(args, option) is not None]
         if ignored:
             names = " and ".join(f"--{option.replace('_', '-')}" for option in ignored)

@@ -87,7 +87,9 @@ def keras_verbosity(quiet: bool) -> int:
 DEFAULT_MODEL_PATH = "models/500_train/best_model.keras"
 DEFAULT_LABELED_SIZE = 500
 DEFAULT_START_IDX = 501
-DEFAULT_END_IDX = 1000
+ANALYSIS_END_IDX = 1000
+"""End (exclusive) of the standalone analyses' default pool, images 501–999: the design's Evaluation modules.
+The cycle's default pool is larger (``AL_cycle.CYCLE_END_IDX``)."""
 
 
 def add_pool_arguments(parser: argparse.ArgumentParser, output_dir: str) -> None:
@@ -98,8 +100,8 @@ def add_pool_arguments(parser: argparse.ArgumentParser, output_dir: str) -> None
                        help=f"the labeled set is the first N training images (default: {DEFAULT_LABELED_SIZE})")
     group.add_argument("--start-idx", type=non_negative_int, default=DEFAULT_START_IDX,
                        help=f"first pool image, 0-based absolute training index (default: {DEFAULT_START_IDX})")
-    group.add_argument("--end-idx", type=positive_int, default=DEFAULT_END_IDX,
-                       help=f"end of the pool, exclusive (default: {DEFAULT_END_IDX})")
+    group.add_argument("--end-idx", type=positive_int, default=ANALYSIS_END_IDX,
+                       help=f"end of the pool, exclusive (default: {ANALYSIS_END_IDX})")
     group.add_argument("--output-dir", default=output_dir, help=f"where files go (default: {output_dir})")
     group.add_argument("--cache-dir", default=None,
                        help="where the model's outputs are cached (default: .cache beside --output-dir, e.g. "

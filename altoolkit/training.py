@@ -8,6 +8,8 @@ A run is written to a temporary directory and renamed into place, so a killed ru
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import platform
 import time
@@ -254,6 +256,36 @@ def accuracy_report(predicted: np.ndarray, truth: np.ndarray, class_names: Seque
 def default_run_dir(labeled_size: int, models_dir: str | Path = DEFAULT_MODELS_DIR) -> Path:
     """The design's default run directory, ``models/<labeled_size>_train/``."""
     return Path(models_dir) / f"{labeled_size}_train"
+
+
+def extended_run_dir(models_dir: str | Path, labeled_size: int, kind: str, absolute_indices: Sequence[int],
+                     seed: int) -> Path:
+    """Where a retraining on the labeled set plus ``absolute_indices`` goes: ``<labeled>+<kind><count>_seed<s>_<hash>``.
+
+    The hash of the indices makes two selections of the same size distinct runs, and the same selection the same
+    run (see :func:`finished_run_metrics`).
+    """
+    digest = hashlib.sha256(np.asarray(absolute_indices, dtype=np.int64).tobytes()).hexdigest()[:8]
+    return Path(models_dir) / f"{labeled_size}+{kind}{len(absolute_indices)}_seed{seed}_{digest}"
+
+
+def finished_run_metrics(run_dir: str | Path, dataset: Dataset, recipe: TrainingRecipe,
+                         architecture: str = ARCHITECTURE_RECIPE) -> dict | None:
+    """The metrics of a finished run in ``run_dir`` made from the same data, recipe and architecture, else None
+    (a killed run leaves no model file there, so it is never reused)."""
+    run_dir = Path(run_dir)
+    if not ((run_dir / METRICS_FILENAME).is_file() and (run_dir / MODEL_FILENAME).is_file()):
+        return None
+    try:
+        metrics = json.loads((run_dir / METRICS_FILENAME).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(metrics, dict):
+        return None
+    same = (metrics.get("dataset", {}).get("fingerprint") == dataset.fingerprint
+            and metrics.get("recipe") == recipe.as_dict()
+            and metrics.get("architecture", ARCHITECTURE_RECIPE) == architecture)
+    return metrics if same else None
 
 
 def train_model(additional_indices: Sequence[int] | None = None, output_dir: str | Path | None = None, *,

@@ -33,3 +33,37 @@ def tiny_digits_model(digits_dataset, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("models") / f"{TINY_MODEL_LABELED_SIZE}_train"
     return train.train_model(output_dir=output_dir, dataset=digits_dataset,
                              labeled_size=TINY_MODEL_LABELED_SIZE, epochs=1, seed=0, verbose=0)
+
+
+@pytest.fixture(scope="session")
+def digit_folders(tmp_path_factory, digits_dataset):
+    """A labeled folder (five images per digit class, the ``folder`` data source) and a pool folder of forty
+    unlabeled digits (300.png … 339.png); the tiny model fits their classes. Read-only: shared by the session."""
+    root = tmp_path_factory.mktemp("folders")
+    counts = {}
+    for index in range(len(digits_dataset.x_train)):
+        name = digits_dataset.class_names[digits_dataset.y_train[index]]
+        if counts.get(name, 0) < 5:
+            counts[name] = counts.get(name, 0) + 1
+            write_png(digits_dataset.x_train[index], root / "labeled" / name / f"{index}.png")
+    for index in range(300, 340):
+        write_png(digits_dataset.x_train[index], root / "pool" / f"{index}.png")
+    return root / "labeled", root / "pool"
+
+
+def write_png(image, file) -> None:
+    from PIL import Image
+
+    file.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(file)
+
+
+TRAINED_MODEL_FIXTURES = {"tiny_digits_model"}
+"""Fixtures that train a model: every test using one (directly or through another fixture) is marked ``slow``."""
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests that train a model ``slow``, so ``pytest -m "not slow"`` runs the pure parts quickly."""
+    for item in items:
+        if TRAINED_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

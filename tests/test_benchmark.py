@@ -1,4 +1,4 @@
-"""The strategy benchmark: registry contract, statistics helpers, report structure, reproducibility and resume.
+"""The strategy benchmark: strategy names, statistics helpers, report structure, reproducibility and resume.
 
 Trainings are tiny (digits, 60 initial labels, 1 epoch): they test plumbing and determinism, not accuracy.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,11 +16,14 @@ from scipy import stats
 
 import AL_functions as alf
 from altoolkit.errors import ToolkitError
-from altoolkit.strategies import ClassifierHead
 from Evaluation.Benchmark import benchmark as bm
+from Evaluation.Benchmark import config, records, trainer
+from Evaluation.Benchmark import stats as benchmark_stats
 
-TINY = bm.BenchmarkConfig(dataset="digits", n0=60, budget=20, rounds=2, seeds=2, epochs=1,
-                          strategies=("random", "entropy", "intersection"))
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = config.BenchmarkConfig(dataset="digits", n0=60, budget=20, rounds=2, seeds=2, epochs=1,
+                              strategies=("random", "entropy", "intersection"))
 """Two seeds × (1 base + 3 strategies × 2 rounds) = 14 trainings."""
 
 CELLS_PER_SEED = 1 + len(TINY.strategies) * TINY.rounds
@@ -39,8 +43,8 @@ def assert_same_weights(first_dir, second_dir, names) -> None:
     """Seed 0's last model of each strategy (or the base model) is bit-identical in both runs."""
     for name in names:
         round_number = 0 if name == "base" else TINY.rounds
-        first = bm.load_weights(bm.state_path(first_dir / bm.STATE_DIRNAME, 0, name, round_number))
-        second = bm.load_weights(bm.state_path(second_dir / bm.STATE_DIRNAME, 0, name, round_number))
+        first = trainer.load_weights(trainer.state_path(first_dir / config.STATE_DIRNAME, 0, name, round_number))
+        second = trainer.load_weights(trainer.state_path(second_dir / config.STATE_DIRNAME, 0, name, round_number))
         assert len(first) == len(second)
         assert all(np.array_equal(a, b) for a, b in zip(first, second)), f"different weights for {name}"
 
@@ -60,78 +64,67 @@ def tiny_run(digits_dataset, tmp_path_factory):
     return output_dir, results
 
 
-# ---------------------------------------------------------------------------------------------------- registry
+# ------------------------------------------------------------------------------------------------ strategy names
 
-@pytest.fixture
-def pool_arrays():
-    rng = np.random.default_rng(0)
-    logits = rng.normal(size=(100, 4))
-    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    embeddings = rng.normal(size=(100, 8)).astype(np.float32)
-    unlabeled, labeled = np.arange(10, 90), np.concatenate([np.arange(10), np.arange(90, 100)])
-    return probabilities.astype(np.float32), embeddings, unlabeled, labeled, rng.integers(0, 4, len(labeled))
-
-
-@pytest.mark.parametrize("name", sorted(bm.STRATEGY_REGISTRY))
-def test_every_strategy_returns_distinct_unlabeled_rows(name, pool_arrays):
-    probabilities, embeddings, unlabeled, labeled, y_labeled = pool_arrays
-    rng = np.random.default_rng(1)
-    head = ClassifierHead(kernel=rng.normal(size=(8, 4)), bias=np.zeros(4), dropout_rate=0.3)
-    pixels = rng.normal(size=(100, 5))
-    extras = bm.RoundExtras(head=lambda: head, pixel_features=lambda: pixels)
-    chosen = bm.STRATEGY_REGISTRY[name](probabilities, embeddings, embeddings[labeled], unlabeled, labeled,
-                                        y_labeled, 15, 7, extras=extras)
-    assert len(np.unique(chosen)) == len(chosen)
-    assert set(chosen.tolist()) <= set(unlabeled.tolist())
-    if name == "intersection":
-        assert len(chosen) <= len(unlabeled)
-    else:
-        assert len(chosen) == 15
+def test_benchmark_names_are_the_strategy_table_plus_pixel_variants_of_the_distance_strategies():
+    names = config.benchmark_strategy_names()
+    assert set(alf.STRATEGY_TABLE) <= set(names) and alf.RECOMMENDED in names
+    for name, entry in alf.STRATEGY_TABLE.items():
+        assert (f"{name}_pixels" in names) == entry.uses_features
+    assert config.benchmark_strategy("typicality_pixels") == ("typicality", "pixels")
+    assert config.benchmark_strategy("margin") == ("margin", "model")
+    with pytest.raises(ToolkitError, match="unknown strategy 'margin_pixels'"):
+        config.benchmark_strategy("margin_pixels")
 
 
-def test_strategies_are_seeded(pool_arrays):
-    probabilities, embeddings, unlabeled, labeled, y_labeled = pool_arrays
-    query = bm.STRATEGY_REGISTRY["random"]
-    first = query(probabilities, embeddings, embeddings[labeled], unlabeled, labeled, y_labeled, 15, 3)
-    again = query(probabilities, embeddings, embeddings[labeled], unlabeled, labeled, y_labeled, 15, 3)
-    other = query(probabilities, embeddings, embeddings[labeled], unlabeled, labeled, y_labeled, 15, 4)
-    assert first.tolist() == again.tolist() and first.tolist() != other.tolist()
+COMMITTED = sorted(REPO.glob("benchmarks/results/*/results.json"))
+
+
+@pytest.mark.parametrize("results_file", COMMITTED, ids=[file.parent.name for file in COMMITTED])
+def test_every_committed_benchmark_still_resumes_with_its_config_hash(results_file):
+    recorded = json.loads(results_file.read_text())
+    settings = dataclasses.replace(config.BenchmarkConfig(), **{
+        key: tuple(value) if isinstance(value, list) else value for key, value in recorded["config"].items()})
+    settings.validate()
+    assert config.config_hash(settings, recorded["dataset"]["fingerprint"]) == recorded["config_hash"]
+    strategies = {name for record in recorded["seeds"].values() for name in record["strategies"]}
+    assert strategies <= set(config.benchmark_strategy_names())
 
 
 # -------------------------------------------------------------------------------------------------- statistics
 
 def test_paired_difference_matches_a_hand_computed_t_test():
-    difference, p = bm.paired_difference([0.5, 0.6, 0.7], [0.4, 0.55, 0.6])
+    difference, p = benchmark_stats.paired_difference([0.5, 0.6, 0.7], [0.4, 0.55, 0.6])
     assert difference == pytest.approx(0.25 / 3)
     # differences 0.1, 0.05, 0.1: mean 1/12, sd 0.05/√3, so t = (1/12) / (0.05/√3 / √3) = 5 with 2 df
     assert p == pytest.approx(2 * stats.t.sf(5.0, 2))
-    assert bm.paired_difference([0.5, 0.6], [0.4, 0.5]) == (pytest.approx(0.1), None)
-    assert bm.paired_difference([0.5], [0.4])[1] is None
+    assert benchmark_stats.paired_difference([0.5, 0.6], [0.4, 0.5]) == (pytest.approx(0.1), None)
+    assert benchmark_stats.paired_difference([0.5], [0.4])[1] is None
     with pytest.raises(ToolkitError):
-        bm.paired_difference([0.5, 0.6], [0.4])
+        benchmark_stats.paired_difference([0.5, 0.6], [0.4])
 
 
 def test_label_efficiency_interpolates_on_the_baseline_curve():
     labels, accuracies = [100, 150, 200], [0.5, 0.6, 0.7]
-    assert bm.labels_to_reach(labels, accuracies, 0.65) == pytest.approx(175)
-    assert bm.label_efficiency(labels, accuracies, 0.65, 150) == pytest.approx(175 / 150)
-    assert bm.label_efficiency(labels, accuracies, 0.7, 200) == pytest.approx(1.0)
-    assert bm.label_efficiency(labels, accuracies, 0.8, 200) is None
-    assert bm.label_efficiency(labels, accuracies, 0.4, 200) is None
-    assert bm.labels_to_reach([100, 150, 200], [0.5, 0.7, 0.6], 0.65) == pytest.approx(137.5)
+    assert benchmark_stats.labels_to_reach(labels, accuracies, 0.65) == pytest.approx(175)
+    assert benchmark_stats.label_efficiency(labels, accuracies, 0.65, 150) == pytest.approx(175 / 150)
+    assert benchmark_stats.label_efficiency(labels, accuracies, 0.7, 200) == pytest.approx(1.0)
+    assert benchmark_stats.label_efficiency(labels, accuracies, 0.8, 200) is None
+    assert benchmark_stats.label_efficiency(labels, accuracies, 0.4, 200) is None
+    assert benchmark_stats.labels_to_reach([100, 150, 200], [0.5, 0.7, 0.6], 0.65) == pytest.approx(137.5)
 
 
 def test_area_under_curve_is_normalised_by_the_label_range():
-    assert bm.area_under_curve([100, 200], [0.5, 0.7]) == pytest.approx(0.6)
-    assert bm.area_under_curve([100, 150, 300], [0.5, 0.5, 0.5]) == pytest.approx(0.5)
-    assert bm.area_under_curve([100], [0.4]) == pytest.approx(0.4)
+    assert benchmark_stats.area_under_curve([100, 200], [0.5, 0.7]) == pytest.approx(0.6)
+    assert benchmark_stats.area_under_curve([100, 150, 300], [0.5, 0.5, 0.5]) == pytest.approx(0.5)
+    assert benchmark_stats.area_under_curve([100], [0.4]) == pytest.approx(0.4)
 
 
 def test_mean_ci_uses_the_t_distribution():
-    mean, half = bm.mean_ci([0.4, 0.6])
+    mean, half = benchmark_stats.mean_ci([0.4, 0.6])
     assert mean == pytest.approx(0.5)
     assert half == pytest.approx(stats.t.ppf(0.975, 1) * math.sqrt(0.02) / math.sqrt(2))
-    assert bm.mean_ci([0.3]) == (pytest.approx(0.3), 0.0)
+    assert benchmark_stats.mean_ci([0.3]) == (pytest.approx(0.3), 0.0)
 
 
 # --------------------------------------------------------------------------------------------------- the run
@@ -139,9 +132,9 @@ def test_mean_ci_uses_the_t_distribution():
 @pytest.mark.slow
 def test_report_structure(tiny_run):
     output_dir, results = tiny_run
-    for name in (bm.RESULTS_FILENAME, bm.REPORT_FILENAME, bm.CURVE_FILENAME):
+    for name in (config.RESULTS_FILENAME, config.REPORT_FILENAME, config.CURVE_FILENAME):
         assert (output_dir / name).is_file()
-    recorded = json.loads((output_dir / bm.RESULTS_FILENAME).read_text())
+    recorded = json.loads((output_dir / config.RESULTS_FILENAME).read_text())
     assert {"config", "config_hash", "command", "dataset", "versions", "seeds", "peak_memory_mb"} <= recorded.keys()
     assert sorted(recorded["seeds"]) == ["0", "1"]
     for record in recorded["seeds"].values():
@@ -158,7 +151,7 @@ def test_report_structure(tiny_run):
                 assert cell["labels"] == len(used)
                 if name != "intersection":
                     assert cell["n_selected"] == TINY.budget
-    report = (output_dir / bm.REPORT_FILENAME).read_text()
+    report = (output_dir / config.REPORT_FILENAME).read_text()
     for heading in ("## Command", "## Setting", "## What the benchmark can detect",
                     "| strategy | seeds | labels (last round) | final accuracy % (mean ± std) | AUC % |",
                     "## Paired difference vs random", "## Per-class accuracy at the last round", "## Speed",
@@ -173,7 +166,7 @@ def test_strategies_of_a_seed_share_round_zero_and_the_initial_set(tiny_run):
     first, second = results["seeds"]["0"], results["seeds"]["1"]
     assert first["initial_indices"] != second["initial_indices"]
     for name in TINY.strategies:
-        labels, accuracies = bm.curves(results, name)
+        labels, accuracies = benchmark_stats.curves(results, name)
         assert accuracies[:, 0].tolist() == [first["base"]["accuracy"], second["base"]["accuracy"]]
 
 
@@ -196,7 +189,7 @@ def test_resume_skips_finished_cells_and_matches_an_uninterrupted_run(tiny_run, 
     state equals building the model anew.
     """
     tiny_dir, results = tiny_run
-    config = dataclasses.replace(TINY, seeds=1)
+    settings = dataclasses.replace(TINY, seeds=1)
     output_dir = tmp_path / "resumed"
 
     class Interrupt(Exception):
@@ -208,21 +201,21 @@ def test_resume_skips_finished_cells_and_matches_an_uninterrupted_run(tiny_run, 
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        bm.run_benchmark(config, output_dir, dataset=digits_dataset, verbose=False, on_cell=stop_after_three)
+        bm.run_benchmark(settings, output_dir, dataset=digits_dataset, verbose=False, on_cell=stop_after_three)
     trainings = []
-    original_train = bm.SeedTrainer.train
+    original_train = trainer.SeedTrainer.train
 
     def counting_train(self, *args, **kwargs):
         trainings.append(1)
         return original_train(self, *args, **kwargs)
 
-    monkeypatch.setattr(bm.SeedTrainer, "train", counting_train)
-    resumed = bm.run_benchmark(config, output_dir, dataset=digits_dataset, verbose=False)
+    monkeypatch.setattr(trainer.SeedTrainer, "train", counting_train)
+    resumed = bm.run_benchmark(settings, output_dir, dataset=digits_dataset, verbose=False)
     assert len(trainings) == CELLS_PER_SEED - 3
     assert_same_cells(cell_values(results), cell_values(resumed))
     assert_same_weights(tiny_dir, output_dir, TINY.strategies)
     trainings.clear()
-    bm.run_benchmark(config, output_dir, dataset=digits_dataset, verbose=False)
+    bm.run_benchmark(settings, output_dir, dataset=digits_dataset, verbose=False)
     assert trainings == []
 
 
@@ -238,8 +231,8 @@ def test_a_different_config_in_the_same_directory_is_an_error(tiny_run, digits_d
 def test_cli_overrides_the_preset_and_rejects_bad_values(capsys, tmp_path):
     args = bm.build_parser().parse_args(["--preset", "fashion", "--rounds", "3", "--strategies", "random,margin",
                                          "--classes", "all"])
-    config = bm.config_from_args(args)
-    assert (config.dataset, config.rounds, config.strategies, config.classes, config.n0) == (
+    settings = bm.config_from_args(args)
+    assert (settings.dataset, settings.rounds, settings.strategies, settings.classes, settings.n0) == (
         "fashion_mnist", 3, ("random", "margin"), None, 500)
     unused = str(tmp_path / "unused")
     assert bm.main(["--strategies", "random,oracle", "--output-dir", unused]) == 2
@@ -249,59 +242,59 @@ def test_cli_overrides_the_preset_and_rejects_bad_values(capsys, tmp_path):
     assert not (tmp_path / "unused").exists()
 
 
-@pytest.mark.parametrize("preset", sorted(bm.PRESETS))
+@pytest.mark.parametrize("preset", sorted(config.PRESETS))
 def test_every_preset_is_valid_and_runs_random_first(preset):
-    config = bm.PRESETS[preset]
-    config.validate()
-    assert config.strategies[0] == "random"
-    assert len(set(config.strategies)) == len(config.strategies)
+    settings = config.PRESETS[preset]
+    settings.validate()
+    assert settings.strategies[0] == "random"
+    assert len(set(settings.strategies)) == len(settings.strategies)
 
 
 @pytest.mark.slow
 def test_quick_preset_through_main(tmp_path):
     """The whole quick preset (about 2 minutes): the report's structure, not its numbers."""
     assert bm.main(["--preset", "quick", "--output-dir", str(tmp_path), "--quiet"]) == 0
-    results = json.loads((tmp_path / bm.RESULTS_FILENAME).read_text())
-    assert len(bm.curves(results, "random")[0]) == bm.PRESETS["quick"].seeds
-    assert (tmp_path / bm.REPORT_FILENAME).is_file() and (tmp_path / bm.CURVE_FILENAME).is_file()
+    results = json.loads((tmp_path / config.RESULTS_FILENAME).read_text())
+    assert len(benchmark_stats.curves(results, "random")[0]) == config.PRESETS["quick"].seeds
+    assert (tmp_path / config.REPORT_FILENAME).is_file() and (tmp_path / config.CURVE_FILENAME).is_file()
 
 
 @pytest.mark.slow
 def test_worker_processes_extend_a_finished_benchmark_with_another_strategy(digits_dataset, tmp_path):
     """Two one-thread worker processes; adding a strategy later trains only its cells; --workers must match."""
-    config = dataclasses.replace(TINY, seeds=1, strategies=("random",))
+    settings = dataclasses.replace(TINY, seeds=1, strategies=("random",))
     output_dir = tmp_path / "workers"
-    first = bm.run_benchmark(config, output_dir, dataset=digits_dataset, verbose=False, workers=2)
+    first = bm.run_benchmark(settings, output_dir, dataset=digits_dataset, verbose=False, workers=2)
     assert first["execution"] == {"workers": 2, "tensorflow_threads": 1}
-    recorded = json.loads((output_dir / bm.RESULTS_FILENAME).read_text())
+    recorded = json.loads((output_dir / config.RESULTS_FILENAME).read_text())
     recorded["peak_memory_mb"] = 1e6
-    (output_dir / bm.RESULTS_FILENAME).write_text(json.dumps(recorded))
-    extended = bm.run_benchmark(dataclasses.replace(config, strategies=("random", "margin")), output_dir,
+    (output_dir / config.RESULTS_FILENAME).write_text(json.dumps(recorded))
+    extended = bm.run_benchmark(dataclasses.replace(settings, strategies=("random", "margin")), output_dir,
                                 dataset=digits_dataset, verbose=False, workers=2)
     assert cell_values(extended)[("random", 2)] == cell_values(first)[("random", 2)]
     assert len(extended["seeds"]["0"]["strategies"]["margin"]) == TINY.rounds
     assert extended["peak_memory_mb"] == 1e6, "a resumed run must keep the earlier runs' peak memory"
-    assert not (output_dir / bm.WORKER_DIRNAME).exists()
-    assert "| margin | 1 |" in (output_dir / bm.REPORT_FILENAME).read_text()
+    assert not (output_dir / config.WORKER_DIRNAME).exists()
+    assert "| margin | 1 |" in (output_dir / config.REPORT_FILENAME).read_text()
     with pytest.raises(ToolkitError, match="same --workers"):
-        bm.run_benchmark(config, output_dir, dataset=digits_dataset, verbose=False, workers=1)
+        bm.run_benchmark(settings, output_dir, dataset=digits_dataset, verbose=False, workers=1)
 
 
 @pytest.mark.slow
 def test_recommended_records_what_it_ran_and_refuses_a_resume_under_another_rule(digits_dataset, tmp_path,
                                                                                   monkeypatch):
-    config = dataclasses.replace(TINY, seeds=1, strategies=("random", "recommended"))
+    settings = dataclasses.replace(TINY, seeds=1, strategies=("random", "recommended"))
     output_dir = tmp_path / "recommended"
-    results = bm.run_benchmark(config, output_dir, dataset=digits_dataset, verbose=False)
+    results = bm.run_benchmark(settings, output_dir, dataset=digits_dataset, verbose=False)
     cells = results["seeds"]["0"]["strategies"]["recommended"]
     assert [cell["ran"] for cell in cells] == ["typicality over pixels"] * TINY.rounds
-    report = (output_dir / bm.REPORT_FILENAME).read_text()
+    report = (output_dir / config.REPORT_FILENAME).read_text()
     assert "- recommended ran: round 1: typicality over pixels; round 2: typicality over pixels" in report
     assert "## Target: recommended vs random" in report
     monkeypatch.setattr(alf, "RECOMMENDED_SCARCE_LABELS_PER_CLASS", 1)
     with pytest.raises(ToolkitError, match="'recommended' ran 'typicality over pixels' but the rule now gives "
                                            "'margin over model'"):
-        bm.run_benchmark(config, output_dir, dataset=digits_dataset, verbose=False)
+        bm.run_benchmark(settings, output_dir, dataset=digits_dataset, verbose=False)
 
 
 def test_statistics_use_only_seeds_where_every_strategy_finished():
@@ -315,10 +308,10 @@ def test_statistics_use_only_seeds_where_every_strategy_finished():
                          "1": {"base": cell(0, 0.4), "strategies": {"random": [cell(1, 0.5)], "margin": []}},
                          "2": {"base": cell(0, 0.3), "strategies": {"random": [cell(1, 0.4)], "margin": [cell(1, 0.4)]}},
                          "3": {"base": cell(0, 0.9), "strategies": {"random": [cell(1, 0.9)], "margin": [cell(1, 0.9)]}}}}
-    assert len(bm.finished_seeds(results)) == 2
-    labels, accuracies = bm.curves(results, "margin")
+    assert len(benchmark_stats.finished_seeds(results)) == 2
+    labels, accuracies = benchmark_stats.curves(results, "margin")
     assert accuracies.tolist() == [[0.5, 0.7], [0.3, 0.4]]
-    summary = bm.summarise(results)
+    summary = benchmark_stats.summarise(results)
     assert summary["base_mean"] == pytest.approx(0.4)
     assert summary["strategies"]["margin"]["paired"][1][0] == pytest.approx(0.05)
 
@@ -330,16 +323,16 @@ def _summary_of_recommended(paired, label_efficiency):
 
 def test_target_check_passes_only_when_every_criterion_holds():
     strong = [(0.04, 0.01), (0.03, 0.02), (0.02, 0.04), (0.01, 0.2), (0.01, 0.3)]
-    checks = bm.target_check(_summary_of_recommended(strong, 1.6))
+    checks = benchmark_stats.target_check(_summary_of_recommended(strong, 1.6))
     assert [met for _, _, met in checks] == [True, True, True, True]
     assert checks[3][1] == "3 of 5 (rounds 1, 2, 3)"
     weak = [(0.02, 0.01), (-0.01, 0.5), (0.03, 0.01), (0.02, 0.2), (0.01, 0.3)]
-    checks = bm.target_check(_summary_of_recommended(weak, None))
+    checks = benchmark_stats.target_check(_summary_of_recommended(weak, None))
     assert [met for _, _, met in checks] == [False, False, False, False]
     assert checks[0][1] == "+2.00" and checks[1][1] == "below in round 2 (-1.00)"
     assert checks[2][1].startswith("n/a")
-    assert "Target not met." in bm.target_lines(_summary_of_recommended(weak, None))
-    assert bm.target_check({"strategies": {"random": {}}}) == []
+    assert "Target not met." in benchmark_stats.target_lines(_summary_of_recommended(weak, None))
+    assert benchmark_stats.target_check({"strategies": {"random": {}}}) == []
 
 
 # ----------------------------------------------------------------------------------------- damaged records
@@ -347,11 +340,11 @@ def test_target_check_passes_only_when_every_criterion_holds():
 def valid_cell(round_number: int, selected: list[int]) -> dict:
     return {"round": round_number, "labels": 60 + 20 * round_number, "accuracy": 0.5,
             "per_class_accuracy": {"0": 0.4, "1": None}, "n_selected": len(selected), "selected_indices": selected,
-            "timings": {key: 0.1 for key in bm.TIMING_KEYS}, "best_epoch": 1}
+            "timings": {key: 0.1 for key in records.TIMING_KEYS}, "best_epoch": 1}
 
 
 def valid_results() -> dict:
-    return {"format": bm.FORMAT_VERSION, "config_hash": "0123456789abcdef", "execution": bm.execution_settings(1),
+    return {"format": config.FORMAT_VERSION, "config_hash": "0123456789abcdef", "execution": records.execution_settings(1),
             "peak_memory_mb": 12.5, "dataset": {"class_names": ["0", "1"]},
             "seeds": {"0": {"initial_indices": [0, 1, 2], "pool_size": 50, "base": valid_cell(0, []),
                             "strategies": {"random": [valid_cell(1, [5, 6]), valid_cell(2, [7])]}}}}
@@ -389,8 +382,8 @@ def damaged(change) -> dict:
     (damaged(lambda r: r["seeds"]["0"]["strategies"]["random"][0].update(ran=3)), ".ran must be a string"),
 ])
 def test_results_problem_names_the_first_wrong_field(results, problem):
-    assert bm.results_problem(valid_results(), 100) is None
-    found = bm.results_problem(results, 100)
+    assert records.results_problem(valid_results(), 100) is None
+    found = records.results_problem(results, 100)
     assert found is not None and problem in found
 
 
@@ -400,10 +393,10 @@ def test_an_unreadable_model_state_is_one_error_naming_it(tmp_path):
     state = tmp_path / "seed0_base.npz"
     state.write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(ToolkitError, match=rf"{state} is not a saved model state \(BadZipFile\): delete it"):
-        bm.load_weights(state)
+        trainer.load_weights(state)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    bm.save_weights(state, [np.zeros((4, 3)), np.zeros(3)])
+    trainer.save_weights(state, [np.zeros((4, 3)), np.zeros(3)])
     before = [weight.copy() for weight in model.get_weights()]
     with pytest.raises(ToolkitError, match="does not hold this benchmark's model"):
-        bm.restore_weights(model, state)
+        trainer.restore_weights(model, state)
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))

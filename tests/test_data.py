@@ -1062,14 +1062,14 @@ def call_with_a_dataset_name(function_name: str):
 
 
 @pytest.mark.parametrize("function_name", [
-    "train.train_model", "AL_cycle.ActiveLearningAnalyzer", "altoolkit.analyses.open_pool",
+    "train.train_model", "AL_cycle.ActiveLearningAnalyzer", "Evaluation.pool_context.open_pool",
     "Evaluation.Uncertainty.uncertainty.analyze_uncertainty", "Evaluation.Diversity.diversity.analyze_diversity",
     "Evaluation.Novelty.novelty.analyze_novelty", "Evaluation.Image_selec.image_selection.analyze_intersection",
 ])
 def test_dataset_given_a_name_says_to_pass_dataset_name(function_name, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    if function_name == "altoolkit.analyses.open_pool":
-        from altoolkit.analyses import open_pool
+    if function_name == "Evaluation.pool_context.open_pool":
+        from Evaluation.pool_context import open_pool
 
         with pytest.raises(TypeError, match=r"dataset= takes a Dataset .* not the str 'digits': pass a dataset's name "
                                             r"as dataset_name="):

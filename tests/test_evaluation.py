@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import AL_functions as alf
-from altoolkit.analyses import load_analysis, open_pool
+from Evaluation.pool_context import load_analysis, open_pool
 from altoolkit.errors import ToolkitError
 from altoolkit.files import file_sha256, save_npy
 from altoolkit.model import load_classifier

@@ -579,21 +579,6 @@ def test_select_refuses_a_budget_below_one_before_touching_anything(tmp_path):
     assert not (tmp_path / "p").exists()
 
 
-@pytest.fixture(scope="module")
-def digit_folders(tmp_path_factory, digits_dataset):
-    """A labeled folder (five images per digit class) and a pool folder of forty unlabeled digits."""
-    root = tmp_path_factory.mktemp("folders")
-    counts = {}
-    for index in range(len(digits_dataset.x_train)):
-        name = digits_dataset.class_names[digits_dataset.y_train[index]]
-        if counts.get(name, 0) < 5:
-            counts[name] = counts.get(name, 0) + 1
-            save_png(digits_dataset.x_train[index], root / "labeled" / name / f"{index}.png")
-    for index in range(300, 340):
-        save_png(digits_dataset.x_train[index], root / "pool" / f"{index}.png")
-    return root / "labeled", root / "pool"
-
-
 def test_select_then_retrain_then_select_from_what_is_still_unlabeled(digit_folders, tiny_digits_model, tmp_path,
                                                                       capsys):
     labeled, pool = digit_folders

@@ -9,16 +9,22 @@ the run files beside them, which say which model, data and pool they came from) 
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import numpy as np
 
-from altoolkit.analyses import ANALYSES, load_analysis, open_analysis_pool, run_intersection
-from altoolkit.cli import (DEFAULT_END_IDX, DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX,
+import AL_functions as alf
+from altoolkit.cli import (ANALYSIS_END_IDX, DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX,
                            ToolkitArgumentParser)
 from altoolkit.errors import ToolkitError, cli_entry
+from altoolkit.files import save_npy, write_json, write_text
 from altoolkit.limits import check_image_size
 from altoolkit.outputs import CACHE_DIRNAME
+from altoolkit.plots import plot_image_grid, plot_intersection_overview
+from Evaluation.pool_context import (ANALYSES, SET_LABELS, PoolContext, image_titles, load_analysis, open_analysis_pool,
+                                     plot_selected_grid, save_selected_images, selection_stats)
 
 DEFAULT_RESULTS_DIR = "results"
 DEFAULT_OUTPUT_DIR = "results/intersection"
@@ -26,7 +32,7 @@ MUST_AGREE = ("start_idx", "end_idx", "labeled_size", "dataset_fingerprint", "mo
 
 
 def analyze_intersection(uncertainty_indices, diversity_indices, novelty_indices, start_idx=DEFAULT_START_IDX,
-                         end_idx=DEFAULT_END_IDX, output_dir=DEFAULT_OUTPUT_DIR, save_images=True,
+                         end_idx=ANALYSIS_END_IDX, output_dir=DEFAULT_OUTPUT_DIR, save_images=True,
                          create_visualization=True, verbose=True, *, model_path=DEFAULT_MODEL_PATH,
                          labeled_size=DEFAULT_LABELED_SIZE, dataset=None, dataset_name="cifar10", classes=None,
                          data_path=None, image_size=32, cache_dir=None, scores=None):
@@ -111,6 +117,152 @@ def intersection_from_results(results_dir=DEFAULT_RESULTS_DIR, output_dir=DEFAUL
                            "(its SHA-256 differs): re-run them with the current model")
     indices, scores = ({name: loaded[name][0] for name in ANALYSES}, {name: loaded[name][1] for name in ANALYSES})
     return run_intersection(context, indices, output_dir, scores, save_images, create_visualization, verbose)
+
+
+
+def run_intersection(context: PoolContext, index_sets: dict[str, np.ndarray], output_dir: str | os.PathLike,
+                     scores: dict[str, dict[str, np.ndarray]] | None = None, save_images: bool = True,
+                     create_visualization: bool = True, verbose: bool = True):
+    """Images in all three sets; writes indices, a per-image summary, the images and a Venn-style figure."""
+    output_dir = Path(output_dir)
+    missing = [name for name in ANALYSES if name not in index_sets]
+    if missing:
+        raise ToolkitError(f"the intersection needs all three analyses; missing: {', '.join(missing)}")
+    for name, indices in index_sets.items():
+        indices = np.asarray(indices)
+        if indices.size and (indices.min() < 0 or indices.max() >= context.pool_size):
+            raise ToolkitError(f"{name} indices fall outside the pool of {context.pool_size} images: "
+                               "re-run the analyses with the same --start-idx/--end-idx")
+    intersection = alf.intersect_indices(*(index_sets[name] for name in ANALYSES))
+    stats = selection_stats(context, intersection)
+    stats["sets"] = {name: int(len(np.unique(index_sets[name]))) for name in ANALYSES}
+    stats["regions"] = venn_regions(context.pool_size, [index_sets[name] for name in ANALYSES])
+    save_npy(output_dir / "intersection_indices.npy", intersection)
+    write_json(output_dir / "intersection_run.json", {**context.describe(), "stats": stats,
+                                                     "absolute_indices": intersection + context.start_idx})
+    write_text(output_dir / "summary.txt", _intersection_summary(context, intersection, stats, scores or {}))
+    if save_images:
+        save_selected_images(context, intersection, output_dir / "images")
+    if create_visualization:
+        plot_intersection_overview(
+            stats["regions"], tuple(SET_LABELS[name] for name in ANALYSES), stats["distribution"],
+            output_dir / "intersection_visualization.png",
+            f"{context.dataset.name}: pool {context.start_idx}..{context.end_idx - 1} "
+            f"({context.pool_size} images), {stats['count']} meet all three criteria")
+        if len(intersection):
+            plot_selected_grid(context, intersection, scores or {}, output_dir / "intersection_samples.png")
+    if verbose:
+        if len(intersection):
+            print(f"intersection: {stats['count']} images ({stats['percentage']}% of the pool) meet all three "
+                  f"criteria; per class {stats['distribution']} -> {output_dir}")
+        else:
+            print(f"intersection: no image meets all three criteria (sets of {stats['sets']}); wrote empty "
+                  f"results to {output_dir}. Lower the thresholds (threshold_percentile up, far/novelty "
+                  "percentiles down) or widen the pool.")
+    return intersection, stats
+
+
+def run_selection(context: PoolContext, output_dir: str | os.PathLike, strategy: str, budget: int, *,
+                  seed: int = 0, representation: str = "model", save_images: bool = True, plots: bool = True,
+                  verbose: bool = True):
+    """The ``budget`` pool images ``strategy`` picks (any of ``AL_functions.STRATEGIES``, or "recommended",
+    which picks a strategy and representation from the labeled set's size), in the order chosen.
+
+    Writes ``selection_indices.npy`` (relative to the pool start), ``selection_run.json``, ``summary.txt``,
+    the images and a grid; returns (indices, stats).
+    """
+    from altoolkit.model import classifier_head
+    from altoolkit.strategies import pixel_pca_features
+
+    output_dir = Path(output_dir)
+    started = time.perf_counter()
+    context.compute_outputs()
+    pool, labeled = context.pool, context.labeled
+
+    def features_for(name: str) -> tuple[np.ndarray, np.ndarray]:
+        images = np.concatenate([context.dataset.x_train[context.start_idx:context.end_idx],
+                                 context.dataset.x_train[:context.labeled_size]])
+        features = pixel_pca_features(images, seed=seed)
+        return features[:context.pool_size], features[context.pool_size:]
+
+    selection = alf.select(strategy, alf.SelectionRound(
+        pool.probabilities, pool.embeddings, labeled.embeddings, context.dataset.y_train[:context.labeled_size],
+        features_for=features_for, head_for=lambda: classifier_head(context.cache.model)),
+        budget, seed=seed, representation=representation)
+    requested, indices = strategy, selection.indices
+    strategy, representation = selection.strategy, selection.representation
+    seconds = time.perf_counter() - started
+    stats = {**selection_stats(context, indices), "strategy": requested, "ran": strategy, "budget": budget,
+             "representation": representation, "seed": seed, "seconds": round(seconds, 3),
+             "model_warning": context.model_warning()}
+    save_npy(output_dir / "selection_indices.npy", indices)
+    write_json(output_dir / "selection_run.json", {**context.describe(), "stats": stats,
+                                                  "absolute_indices": indices + context.start_idx})
+    how = strategy if requested == strategy else f"{requested} ({strategy} for {context.labeled_size} labels)"
+    lines = [f"budgeted selection: {how} over {representation} features, budget {budget}, seed {seed}",
+             f"model: {context.model_path} (sha256 {context.cache.model_digest})",
+             f"pool = training images {context.start_idx}..{context.end_idx - 1} ({context.pool_size}); labeled = "
+             f"first {context.labeled_size}",
+             f"selected: {stats['count']} images in {seconds:.2f} s (after the forward pass)",
+             f"per class ({stats['distribution_source']}): {stats['distribution']}",
+             "absolute indices, in the order chosen: " + ", ".join(str(i) for i in indices + context.start_idx)]
+    if stats["model_warning"]:
+        lines.insert(1, f"warning: {stats['model_warning']}")
+    write_text(output_dir / "summary.txt", "\n".join(lines) + "\n")
+    if save_images:
+        save_selected_images(context, indices, output_dir / "images")
+    if plots and len(indices):
+        shown = indices[:40]
+        plot_image_grid(context.dataset.x_train[context.start_idx + shown], image_titles(context, shown, {}),
+                        np.ones(len(shown), dtype=bool), output_dir / "selection_samples.png",
+                        f"{how}: the first {len(shown)} of {len(indices)} selected images")
+    if verbose:
+        print(f"selection: {how} picked {stats['count']} of {context.pool_size} pool images; per class "
+              f"{stats['distribution']} -> {output_dir}")
+    return indices, stats
+
+
+def venn_regions(pool_size: int, index_sets: list[np.ndarray]) -> dict[str, int]:
+    """Counts of images per membership pattern over three sets, e.g. ``"101"`` = in sets 1 and 3 only."""
+    membership = np.zeros((pool_size, len(index_sets)), dtype=bool)
+    for column, indices in enumerate(index_sets):
+        membership[np.asarray(indices, dtype=np.int64), column] = True
+    codes = membership @ (1 << np.arange(len(index_sets))[::-1])
+    counts = np.bincount(codes, minlength=1 << len(index_sets))
+    return {format(code, f"0{len(index_sets)}b"): int(count) for code, count in enumerate(counts)}
+
+
+def _intersection_summary(context: PoolContext, intersection: np.ndarray, stats: dict,
+                          scores: dict[str, dict[str, np.ndarray]]) -> str:
+    names = context.dataset.class_names
+    lines = ["intersection of uncertainty, diversity and novelty",
+             f"data: {context.dataset.name}; pool = training images {context.start_idx}..{context.end_idx - 1} "
+             f"({context.pool_size})",
+             "set sizes: " + ", ".join(f"{SET_LABELS[name]} {count}" for name, count in stats["sets"].items()),
+             f"in all three: {stats['count']} images ({stats['percentage']}% of the pool)",
+             f"per class ({stats['distribution_source']}): {stats['distribution']}", ""]
+    if not len(intersection):
+        lines.append("No image met all three criteria. Lower the thresholds (a larger threshold_percentile, "
+                     "smaller far/novelty percentiles) or analyse a larger pool.")
+        return "\n".join(lines) + "\n"
+    lines.append("absolute  relative  class        criteria")
+    for index in intersection:
+        lines.append(f"{context.start_idx + index:8d}  {index:8d}  {names[context.oracle_labels[index]]:<12} "
+                     + _criteria_text(scores, int(index)))
+    return "\n".join(lines) + "\n"
+
+
+def _criteria_text(scores: dict[str, dict[str, np.ndarray]], index: int) -> str:
+    parts = ["uncertain", "far", "novel"]
+    uncertainty, diversity, novelty = (scores.get(name, {}) for name in ANALYSES)
+    if "entropy" in uncertainty:
+        parts[0] = f"uncertain (entropy {uncertainty['entropy'][index]:.3f}, margin {uncertainty['margin'][index]:.3f})"
+    if "distance" in diversity:
+        parts[1] = (f"far (distance {diversity['distance'][index]:.3f} to centroid of cluster "
+                    f"{int(diversity['cluster'][index])})")
+    if "novelty" in novelty:
+        parts[2] = f"novel (k-NN distance {novelty['novelty'][index]:.3f})"
+    return "; ".join(parts)
 
 
 @cli_entry

@@ -7,16 +7,21 @@ to ``--start-idx``), ``uncertainty_scores.npz``, ``uncertainty_run.json``, ``sum
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
 
-from altoolkit.analyses import open_analysis_pool, run_uncertainty
-from altoolkit.cli import (DEFAULT_END_IDX, DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX,
+import AL_functions as alf
+from altoolkit.cli import (ANALYSIS_END_IDX, DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX,
                            ToolkitArgumentParser, add_dataset_arguments, add_pool_arguments, percentile_argument)
 from altoolkit.errors import cli_entry
+from Evaluation.pool_context import (PoolContext, open_analysis_pool, plot_grid_and_histograms, score_summary,
+                                     selection_stats, write_analysis)
 
 DEFAULT_OUTPUT_DIR = "results/uncertainty"
 
 
-def analyze_uncertainty(model_path=DEFAULT_MODEL_PATH, start_idx=DEFAULT_START_IDX, end_idx=DEFAULT_END_IDX,
+def analyze_uncertainty(model_path=DEFAULT_MODEL_PATH, start_idx=DEFAULT_START_IDX, end_idx=ANALYSIS_END_IDX,
                         output_dir=DEFAULT_OUTPUT_DIR, threshold_percentile=50, verbose=True, *,
                         labeled_size=DEFAULT_LABELED_SIZE, dataset=None, dataset_name="cifar10", classes=None,
                         data_path=None, image_size=32, cache_dir=None, plots=True):
@@ -28,6 +33,32 @@ def analyze_uncertainty(model_path=DEFAULT_MODEL_PATH, start_idx=DEFAULT_START_I
                                  dataset=dataset, dataset_name=dataset_name, classes=classes, data_path=data_path,
                                  image_size=image_size)
     return run_uncertainty(context, output_dir, threshold_percentile, plots=plots, verbose=verbose)
+
+
+
+def run_uncertainty(context: PoolContext, output_dir: str | os.PathLike, threshold_percentile: float = 50,
+                    plots: bool = True, verbose: bool = True):
+    """Uncertain images (top ``threshold_percentile`` % by entropy or margin); returns (indices, scores, stats)."""
+    started = time.perf_counter()
+    result = alf.select_uncertain(context.pool.probabilities, threshold_percentile)
+    scores = {"entropy": result.entropy, "margin": result.margin, "least_confidence": result.least_confidence}
+    stats = selection_stats(context, result.indices)
+    stats.update(parameters={"threshold_percentile": threshold_percentile},
+                 thresholds={"entropy": result.entropy_threshold, "margin": result.margin_threshold},
+                 criterion_counts={name: int((result.criterion == name).sum()) for name in ("entropy", "margin", "both")},
+                 scores={name: score_summary(values) for name, values in scores.items()},
+                 seconds=round(time.perf_counter() - started, 4))
+    lines = [f"threshold percentile: {threshold_percentile} (top {threshold_percentile}% by entropy OR margin)",
+             f"entropy threshold: {result.entropy_threshold:.4f}   margin threshold: {result.margin_threshold:.4f}",
+             "fired by: " + ", ".join(f"{name} only {n}" if name != "both" else f"both {n}"
+                                      for name, n in stats["criterion_counts"].items())]
+    write_analysis("uncertainty", context, Path(output_dir), result.indices, scores, stats, lines, verbose)
+    if plots:
+        details = {"H": result.entropy, "M": result.margin}
+        plot_grid_and_histograms("uncertainty", context, Path(output_dir), result.indices, result.entropy,
+                                  details, {"entropy": result.entropy, "margin": result.margin},
+                                  {"entropy": result.entropy_threshold, "margin": result.margin_threshold})
+    return result.indices, scores, stats
 
 
 @cli_entry

@@ -170,7 +170,7 @@ def test_a_damaged_row_is_named_by_every_command_that_reads_it(case, refused, re
 
 AS_UNPRIVILEGED = f"""
 import os, sys
-import label, altoolkit.analyses, altoolkit.labeling.exports, altoolkit.labeling.server
+import label, AL_functions, altoolkit.labeling.exports, altoolkit.labeling.server
 if os.geteuid() == 0:
     os.setgroups([])
     os.setgid({UNPRIVILEGED_ID})

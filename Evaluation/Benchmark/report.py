@@ -1,0 +1,168 @@
+"""The benchmark's report: ``report.md`` (tables of the statistics, speed, per-class accuracy) and
+``learning_curve.png``, rendered from ``results.json`` alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from AL_functions import RECOMMENDED
+from altoolkit.files import write_text
+from Evaluation.Benchmark.config import BASELINE, CURVE_FILENAME, REPORT_FILENAME
+from Evaluation.Benchmark.records import execution_settings
+from Evaluation.Benchmark.stats import finished_seeds, format_number, summarise, target_lines
+
+def render_report(results: dict, summary: dict) -> str:
+    """The markdown report: command, setting, detectable effect, strategy tables, per-class accuracy, speed."""
+    config, data = results["config"], results["dataset"]
+    rounds = config["rounds"]
+    lines = ["# Active-learning benchmark", "", "## Command", "", f"```\n{results['command']}\n```", "",
+             "## Setting", "",
+             f"- data: {data['name']} ({', '.join(data['class_names'])}), {data['train_size']} training / "
+             f"{data['test_size']} test images, fingerprint {data['fingerprint']}",
+             f"- per seed: {config['n0']} initial labels (last 10 % = validation for the best epoch), pool "
+             f"{config['pool_size'] if config['pool_size'] is not None else 'all the rest'}, {rounds} rounds × "
+             f"{config['budget']} labels; retrained from the seed's initial weights each round",
+             f"- training: {config['epochs']} epochs, batch {config['batch_size']}, Adam {config['learning_rate']}, "
+             f"flip augmentation {'on' if config['flip_augmentation'] else 'off'}, learning rate "
+             f"{'cosine-decayed to 0' if config.get('cosine_decay') else 'constant'}, weights of the "
+             f"{'best-validation' if config.get('keep_best_validation_epoch') else 'last'} epoch",
+             "- features the strategies measure distances on: the current model's penultimate embeddings of pool "
+             "and labeled images (one forward pass per round); strategies named `*_pixels` use a 50-component "
+             "PCA of the raw pixels of pool ∪ labeled instead (no model needed)",
+             *recommended_lines(results),
+             f"- seeds: {config['seeds']} (finished, and used below: {len(finished_seeds(results))}); "
+             f"config hash {results['config_hash']}", "",
+             "## What the benchmark can detect", "",
+             f"Round-0 (base model) accuracy over seeds: mean {format_number(summary['base_mean'], percent=True)} %, "
+             f"std {format_number(summary['base_std'], percent=True)} points"
+             f"{' (a spread needs two seeds)' if len(finished_seeds(results)) < 2 else ''}. Differences between "
+             "strategies smaller than this spread are within seed-to-seed noise: it is the smallest effect this "
+             "benchmark can detect without the paired test below.", "",
+             "## Strategies", "",
+             "| strategy | seeds | labels (last round) | final accuracy % (mean ± std) | AUC % | label efficiency |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, entry in summary["strategies"].items():
+        lines.append(f"| {name} | {entry['seeds']} | {entry['labels_mean'][-1]:.0f} | "
+                     f"{format_number(entry['final_mean'], percent=True)} ± {format_number(entry['final_std'], percent=True)} | "
+                     f"{format_number(entry['auc'], percent=True)} | {format_number(entry.get('label_efficiency'), 2)} |")
+    lines += ["", "AUC: trapezoid area under accuracy vs labels, divided by the label range. Label efficiency: labels "
+              "random needs to reach the strategy's mean final accuracy (linear interpolation on random's mean "
+              "curve) ÷ labels the strategy used; n/a when that accuracy is outside random's range.", "",
+              f"## Paired difference vs {BASELINE} (points, p-value of a paired t-test)", "",
+              "Cells are paired by seed and round. A strategy that used a different number of labels than random "
+              "(intersection) is compared at unequal label counts here: read its label efficiency instead.", "",
+              "| strategy | " + " | ".join(f"round {r}" for r in range(rounds + 1)) + " |",
+              "| --- |" + " --- |" * (rounds + 1)]
+    for name, entry in summary["strategies"].items():
+        if "paired" in entry:
+            lines.append(f"| {name} | " + " | ".join(f"{100 * d:+.1f} (p={format_number(p, 3)})" for d, p in entry["paired"])
+                         + " |")
+    target_section = target_lines(summary)
+    if target_section:
+        lines += ["", *target_section]
+    classes = data["class_names"]
+    lines += ["", "## Per-class accuracy at the last round (%)", "",
+              "| strategy | " + " | ".join(classes) + " |", "| --- |" + " --- |" * len(classes)]
+    for name, entry in summary["strategies"].items():
+        lines.append(f"| {name} | " + " | ".join(format_number(entry["per_class_final"][c], percent=True) for c in classes)
+                     + " |")
+    lines += ["", "## Speed", "", "Median seconds per cell over seeds and strategies.", "",
+              "| round | forward pass | selection | training | evaluation |", "| --- | --- | --- | --- | --- |"]
+    for round_number, medians in speed_table(results).items():
+        lines.append(f"| {round_number} | " + " | ".join(f"{medians[k]:.2f}" for k in
+                                                        ("forward_s", "selection_s", "training_s", "evaluation_s"))
+                     + " |")
+    lines += ["", "Per strategy (median seconds over its seeds and rounds): the forward pass over pool + labeled "
+              "that feeds it, the strategy's own selection, and the retraining.", "",
+              "| strategy | forward pass | selection | selection / forward pass | training |",
+              "| --- | --- | --- | --- | --- |"]
+    for name, medians in strategy_speed_table(results).items():
+        ratio = medians["selection_s"] / medians["forward_s"] if medians["forward_s"] > 0 else float("nan")
+        lines.append(f"| {name} | {medians['forward_s']:.2f} | {medians['selection_s']:.2f} | {ratio:.2f}× | "
+                     f"{medians['training_s']:.1f} |")
+    execution = results.get("execution", execution_settings(1))
+    lines += ["", f"Peak memory (resident, largest process): {format_number(results.get('peak_memory_mb'), 0)} MB. "
+              f"Processes: {execution['workers']}, TensorFlow threads each: {execution['tensorflow_threads']}.",
+              ""]
+    return "\n".join(lines)
+
+
+def recommended_lines(results: dict) -> list[str]:
+    """The Setting line saying what "recommended" ran in each round (empty when it was not benchmarked)."""
+    rounds: dict[int, set[str]] = {}
+    for record in finished_seeds(results):
+        for cell in record["strategies"].get(RECOMMENDED, []):
+            rounds.setdefault(cell["round"], set()).add(cell["ran"])
+    if not rounds:
+        return []
+    ran_by_round = "; ".join(f"round {r}: {' / '.join(sorted(ran))}" for r, ran in sorted(rounds.items()))
+    return [f"- recommended ran: {ran_by_round} (AL_functions.recommended_choice)"]
+
+
+def speed_table(results: dict) -> dict[int, dict[str, float]]:
+    """round → median timing per stage over every recorded cell of that round."""
+    by_round: dict[int, list[dict]] = {}
+    for record in results["seeds"].values():
+        cells = ([record["base"]] if "base" in record else []) + [
+            cell for name_cells in record.get("strategies", {}).values() for cell in name_cells]
+        for cell in cells:
+            by_round.setdefault(cell["round"], []).append(cell["timings"])
+    return {r: {key: float(np.median([t[key] for t in timings])) for key in timings[0]}
+            for r, timings in sorted(by_round.items())}
+
+
+def strategy_speed_table(results: dict) -> dict[str, dict[str, float]]:
+    """strategy → median timing per stage over its cells in the finished seeds."""
+    table = {}
+    for name in results["config"]["strategies"]:
+        timings = [cell["timings"] for record in finished_seeds(results) for cell in record["strategies"][name]]
+        if timings:
+            table[name] = {key: float(np.median([t[key] for t in timings])) for key in timings[0]}
+    return table
+
+
+def plot_learning_curves(summary: dict, target: Path, title: str) -> Path:
+    """Left: accuracy vs labels per strategy, mean with a shaded 95 % CI over seeds. Right: each strategy's
+    paired difference from random per round with its 95 % CI, the comparison the tables test."""
+    from matplotlib import colormaps
+    from matplotlib.ticker import MaxNLocator
+
+    from altoolkit.plots import new_figure, save_figure
+
+    figure = new_figure(14, 6)
+    curves_axis, difference_axis = figure.subplots(1, 2)
+    colours = colormaps["tab10"].colors
+    for number, (name, entry) in enumerate(summary["strategies"].items()):
+        colour, style = colours[number % len(colours)], ("-", "--", ":")[number // len(colours) % 3]
+        x, y, ci = (np.asarray(entry[key]) for key in ("labels_mean", "accuracy_mean", "accuracy_ci"))
+        curves_axis.plot(x, y, style, marker="o", markersize=3, label=name, color=colour)
+        curves_axis.fill_between(x, y - ci, y + ci, alpha=0.12, color=colour)
+        if "paired" in entry:
+            rounds = np.arange(len(entry["paired"]))
+            difference = 100 * np.asarray([d for d, _ in entry["paired"]])
+            half = 100 * np.asarray(entry["paired_ci"])
+            difference_axis.plot(rounds, difference, style, marker="o", markersize=3, color=colour)
+            difference_axis.fill_between(rounds, difference - half, difference + half, alpha=0.08, color=colour)
+    curves_axis.set_xlabel("labeled images")
+    curves_axis.set_ylabel("test accuracy")
+    curves_axis.set_title(title)
+    difference_axis.axhline(0.0, color="black", linewidth=1)
+    difference_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    difference_axis.set_xlabel("round")
+    difference_axis.set_ylabel(f"accuracy − {BASELINE}, points (paired by seed)")
+    difference_axis.set_title(f"paired difference vs {BASELINE}, mean ± 95 % CI")
+    for axis in (curves_axis, difference_axis):
+        axis.grid(alpha=0.3)
+    figure.legend(*curves_axis.get_legend_handles_labels(), loc="lower center", ncol=6, frameon=False)
+    figure.subplots_adjust(bottom=0.25)
+    return save_figure(target, figure)
+
+
+def write_report(results: dict, output_dir: Path) -> None:
+    summary = summarise(results)
+    seeds = len(finished_seeds(results))
+    plot_learning_curves(summary, output_dir / CURVE_FILENAME,
+                         f"{results['dataset']['name']}: mean ± 95 % CI over {seeds} seeds")
+    write_text(output_dir / REPORT_FILENAME, render_report(results, summary))

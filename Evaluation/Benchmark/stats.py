@@ -1,0 +1,186 @@
+"""The benchmark's statistics, from ``results.json`` alone (NumPy and SciPy, no TensorFlow): learning curves, paired
+differences with their tests, area under the curve, label efficiency, and the target check."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from AL_functions import RECOMMENDED
+from altoolkit.errors import ToolkitError
+from Evaluation.Benchmark.config import BASELINE
+
+def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """(mean, half-width of the t confidence interval); the half-width is 0 for a single value."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=np.float64)
+    if len(x) < 2:
+        return float(x.mean()) if len(x) else float("nan"), 0.0
+    half = stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    return float(x.mean()), float(half)
+
+
+def paired_difference(strategy: Sequence[float], baseline: Sequence[float]) -> tuple[float, float | None]:
+    """(mean of strategy − baseline over paired seeds, two-sided paired t-test p-value; None if undefined)."""
+    from scipy import stats
+
+    a, b = np.asarray(strategy, np.float64), np.asarray(baseline, np.float64)
+    if a.shape != b.shape or a.size == 0:
+        raise ToolkitError(f"paired values need equal, non-empty lengths, got {a.size} and {b.size}")
+    difference = float((a - b).mean())
+    if a.size < 2 or np.allclose(a - b, (a - b)[0]):
+        return difference, None
+    return difference, float(stats.ttest_rel(a, b).pvalue)
+
+
+def area_under_curve(labels: Sequence[float], accuracies: Sequence[float]) -> float:
+    """Trapezoid area under accuracy-vs-labels divided by the label range (a mean accuracy in [0, 1])."""
+    x, y = np.asarray(labels, np.float64), np.asarray(accuracies, np.float64)
+    if len(x) == 1 or x[-1] == x[0]:
+        return float(y.mean())
+    return float(np.sum((y[1:] + y[:-1]) * np.diff(x)) / 2 / (x[-1] - x[0]))
+
+
+def labels_to_reach(labels: Sequence[float], accuracies: Sequence[float], target: float) -> float | None:
+    """Labels a curve needs to reach ``target`` accuracy (linear interpolation, first crossing); None if never."""
+    x, y = np.asarray(labels, np.float64), np.asarray(accuracies, np.float64)
+    if len(x) and y[0] >= target:
+        return float(x[0]) if y[0] == target else None
+    for i in range(len(x) - 1):
+        if y[i] < target <= y[i + 1]:
+            return float(x[i] + (target - y[i]) * (x[i + 1] - x[i]) / (y[i + 1] - y[i]))
+    return None
+
+
+def label_efficiency(baseline_labels: Sequence[float], baseline_accuracies: Sequence[float], target: float,
+                     labels_used: float) -> float | None:
+    """Labels the baseline needs for ``target`` accuracy ÷ labels the strategy used; None outside its range."""
+    needed = labels_to_reach(baseline_labels, baseline_accuracies, target)
+    return None if needed is None or labels_used <= 0 else needed / labels_used
+
+
+def finished_seeds(results: dict) -> list[dict]:
+    """Records of the configured seeds whose base and every configured strategy's rounds are all done.
+
+    The statistics use only these, so every strategy is compared over the same paired seeds; a benchmark
+    stopped early reports its finished seeds (the report says how many) and resumes the rest later.
+    """
+    config = results["config"]
+    records = [results["seeds"].get(str(seed)) for seed in range(config["seeds"])]
+    return [record for record in records
+            if record is not None and "base" in record
+            and all(len(record["strategies"].get(name, [])) >= config["rounds"] for name in config["strategies"])]
+
+
+def curves(results: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, accuracies), each finished seed × (rounds + 1), round 0 being the shared base model."""
+    labels, accuracies = [], []
+    rounds = results["config"]["rounds"]
+    for record in finished_seeds(results):
+        row = [record["base"], *record["strategies"][name][:rounds]]
+        labels.append([cell["labels"] for cell in row])
+        accuracies.append([cell["accuracy"] for cell in row])
+    return np.asarray(labels, np.float64), np.asarray(accuracies, np.float64)
+
+
+def summarise(results: dict) -> dict:
+    """Per strategy: mean ± std and CI per round, AUC, paired difference vs random with p-values, efficiency."""
+    config = results["config"]
+    summary = {"strategies": {}}
+    base = [record["base"]["accuracy"] for record in finished_seeds(results)]
+    summary["base_mean"], summary["base_std"] = (float(np.mean(base)) if base else float("nan"),
+                                                 float(np.std(base, ddof=1)) if len(base) > 1 else float("nan"))
+    baseline_labels, baseline_acc = curves(results, BASELINE)
+    for name in config["strategies"]:
+        labels, accuracies = curves(results, name)
+        if not len(labels):
+            continue
+        entry = {"seeds": int(len(labels)), "labels_mean": labels.mean(axis=0).tolist(),
+                 "accuracy_mean": accuracies.mean(axis=0).tolist(),
+                 "accuracy_ci": [mean_ci(column)[1] for column in accuracies.T],
+                 "final_mean": float(accuracies[:, -1].mean()),
+                 "final_std": float(accuracies[:, -1].std(ddof=1)) if len(labels) > 1 else float("nan"),
+                 "auc": float(np.mean([area_under_curve(x, y) for x, y in zip(labels, accuracies)]))}
+        if len(baseline_labels) == len(labels) and name != BASELINE:
+            entry["paired"] = [paired_difference(accuracies[:, r], baseline_acc[:, r])
+                               for r in range(accuracies.shape[1])]
+            entry["paired_ci"] = [mean_ci(accuracies[:, r] - baseline_acc[:, r])[1]
+                                  for r in range(accuracies.shape[1])]
+        if len(baseline_labels):
+            entry["label_efficiency"] = label_efficiency(baseline_labels.mean(axis=0), baseline_acc.mean(axis=0),
+                                                         entry["final_mean"], float(labels[:, -1].mean()))
+        entry["per_class_final"] = _mean_per_class(results, name)
+        summary["strategies"][name] = entry
+    return summary
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the toolkit aims for with its recommended strategy against random, checked in every report that runs it."""
+
+    first_round_gain: float = 0.03
+    min_label_efficiency: float = 1.5
+    significant_rounds: int = 3
+    alpha: float = 0.05
+
+
+def target_check(summary: dict, name: str = RECOMMENDED, target: Target = Target()) -> list[tuple[str, str, bool]]:
+    """(criterion, measured value, met?) of ``name`` against the target; empty if it was not benchmarked.
+
+    Criteria: mean paired gain over random at round 1; no round with a negative mean difference; label
+    efficiency at the last round (not measurable when the final accuracy is outside random's curve, which
+    does not count as met); rounds with a positive difference and paired p below ``alpha``.
+    """
+    entry = summary["strategies"].get(name)
+    if entry is None or "paired" not in entry or len(entry["paired"]) < 2:
+        return []
+    rounds = entry["paired"][1:]
+    first_gain = rounds[0][0]
+    below = [r for r, (difference, _) in enumerate(rounds, start=1) if difference < 0]
+    efficiency = entry.get("label_efficiency")
+    significant = [r for r, (difference, p) in enumerate(rounds, start=1)
+                   if difference > 0 and p is not None and p < target.alpha]
+    return [
+        (f"gain over random at round 1 ≥ +{100 * target.first_round_gain:.0f} points",
+         f"{100 * first_gain:+.2f}", first_gain >= target.first_round_gain),
+        ("never below random (mean paired difference ≥ 0 in every round)",
+         "below in " + ", ".join(f"round {r} ({100 * rounds[r - 1][0]:+.2f})" for r in below) if below
+         else "never below", not below),
+        (f"label efficiency at the last round ≥ {target.min_label_efficiency}",
+         format_number(efficiency, 2) if efficiency is not None else "n/a (final accuracy outside random's curve)",
+         efficiency is not None and efficiency >= target.min_label_efficiency),
+        (f"ahead with paired p < {target.alpha} in ≥ {target.significant_rounds} of {len(rounds)} rounds",
+         f"{len(significant)} of {len(rounds)}"
+         + (f" (rounds {', '.join(map(str, significant))})" if significant else ""),
+         len(significant) >= target.significant_rounds),
+    ]
+
+
+def target_lines(summary: dict) -> list[str]:
+    """The report's section on the recommended strategy's target (empty when it was not benchmarked)."""
+    checks = target_check(summary)
+    if not checks:
+        return []
+    lines = ["## Target: recommended vs random", "",
+             "The toolkit's aim for its default strategy (met only if every row holds).", "",
+             "| criterion | measured | met |", "| --- | --- | --- |"]
+    lines += [f"| {criterion} | {measured} | {'yes' if met else 'no'} |" for criterion, measured, met in checks]
+    verdict = "met" if all(met for _, _, met in checks) else "not met"
+    return [*lines, "", f"Target {verdict}."]
+
+
+def _mean_per_class(results: dict, name: str) -> dict[str, float | None]:
+    rounds = results["config"]["rounds"]
+    rows = [record["strategies"][name][rounds - 1]["per_class_accuracy"] for record in finished_seeds(results)]
+    return {cls: (float(np.mean([row[cls] for row in rows])) if rows and rows[0][cls] is not None else None)
+            for cls in results["dataset"]["class_names"]}
+
+
+def format_number(value, digits: int = 3, percent: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{100 * value:.1f}" if percent else f"{value:.{digits}f}"
