@@ -41,7 +41,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from altoolkit.cli import ToolkitArgumentParser, seed_argument
+from altoolkit.cli import ToolkitArgumentParser, positive_int, seed_argument
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.model import INFERENCE_BATCH_SIZE
 
@@ -159,14 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Time one plain forward pass over a pool against the whole active-learning analysis of "
                     f"it (two-output pass + uncertainty, diversity, novelty, intersection); target ≤ "
                     f"{TARGET_RATIO}×. Prints a Markdown table.")
-    parser.add_argument("--pool-sizes", type=int, nargs="+", default=[3500, 50000], metavar="N",
+    parser.add_argument("--pool-sizes", type=positive_int, nargs="+", default=[3500, 50000], metavar="N",
                         help="pool sizes to measure (default: 3500 50000)")
-    parser.add_argument("--labeled-size", type=int, default=500,
+    parser.add_argument("--labeled-size", type=positive_int, default=500,
                         help="images in the labeled set used for novelty (default: 500)")
-    parser.add_argument("--repeats", type=int, default=3,
+    parser.add_argument("--repeats", type=positive_int, default=3,
                         help="timed runs of every step; the median is reported (default: 3)")
     parser.add_argument("--seed", type=seed_argument, default=0, help="seed of the synthetic pixels (default: 0)")
-    parser.add_argument("--heuristic-threads", type=int, default=None, metavar="N",
+    parser.add_argument("--heuristic-threads", type=positive_int, default=None, metavar="N",
                         help="run the heuristics with BLAS and OpenMP limited to N threads (threadpoolctl), to "
                              "measure that setting (default: the libraries' own default)")
     parser.add_argument("--model", type=Path, default=None, metavar="FILE.keras",
@@ -179,10 +179,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
-    if args.repeats < 1:
-        raise ToolkitError(f"--repeats must be at least 1, got {args.repeats}")
-    if args.heuristic_threads is not None and args.heuristic_threads < 1:
-        raise ToolkitError(f"--heuristic-threads must be at least 1, got {args.heuristic_threads}")
     if args.labeled_size < K_NEIGHBORS:
         raise ToolkitError(f"--labeled-size must be at least {K_NEIGHBORS} (the novelty analysis's k), "
                            f"got {args.labeled_size}")

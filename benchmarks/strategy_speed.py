@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from altoolkit.cli import ToolkitArgumentParser
+from altoolkit.cli import ToolkitArgumentParser, positive_int
 from altoolkit.errors import ToolkitError, cli_entry
 
 SCRIPT = "benchmarks/strategy_speed.py"
@@ -36,11 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ToolkitArgumentParser(prog=SCRIPT, description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True, metavar="FILE.keras",
                         help="trained classifier with 32×32×3 input (make bench-strategies trains one)")
-    parser.add_argument("--pool-size", type=int, default=50_000, help="default: 50000")
-    parser.add_argument("--labeled-size", type=int, default=500, help="default: 500")
-    parser.add_argument("--budget", type=int, default=200, help="default: 200")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per step, median reported (default: 3)")
-    parser.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated (default: all)")
+    parser.add_argument("--pool-size", type=positive_int, default=50_000, help="default: 50000")
+    parser.add_argument("--labeled-size", type=positive_int, default=500, help="default: 500")
+    parser.add_argument("--budget", type=positive_int, default=200, help="default: 200")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="timed runs per step, median reported (default: 3)")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES),
+                        help="comma-separated benchmark strategy names (default: every budgeted strategy)")
     parser.add_argument("--output", type=Path, default=None, metavar="FILE.md", help="also write the report here")
     return parser
 
@@ -58,21 +59,22 @@ def median_seconds(function, repeats: int) -> tuple[float, float, float, object]
 
 def strategy_call(name: str, probabilities, embeddings, labeled_embeddings, labeled_classes, images, head,
                   budget: int):
-    """A no-argument function running strategy ``name`` as the toolkit does (pixel variants include the PCA)."""
+    """A no-argument function selecting with ``name`` through AL_functions.select, as every entry point does
+    (the ``*_pixels`` variants include computing the pixel PCA of labeled ∪ pool, which they need)."""
     import AL_functions as alf
-    from altoolkit.strategies import k_center_greedy, pixel_pca_features, typicality_select
+    from altoolkit.strategies import pixel_pca_features
+    from Evaluation.Benchmark.config import benchmark_strategy
 
-    if name.endswith("_pixels"):
-        select = {"coreset_pixels": k_center_greedy, "typicality_pixels": typicality_select}[name]
+    strategy, representation = benchmark_strategy(name)
 
-        def with_pixels():
-            features = pixel_pca_features(images)
-            pool, labeled = features[len(labeled_embeddings):], features[:len(labeled_embeddings)]
-            return select(pool, labeled, budget, 0)
+    def features_for(_: str):
+        features = pixel_pca_features(images)
+        return features[len(labeled_embeddings):], features[:len(labeled_embeddings)]
 
-        return with_pixels
-    return lambda: alf.select_samples(probabilities, embeddings, labeled_embeddings, budget, name, seed=0,
-                                      labeled_classes=labeled_classes, head=head, mc_passes=MC_PASSES)
+    round_inputs = alf.SelectionRound(probabilities, embeddings, labeled_embeddings, labeled_classes,
+                                      features_for=features_for, head_for=lambda: head,
+                                      params={"mc_passes": MC_PASSES})
+    return lambda: alf.select(strategy, round_inputs, budget, seed=0, representation=representation).indices
 
 
 @cli_entry
@@ -80,11 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(arguments)
     strategies = [name.strip() for name in args.strategies.split(",") if name.strip()]
-    unknown = sorted(set(strategies) - set(STRATEGIES))
-    if unknown:
-        raise ToolkitError(f"unknown strategies {unknown}: choose from {', '.join(STRATEGIES)}")
-    if min(args.pool_size, args.labeled_size, args.budget, args.repeats) < 1:
-        raise ToolkitError("--pool-size, --labeled-size, --budget and --repeats must be positive")
+    from Evaluation.Benchmark.config import benchmark_strategy
+
+    for name in strategies:
+        benchmark_strategy(name)
     started = time.perf_counter()
 
     from altoolkit.data import load_dataset

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from altoolkit.cli import ToolkitArgumentParser
+from altoolkit.cli import ToolkitArgumentParser, positive_int
 from altoolkit.errors import ToolkitError, cli_entry
 
 
@@ -49,8 +49,8 @@ def write_demo_folders(output_dir: str | Path, per_class: int = 20, pool_size: i
 def main(argv: list[str] | None = None) -> int:
     parser = ToolkitArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", default="results/label-demo", help="default: results/label-demo")
-    parser.add_argument("--per-class", type=int, default=20, help="labeled images per class (default: 20)")
-    parser.add_argument("--pool-size", type=int, default=400, help="unlabeled images (default: 400)")
+    parser.add_argument("--per-class", type=positive_int, default=20, help="labeled images per class (default: 20)")
+    parser.add_argument("--pool-size", type=positive_int, default=400, help="unlabeled images (default: 400)")
     args = parser.parse_args(argv)
     if Path(args.output_dir, "labeled").exists() or Path(args.output_dir, "pool").exists():
         raise ToolkitError(f"{args.output_dir} already holds labeled/ or pool/: remove them or choose --output-dir")

@@ -15,7 +15,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from altoolkit.cli import ToolkitArgumentParser
+from altoolkit.cli import ToolkitArgumentParser, positive_int
 
 TRAIN_SIZE = 300
 CANDIDATES = range(300, 1000)
@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = ToolkitArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=Path, default=Path(__file__).resolve().parent)
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="Chromium executable for Playwright")
-    parser.add_argument("--batch-size", type=int, default=20)
-    parser.add_argument("--labeled-first", type=int, default=6, help="images labeled before the first screenshot")
+    parser.add_argument("--batch-size", type=positive_int, default=20)
+    parser.add_argument("--labeled-first", type=positive_int, default=6, help="images labeled before the first screenshot")
     args = parser.parse_args(argv)
 
     from playwright.sync_api import sync_playwright

@@ -27,7 +27,7 @@ def test_strategy_speed_times_every_strategy_on_a_small_pool(tiny_digits_model, 
 
 def test_strategy_speed_rejects_unknown_strategies(capsys):
     assert strategy_speed.main(["--model", "m.keras", "--strategies", "margin,oracle"]) == 2
-    assert "unknown strategies ['oracle']" in capsys.readouterr().err
+    assert "unknown strategy 'oracle'" in capsys.readouterr().err
 
 
 def test_report_block_nests_the_report_under_the_readme_section():
