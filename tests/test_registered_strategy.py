@@ -58,6 +58,7 @@ def test_label_select_records_a_round_chosen_by_a_registered_strategy(digit_fold
     assert paths == ["339.png", "338.png", "337.png"]
 
 
+@pytest.mark.slow
 def test_a_tiny_benchmark_runs_a_registered_strategy(digits_dataset, tmp_path):
     from Evaluation.Benchmark.benchmark import run_benchmark
     from Evaluation.Benchmark.config import BenchmarkConfig, seed_order
