@@ -179,6 +179,21 @@ def test_same_seed_gives_the_same_selections_and_accuracies(tiny_run, digits_dat
     assert_same_weights(output_dir, tmp_path / "again", ("base", *TINY.strategies))
 
 
+def test_a_finished_benchmark_without_its_model_states_rerenders_without_training(tiny_run, digits_dataset, tmp_path,
+                                                                                  monkeypatch):
+    """Committed benchmark folders hold results.json and the report, not the model states: running the same
+    command again must re-render the report, not retrain the bases."""
+    import shutil
+
+    tiny_dir, results = tiny_run
+    copy = tmp_path / "finished"
+    shutil.copytree(tiny_dir, copy, ignore=shutil.ignore_patterns(config.STATE_DIRNAME))
+    monkeypatch.setattr(trainer.SeedTrainer, "train", lambda *args: pytest.fail("a finished benchmark retrained"))
+    again = bm.run_benchmark(TINY, copy, dataset=digits_dataset, verbose=False, command=results["command"])
+    assert again["seeds"] == results["seeds"]
+    assert not (copy / config.STATE_DIRNAME).exists()
+
+
 @pytest.mark.slow
 def test_resume_skips_finished_cells_and_matches_an_uninterrupted_run(tiny_run, digits_dataset, tmp_path,
                                                                       monkeypatch):

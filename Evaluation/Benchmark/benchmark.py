@@ -32,7 +32,7 @@ from Evaluation.Benchmark.config import (CURVE_FILENAME, PRESETS, REPORT_FILENAM
                                          seed_order)
 from Evaluation.Benchmark.records import merge_worker_cells, open_results, seed_record
 from Evaluation.Benchmark.report import write_report
-from Evaluation.Benchmark.simulation import SeedRun, peak_memory_mb, run_in_workers
+from Evaluation.Benchmark.simulation import SeedRun, peak_memory_mb, run_in_workers, seed_has_work
 from Evaluation.Benchmark.trainer import save_weights
 
 
@@ -63,8 +63,11 @@ def run_benchmark(config: BenchmarkConfig, output_dir: str | Path, *, dataset: D
                 if on_cell is not None:
                     on_cell(results)
 
+            record = seed_record(results, config, len(dataset.x_train), seed)
+            if not seed_has_work(record, config):
+                continue
             run = SeedRun(config, dataset, seed, output_dir, say)
-            run.run_base(seed_record(results, config, len(dataset.x_train), seed), save)
+            run.run_base(record, save)
             for name in config.strategies:
                 run.run_strategy(name, results["seeds"][str(seed)]["strategies"].setdefault(name, []), save)
     else:

@@ -132,15 +132,26 @@ def _worker_job(job: tuple[int, str, list[dict]]) -> float:
     return peak_memory_mb()
 
 
+def seed_has_work(record: dict, config: BenchmarkConfig) -> bool:
+    """True while a seed lacks its base cell or a round of one of ``config``'s strategies. A finished seed needs no
+    model at all: a finished benchmark re-renders its report without training anything (its model states are
+    not committed)."""
+    return "base" not in record or any(len(record["strategies"].get(name, [])) < config.rounds
+                                       for name in config.strategies)
+
+
 def run_in_workers(config: BenchmarkConfig, dataset: Dataset, output_dir: Path, results: dict, workers: int,
                    verbose: bool) -> None:
     """Every missing cell over ``workers`` processes: first each seed's base, then one job per (seed, strategy)."""
     import multiprocessing
 
     records = {seed: seed_record(results, config, len(dataset.x_train), seed) for seed in range(config.seeds)}
-    bases = [(seed, "base", [record["base"]] if "base" in record else []) for seed, record in records.items()]
+    bases = [(seed, "base", [record["base"]] if "base" in record else []) for seed, record in records.items()
+             if seed_has_work(record, config)]
     jobs = [(seed, name, record["strategies"].get(name, [])) for seed, record in records.items()
             for name in config.strategies if len(record["strategies"].get(name, [])) < config.rounds]
+    if not bases and not jobs:
+        return
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_start_worker,
                       initargs=(config, dataset, output_dir, results["config_hash"], verbose)) as pool:
