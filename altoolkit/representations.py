@@ -24,7 +24,7 @@ from altoolkit.validation import check_positive_float, check_positive_int, check
 CONTRAST_OFFSET = 10.0
 """Added to each patch's pixel variance before dividing by its square root (pixels on a 0–255 scale): keeps flat
 patches from being amplified into noise (Coates & Ng's value)."""
-TRANSFORM_CHUNK = 256
+PATCH_CHUNK = 256
 """Images per TensorFlow call in :meth:`PatchFeatures.transform`: about 300 MB of activations with 400 centroids."""
 FIT_IMAGE_SAMPLE = 10_000
 """Patches for the dictionary are drawn from at most this many seeded images of the pool."""
@@ -82,7 +82,7 @@ class PatchFeatures:
     def n_features(self) -> int:
         return self.n_centroids * self.pooling * self.pooling
 
-    def transform(self, images, chunk_size: int = TRANSFORM_CHUNK) -> np.ndarray:
+    def transform(self, images, chunk_size: int = PATCH_CHUNK) -> np.ndarray:
         """Features of ``images`` (N × ``n_features``, float32), computed ``chunk_size`` images at a time."""
         if not hasattr(self, "centroids_"):
             raise ToolkitError("PatchFeatures must be fitted before transform: call fit(images) on the pool first")
@@ -288,70 +288,3 @@ def _keras_file_features(path: str):
         raise ToolkitError(f"backbone {file} gives features of shape {tuple(output.shape)}: expected a vector or a "
                            "feature map per image")
     return keras.Model(model.inputs, output)
-
-
-LABEL_FREE_REPRESENTATIONS = ("pixels", "patches", "backbone")
-"""Representations computed from the images alone (``model``, the classifier's own embeddings, needs a model)."""
-
-
-@dataclass(frozen=True)
-class RepresentationSettings:
-    """Parameters of the label-free representations (part of their cache key)."""
-
-    pixel_components: int = 50
-    patch_centroids: int = 400
-    patch_size: int = 6
-    patch_pooling: int = 2
-    backbone: str | None = None
-    backbone_weights: str | None = "imagenet"
-    backbone_input_size: int | None = None
-
-
-def label_free_features(name: str, images, *, seed: int = 0,
-                        settings: RepresentationSettings = RepresentationSettings(), cache_dir=None) -> np.ndarray:
-    """Rows of a label-free representation for every image, fitted on these images (a pool, with its labeled
-    set); from ``cache_dir`` when these images were seen with these settings before.
-
-    ``pixels``: PCA of the raw pixels. ``patches``: :class:`PatchFeatures`, each feature standardised over the
-    images (a label-free statistic) so that no centroid's scale dominates distances or a linear model's penalty.
-    ``backbone``: :class:`BackboneFeatures` of ``settings.backbone``.
-    """
-    from altoolkit.feature_cache import cached_rows, images_fingerprint
-
-    check_seed(seed)
-    if name not in LABEL_FREE_REPRESENTATIONS:
-        raise ToolkitError(f"unknown label-free representation {str(name)[:40]!r}: choose one of "
-                           f"{', '.join(LABEL_FREE_REPRESENTATIONS)}")
-    if name == "backbone" and not settings.backbone:
-        raise ToolkitError("the backbone representation needs a network: pass --backbone (a .keras file or a "
-                           "keras.applications name such as MobileNetV3Small)")
-    parts = {"representation": name, "images": images_fingerprint(images), "seed": seed,
-             "settings": settings.__dict__, "versions": _library_versions()}
-    return cached_rows(cache_dir, name, parts, len(images), lambda: _compute(name, images, seed, settings))
-
-
-def _compute(name: str, images, seed: int, settings: RepresentationSettings) -> np.ndarray:
-    if name == "pixels":
-        from altoolkit.strategies import pixel_pca_features
-
-        return pixel_pca_features(images, n_components=settings.pixel_components, seed=seed)
-    if name == "patches":
-        extractor = PatchFeatures(n_centroids=settings.patch_centroids, patch_size=settings.patch_size,
-                                  pooling=settings.patch_pooling, random_state=seed)
-        return standardised(extractor.fit(images).transform(images))
-    return BackboneFeatures(settings.backbone, weights=settings.backbone_weights,
-                            input_size=settings.backbone_input_size).fit().transform(images)
-
-
-def standardised(features: np.ndarray) -> np.ndarray:
-    """Each column minus its mean, divided by its standard deviation (constant columns become 0), float32."""
-    mean = features.mean(axis=0, dtype=np.float64)
-    deviation = features.std(axis=0, dtype=np.float64)
-    return ((features - mean) / np.where(deviation > 0, deviation, 1.0)).astype(np.float32)
-
-
-def _library_versions() -> dict[str, str]:
-    import sklearn
-    import tensorflow as tf
-
-    return {"numpy": np.__version__, "scikit-learn": sklearn.__version__, "tensorflow": tf.__version__}

@@ -32,7 +32,7 @@ import numpy as np
 
 from altoolkit.arrays import as_indices, check_embeddings, check_probabilities, check_scores
 from altoolkit.errors import ToolkitError
-from altoolkit.sampling import FIT_SAMPLE, seeded_ranking, seeded_subsample
+from altoolkit.sampling import FIT_SAMPLE, sampled_pca, seeded_ranking, seeded_subsample
 
 DISTANCE_CHUNK = 512
 """Labeled rows per block when computing pool-to-labeled distances (memory: pool × chunk floats)."""
@@ -48,9 +48,6 @@ MC_DROPOUT_PASSES = 20
 
 PREFILTER_FACTOR = 10
 """weighted_cluster_select clusters the ``PREFILTER_FACTOR × budget`` most uncertain candidates (Zhdanov's β)."""
-
-TRANSFORM_CHUNK = 4096
-"""Rows per block when projecting every image (pixel PCA: memory chunk × pixels floats, not pool × pixels)."""
 
 
 @dataclass(frozen=True)
@@ -259,28 +256,6 @@ def reduced_features(features: np.ndarray, seed: int = 0) -> np.ndarray:
     if features.shape[1] <= CLUSTERING_DIMENSIONS or len(features) <= CLUSTERING_DIMENSIONS:
         return features
     return sampled_pca(features, CLUSTERING_DIMENSIONS, seed)
-
-
-def sampled_pca(rows, n_components: int, seed: int, scale: float = 1.0) -> np.ndarray:
-    """PCA fitted on at most :data:`FIT_SAMPLE` seeded rows, applied to all rows chunk by chunk (float32).
-
-    ``rows`` may be any array-like of N rows (e.g. N×H×W×C uint8 images, flattened here); each chunk is
-    multiplied by ``scale`` before projection.
-    """
-    from sklearn.decomposition import PCA
-
-    def flat(block) -> np.ndarray:
-        block = np.asarray(block)
-        return block.reshape(len(block), -1).astype(np.float32) * np.float32(scale)
-
-    fit_rows = seeded_subsample(len(rows), FIT_SAMPLE, seed)
-    sample = flat(rows[fit_rows])
-    components = min(n_components, *sample.shape)
-    pca = PCA(n_components=components, svd_solver="randomized", random_state=seed).fit(sample)
-    projected = np.empty((len(rows), components), dtype=np.float32)
-    for start in range(0, len(rows), TRANSFORM_CHUNK):
-        projected[start:start + TRANSFORM_CHUNK] = pca.transform(flat(rows[start:start + TRANSFORM_CHUNK]))
-    return projected
 
 
 def weighted_cluster_select(uncertainty, embeddings, budget: int, seed: int = 0,

@@ -136,15 +136,15 @@ def test_backbone_errors_say_what_to_pass(tmp_path):
 
 
 def test_label_free_features_are_computed_once_and_read_back_from_the_cache(tmp_path, monkeypatch):
-    from altoolkit import representations
-    from altoolkit.representations import RepresentationSettings, label_free_features
+    from altoolkit import label_free
+    from altoolkit.label_free import RepresentationSettings, label_free_features
 
     images = np.random.default_rng(3).integers(0, 256, size=(30, 12, 12, 3)).astype(np.uint8)
     settings = RepresentationSettings(patch_centroids=4, patch_size=3)
     first = np.array(label_free_features("patches", images, seed=1, settings=settings, cache_dir=tmp_path))
     assert first.shape == (30, 16) and np.allclose(first.mean(axis=0), 0, atol=1e-5)
     calls = []
-    monkeypatch.setattr(representations, "_compute", lambda *args: calls.append(args))
+    monkeypatch.setattr(label_free.LabelFreeRepresentation, "fit", lambda *args: calls.append(args))
     again = label_free_features("patches", images, seed=1, settings=settings, cache_dir=tmp_path)
     assert calls == [] and np.array_equal(first, again)
     cache_file = next((tmp_path / "features").glob("patches_*.npy"))
@@ -157,7 +157,7 @@ def test_label_free_features_are_computed_once_and_read_back_from_the_cache(tmp_
 
 
 def test_label_free_features_refuse_unknown_names_and_a_missing_backbone():
-    from altoolkit.representations import label_free_features
+    from altoolkit.label_free import label_free_features
 
     images = np.zeros((4, 8, 8, 3), np.uint8)
     with pytest.raises(ToolkitError, match="unknown label-free representation 'model'"):
@@ -183,3 +183,20 @@ def test_patch_features_as_a_keras_layer_survive_a_safe_mode_save_and_load(tmp_p
     assert np.allclose(loaded(images.astype(np.float32)), model(images.astype(np.float32)), atol=1e-5)
     features = keras.Model(loaded.inputs, loaded.layers[1].output)(images.astype(np.float32))
     assert np.allclose(features, extractor.transform(images), atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["pixels", "patches"])
+def test_a_fitted_representation_as_keras_layers_computes_its_features(name, tmp_path):
+    import keras
+
+    from altoolkit.label_free import LabelFreeRepresentation, RepresentationSettings
+
+    images = np.random.default_rng(6).integers(0, 256, size=(20, 12, 12, 3)).astype(np.uint8)
+    settings = RepresentationSettings(pixel_components=6, patch_centroids=4, patch_size=3)
+    representation = LabelFreeRepresentation(name, settings, seed=2).fit(images[:15])
+    model = representation.feature_model((12, 12, 3))
+    path = tmp_path / "features.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, compile=False, safe_mode=True)
+    expected = representation.transform(images)
+    assert np.allclose(loaded.predict(images.astype(np.float32), verbose=0), expected, atol=1e-3)
