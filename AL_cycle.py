@@ -37,8 +37,8 @@ from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import check_writable_directory, remove_abandoned_temporaries, write_json
 from altoolkit.model import is_toolkit_classifier
 from altoolkit.outputs import CACHE_DIRNAME
-from altoolkit.training import (ARCHITECTURE_RECIPE, METRICS_FILENAME, MODEL_FILENAME, TrainingRecipe, default_run_dir,
-                                evaluate_model, extended_run_dir, finished_run_metrics, fresh_copy_description,
+from altoolkit.training import (METRICS_FILENAME, MODEL_FILENAME, TrainingRecipe, architecture_description,
+                                default_run_dir, evaluate_model, extended_run_dir, finished_run_metrics,
                                 library_versions, recipe_for, train_model)
 from altoolkit.validation import display_text
 from Evaluation.Diversity.diversity import run_diversity
@@ -351,8 +351,9 @@ class ActiveLearningAnalyzer:
         so +AL and +random are compared with a base model of the same kind; metrics.json records which.
         """
         base_model = self.context.cache.model
-        architecture = None if is_toolkit_classifier(base_model) else base_model
-        described = ARCHITECTURE_RECIPE if architecture is None else fresh_copy_description(base_model)
+        own = is_toolkit_classifier(base_model) or self.recipe.learner != "mobilenet"
+        architecture = None if own else base_model
+        described = architecture_description(self.recipe, architecture)
         run_dir = extended_run_dir(self.models_dir, self.labeled_size, kind, absolute_indices, self.seed)
         metrics = finished_run_metrics(run_dir, self.dataset, self.recipe, described)
         if metrics is not None:
@@ -404,7 +405,7 @@ class ActiveLearningAnalyzer:
                 for name in names},
             "verdict": verdict,
             "models": {"base": str(self.model_path), "al": str(al_run["dir"]), "random": str(random_run["dir"])},
-            "retrained_architecture": al_metrics.get("architecture", ARCHITECTURE_RECIPE),
+            "retrained_architecture": al_metrics.get("architecture", architecture_description(self.recipe)),
             "al_absolute_indices": np.asarray(al_indices), "random_absolute_indices": np.asarray(random_indices),
             "chart": str(figure),
         }

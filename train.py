@@ -15,6 +15,7 @@ from altoolkit.cli import (ToolkitArgumentParser, add_dataset_arguments, dataset
 from altoolkit.data import DEFAULT_IMAGE_SIZE, check_dataset_argument, dataset_classes, load_dataset
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.model import IMAGENET_WEIGHTS_FILE
+from altoolkit.pipelines import LEARNER_NAMES
 from altoolkit.training import DEFAULT_MODELS_DIR, TrainResult, default_run_dir, recipe_for
 from altoolkit.training import train_model as train_on_dataset
 from altoolkit.validation import check_seed
@@ -28,13 +29,16 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
                 labeled_size: int = 500, epochs: int = 30, batch_size: int = 32, learning_rate: float = 1e-3,
                 validation_fraction: float = 0.1, weights: str | None = None, flip_augmentation: bool | None = None,
                 seed: int = 42, overwrite: bool = False, verbose: int = 1, label_store: str | Path | None = None,
-                pool: str | Path | None = None) -> TrainResult:
+                pool: str | Path | None = None, learner: str = "mobilenet",
+                representation: str = "patches") -> TrainResult:
     """Load the data (unless ``dataset`` is given) and train; see :func:`altoolkit.training.train_model`.
 
     ``classes=None`` means the dataset's default (airplane/automobile/ship for CIFAR-10, all otherwise).
     ``label_store`` (a ``label.py`` project folder, with a labeled-folder dataset) adds every label in it to
     the training set and trains on all of it (``labeled_size`` is then ignored); ``pool`` overrides where the
-    store's pool folder is. A seed outside 0..2**32-1 is refused before any data is loaded.
+    store's pool folder is. A seed outside 0..2**32-1 is refused before any data is loaded. ``learner`` and
+    ``representation``: see :class:`altoolkit.training.TrainingRecipe` (``linear`` on ``patches`` trains in
+    seconds; the training images beyond the labeled set are its unlabeled pool).
     """
     seed = check_seed(seed)
     check_dataset_argument(dataset)
@@ -46,7 +50,8 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
         labeled_size = len(dataset.x_train)
     overrides = {} if flip_augmentation is None else {"flip_augmentation": flip_augmentation}
     recipe = recipe_for(dataset.name, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                        validation_fraction=validation_fraction, weights=weights, **overrides)
+                        validation_fraction=validation_fraction, weights=weights, learner=learner,
+                        representation=representation, **overrides)
     return train_on_dataset(additional_indices, output_dir, dataset=dataset, labeled_size=labeled_size,
                             recipe=recipe, seed=seed, overwrite=overwrite, verbose=verbose)
 
@@ -89,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--weights", choices=("none", "imagenet"), default="none",
                        help="'none' trains from scratch offline (default); 'imagenet' downloads "
                             f"{IMAGENET_WEIGHTS_FILE} into ~/.keras/models/ unless it is already there")
+    group.add_argument("--learner", choices=LEARNER_NAMES, default="mobilenet",
+                       help="mobilenet (default: MobileNetV3Small from scratch); linear or label_spreading (seconds: "
+                            "a fast learner on a label-free --representation, saved as a .keras classifier); "
+                            "mobilenet_distilled (MobileNetV3Small on the labels plus label-spreading pseudo-labels)")
+    group.add_argument("--representation", choices=("patches", "pixels"), default="patches",
+                       help="label-free features for the fast learners and the pseudo-labels (default: patches)")
     group.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                        help="random horizontal flips while training (default: on for cifar10 and fashion_mnist)")
     group.add_argument("--seed", type=seed_argument, default=42, help="fixes the initial weights and shuffling (default: 42)")
@@ -126,14 +137,17 @@ def main(argv: list[str] | None = None) -> int:
         learning_rate=args.learning_rate if args.learning_rate is not None else (
             IMAGENET_DEFAULTS["learning_rate"] if imagenet else 1e-3),
         validation_fraction=args.validation_fraction, weights=weights, flip_augmentation=args.flip,
-        seed=args.seed, overwrite=args.overwrite, verbose=keras_verbosity(args.quiet))
+        seed=args.seed, overwrite=args.overwrite, verbose=keras_verbosity(args.quiet), learner=args.learner,
+        representation=args.representation)
+    epoch = "" if result.metrics["best_epoch"] is None else f"; best epoch {result.metrics['best_epoch']}"
     if result.test_accuracy is None:
-        print(f"no test images: accuracy not measured; best epoch {result.metrics['best_epoch']}")
+        print(f"no test images: accuracy not measured{epoch}")
     else:
         print(f"test accuracy: {result.test_accuracy:.3f} on {result.metrics['test_size']} test images "
-              f"(chance {result.metrics['chance_accuracy']:.3f}); best epoch {result.metrics['best_epoch']}")
+              f"(chance {result.metrics['chance_accuracy']:.3f}){epoch}")
     print(f"model: {result.model_path}")
-    print(f"metrics: {result.output_dir / 'metrics.json'}  plot: {result.output_dir / 'training_history.png'}")
+    plot = result.output_dir / "training_history.png"
+    print(f"metrics: {result.output_dir / 'metrics.json'}" + (f"  plot: {plot}" if plot.is_file() else ""))
     return 0
 
 

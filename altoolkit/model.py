@@ -108,6 +108,8 @@ def load_classifier(path: str | os.PathLike):
         raise ToolkitError(f"model file {file} not found: train one first with `python train.py` or pass --model")
     if not zipfile.is_zipfile(file):
         raise ToolkitError(f"{file} is not a valid .keras file (not a zip archive): retrain or re-save it")
+    import altoolkit.keras_layers  # noqa: F401  (registers the toolkit's own layers for safe_mode loading)
+
     try:
         model = keras.models.load_model(file, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for corrupt or unsafe files

@@ -54,6 +54,12 @@ class TrainingRecipe:
     drop_partial_batch: bool = True
     """Leave out each epoch's last, smaller training batch (reshuffled, so other images each epoch): a final batch
     of a couple of images skews BatchNormalization's moving statistics (see :func:`batched`)."""
+    learner: str = "mobilenet"
+    """``mobilenet`` (the design's model), ``linear`` or ``label_spreading`` (a fast learner on a label-free
+    representation, seconds to train), or ``mobilenet_distilled`` (MobileNetV3Small on the labels plus
+    pseudo-labels that label spreading gives the unlabeled training images); see :mod:`altoolkit.pipelines`."""
+    representation: str = "patches"
+    """The label-free representation the fast learners and the pseudo-labels use (``patches``, ``pixels``)."""
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -66,6 +72,13 @@ class TrainingRecipe:
         check_fraction(self.validation_fraction, "validation fraction")
         check_fraction(self.dropout, "dropout")
         check_fraction(self.bn_momentum, "BatchNormalization momentum")
+        from altoolkit.label_free import LABEL_FREE_REPRESENTATIONS
+        from altoolkit.pipelines import check_learner
+
+        check_learner(self.learner)
+        if self.representation not in LABEL_FREE_REPRESENTATIONS:
+            raise ToolkitError(f"unknown representation {str(self.representation)[:40]!r} for the learner: choose "
+                               f"one of {', '.join(LABEL_FREE_REPRESENTATIONS)}")
 
 
 def recipe_for(dataset_name: str, **overrides) -> TrainingRecipe:
@@ -309,12 +322,18 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
     check_output_folder(output_dir)
     if output_dir.exists() and not overwrite:
         raise ToolkitError(f"{output_dir} already exists: pass --overwrite to replace it or choose --output-dir")
+    if recipe.learner in ("linear", "label_spreading"):
+        return train_pipeline(dataset, np.concatenate([train_idx, validation_idx]), recipe, seed, output_dir,
+                              overwrite, labeled_size, additional_indices, run_info)
     # Imported after the checks above, so that a refused input costs no TensorFlow start-up.
     import keras
 
     from altoolkit.plots import plot_training_history
 
     started = time.perf_counter()
+    pseudo = {}
+    if recipe.learner == "mobilenet_distilled":
+        dataset, train_idx, pseudo = with_pseudo_labels(dataset, train_idx, validation_idx, recipe, seed)
     model = compiled_model(dataset, recipe, seed, architecture)
     with atomic_directory(output_dir, overwrite=overwrite) as work_dir:
         model_path = work_dir / MODEL_FILENAME
@@ -345,8 +364,9 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
             "validation_indices": [int(validation_idx[0]), int(validation_idx[-1]) + 1] if has_validation else None,
             "seed": int(seed),
             "recipe": recipe.as_dict(),
-            "architecture": ARCHITECTURE_RECIPE if architecture is None else fresh_copy_description(architecture),
+            "architecture": architecture_description(recipe, architecture),
             "history": history_dict,
+            **({"pseudo_labels": pseudo} if pseudo else {}),
             "training_seconds": round(training_seconds, 2),
             "versions": library_versions(),
             **(run_info or {}),
@@ -357,6 +377,74 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
     return TrainResult(output_dir=output_dir, model_path=output_dir / MODEL_FILENAME,
                        test_accuracy=test_accuracy,
                        per_class_accuracy=evaluation["per_class_accuracy"], metrics=metrics)
+
+
+def with_pseudo_labels(dataset: Dataset, train_idx: np.ndarray, validation_idx: np.ndarray, recipe: TrainingRecipe,
+                       seed: int) -> tuple[Dataset, np.ndarray, dict]:
+    """The dataset with pseudo-labels on the unlabeled training rows label spreading is surest of, those rows added
+    to ``train_idx``, and a record of them (their count, and how many agree with a known label in simulation).
+
+    Pseudo-labels only extend this run's training set: the validation split and the test split stay real labels.
+    """
+    from altoolkit.label_free import RepresentationSettings
+    from altoolkit.pipelines import pseudo_labels, representation_features
+
+    labeled = np.concatenate([train_idx, validation_idx])
+    unlabeled = np.setdiff1d(np.arange(len(dataset.x_train)), labeled)
+    _, features = representation_features(dataset.x_train, recipe.representation, RepresentationSettings(), seed)
+    rows, classes = pseudo_labels(features, dataset.y_train, train_idx, unlabeled, dataset.num_classes, seed)
+    known = dataset.y_train[rows] >= 0
+    labels = dataset.y_train.copy()
+    labels[rows] = classes
+    record = {"count": int(len(rows)), "representation": recipe.representation,
+              "agree_with_known_labels": (float((dataset.y_train[rows][known] == classes[known]).mean())
+                                          if known.any() else None)}
+    return dataclasses.replace(dataset, y_train=labels), np.concatenate([train_idx, rows]), record
+
+
+def train_pipeline(dataset: Dataset, labeled_rows: np.ndarray, recipe: TrainingRecipe, seed: int, output_dir: Path,
+                   overwrite: bool, labeled_size: int, additional_indices, run_info: dict | None) -> TrainResult:
+    """A fast learner on a label-free representation fitted on every training image, saved as a Keras classifier
+    (``best_model.keras``) with ``metrics.json``; the unlabeled training rows shape label spreading's graph."""
+    from altoolkit.label_free import RepresentationSettings
+    from altoolkit.pipelines import fit_fast_learner, pipeline_classifier, representation_features
+
+    started = time.perf_counter()
+    unlabeled = np.setdiff1d(np.arange(len(dataset.x_train)), labeled_rows)
+    representation, features = representation_features(dataset.x_train, recipe.representation,
+                                                        RepresentationSettings(), seed)
+    learner = fit_fast_learner(recipe.learner, features, dataset.y_train, labeled_rows, unlabeled,
+                               dataset.num_classes, seed)
+    model = pipeline_classifier(representation, learner, dataset.image_shape, dataset.num_classes)
+    training_seconds = time.perf_counter() - started
+    evaluation = evaluate_model(model, dataset)
+    test_accuracy = evaluation["accuracy"] if evaluation["test_size"] else None
+    metrics = {
+        "test_accuracy": test_accuracy, "per_class_accuracy": evaluation["per_class_accuracy"],
+        "test_size": evaluation["test_size"], "best_epoch": None, "best_validation_accuracy": None,
+        "chance_accuracy": 1.0 / dataset.num_classes,
+        "dataset": {"name": dataset.name, "source": dataset.source, "fingerprint": dataset.fingerprint,
+                    "class_names": list(dataset.class_names), "image_shape": list(dataset.image_shape)},
+        "labeled_size": int(labeled_size),
+        "additional_indices": [int(i) for i in (additional_indices if additional_indices is not None else [])],
+        "train_size": int(len(labeled_rows)), "validation_indices": None, "seed": int(seed),
+        "recipe": recipe.as_dict(), "architecture": architecture_description(recipe),
+        "training_seconds": round(training_seconds, 2), "versions": library_versions(), **(run_info or {}),
+    }
+    with atomic_directory(output_dir, overwrite=overwrite) as work_dir:
+        model.save(work_dir / MODEL_FILENAME)
+        write_json(work_dir / METRICS_FILENAME, metrics)
+    return TrainResult(output_dir=output_dir, model_path=output_dir / MODEL_FILENAME, test_accuracy=test_accuracy,
+                       per_class_accuracy=evaluation["per_class_accuracy"], metrics=metrics)
+
+
+def architecture_description(recipe: TrainingRecipe, architecture=None) -> str:
+    """What metrics.json records as the trained architecture (and what a reusable finished run must match)."""
+    if architecture is not None:
+        return fresh_copy_description(architecture)
+    if recipe.learner in ("linear", "label_spreading"):
+        return f"{recipe.learner} on {recipe.representation} features"
+    return ARCHITECTURE_RECIPE
 
 
 def fresh_copy_description(architecture) -> str:

@@ -400,3 +400,32 @@ def test_the_cycle_retrains_a_users_own_architecture_and_says_so(digits, tmp_pat
     leftover.mkdir()
     analyzer.retrain_and_compare()
     assert not leftover.exists(), "reusing a finished run also clears a killed rerun's temporary"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("learner", ["linear", "label_spreading"])
+def test_a_fast_learner_trains_in_seconds_into_a_keras_classifier_the_toolkit_loads(learner, digits, tmp_path):
+    from altoolkit.model import load_classifier, probabilities_and_embeddings
+    from altoolkit.training import recipe_for, train_model
+
+    recipe = recipe_for("digits", learner=learner, representation="patches")
+    result = train_model(None, tmp_path / "run", dataset=digits, labeled_size=200, recipe=recipe, seed=0, verbose=0)
+    assert result.test_accuracy > 0.8
+    assert result.metrics["architecture"] == f"{learner} on patches features"
+    model = load_classifier(result.model_path)
+    probabilities, embeddings = probabilities_and_embeddings(model, digits.x_test)
+    assert embeddings.shape == (len(digits.x_test), 1600)
+    assert (probabilities.argmax(axis=1) == digits.y_test).mean() == pytest.approx(result.test_accuracy)
+
+
+@pytest.mark.slow
+def test_the_distilled_mobilenet_trains_on_pseudo_labels_and_says_how_many(digits, tmp_path):
+    from altoolkit.pipelines import PSEUDO_LABELS_PER_LABEL
+    from altoolkit.training import recipe_for, train_model
+
+    recipe = recipe_for("digits", learner="mobilenet_distilled", epochs=1)
+    result = train_model(None, tmp_path / "run", dataset=digits, labeled_size=100, recipe=recipe, seed=0, verbose=0)
+    pseudo = result.metrics["pseudo_labels"]
+    assert pseudo["count"] == PSEUDO_LABELS_PER_LABEL * 90
+    assert result.metrics["train_size"] == 90 + pseudo["count"]
+    assert pseudo["agree_with_known_labels"] > 0.7
