@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from altoolkit.arrays import as_indices, check_embeddings, check_probabilities, check_scores
+from altoolkit.coverage import probcover_select
 from altoolkit.errors import ToolkitError
 from altoolkit.model import INFERENCE_BATCH_SIZE
 from altoolkit.sampling import FIT_SAMPLE, seeded_ranking, seeded_subsample
@@ -375,6 +376,9 @@ _BUILT_IN = (
     Strategy("diverse_margin", lambda i, n, seed: weighted_cluster_select(margin_scores(i.probabilities),
                                                                            i.features, n, seed),
              uses_features=True, summary="low-margin candidates clustered, one per cluster"),
+    Strategy("probcover", lambda i, n, seed: probcover_select(i.features, i.labeled_features, n,
+                                                              num_clusters=i.probabilities.shape[1], seed=seed),
+             uses_features=True, summary="ProbCover: greedy max coverage of purity-sized balls"),
 )
 
 STRATEGY_TABLE: dict[str, Strategy] = {entry.name: entry for entry in _BUILT_IN}

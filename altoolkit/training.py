@@ -179,8 +179,14 @@ def fit_model(model, dataset: Dataset, train_idx: np.ndarray, validation_idx: np
               seed: int, callbacks: list, verbose: int = 0):
     """``model.fit`` on the given training rows, validating on ``validation_idx`` (if any); returns the History.
 
-    A NaN or infinite loss ends the fit with a ToolkitError (see :func:`stop_on_non_finite_loss`).
+    A NaN or infinite loss ends the fit with a ToolkitError (see :func:`stop_on_non_finite_loss`). TensorFlow's
+    global seed is set to ``seed`` before the shuffle is built: tf.data combines it with the shuffle's own seed,
+    so the epochs' order is this run's alone, not whichever model the process built last (the benchmark builds
+    several seeds' models in one process).
     """
+    import tensorflow as tf
+
+    tf.random.set_seed(seed)
     x, y = dataset.x_train, dataset.y_train
     callbacks = [stop_on_non_finite_loss(recipe.learning_rate), *callbacks]
     if recipe.cosine_decay:

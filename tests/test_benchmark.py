@@ -81,14 +81,26 @@ COMMITTED = sorted(REPO.glob("benchmarks/results/*/results.json"))
 
 
 @pytest.mark.parametrize("results_file", COMMITTED, ids=[file.parent.name for file in COMMITTED])
-def test_every_committed_benchmark_still_resumes_with_its_config_hash(results_file):
+def test_every_committed_benchmark_resumes_or_is_refused_as_older_code_s(results_file, tmp_path):
+    """A committed run of the current format keeps its config hash (so its command re-renders it without
+    recomputing); a run of an older format, whose numbers this code does not reproduce, is refused by name."""
     recorded = json.loads(results_file.read_text())
     settings = dataclasses.replace(config.BenchmarkConfig(), **{
         key: tuple(value) if isinstance(value, list) else value for key, value in recorded["config"].items()})
     settings.validate()
-    assert config.config_hash(settings, recorded["dataset"]["fingerprint"]) == recorded["config_hash"]
     strategies = {name for record in recorded["seeds"].values() for name in record["strategies"]}
     assert strategies <= set(config.benchmark_strategy_names())
+    if recorded["format"] == config.FORMAT_VERSION:
+        assert config.config_hash(settings, recorded["dataset"]["fingerprint"]) == recorded["config_hash"]
+        return
+    copy = tmp_path / results_file.parent.name
+    copy.mkdir()
+    (copy / config.RESULTS_FILENAME).write_text(results_file.read_text())
+    fake = type("Data", (), {"x_train": np.zeros(recorded["dataset"]["train_size"]), "name": "x",
+                             "fingerprint": recorded["dataset"]["fingerprint"], "class_names": ("a",),
+                             "x_test": np.zeros(1)})()
+    with pytest.raises(ToolkitError, match=f"written by benchmark format {recorded['format']}"):
+        records.open_results(copy, settings, fake, "pytest")
 
 
 # -------------------------------------------------------------------------------------------------- statistics
@@ -331,23 +343,39 @@ def test_statistics_use_only_seeds_where_every_strategy_finished():
     assert summary["strategies"]["margin"]["paired"][1][0] == pytest.approx(0.05)
 
 
-def _summary_of_recommended(paired, label_efficiency):
-    return {"strategies": {"random": {}, "recommended": {"paired": [(0.0, None), *paired],
-                                                         "label_efficiency": label_efficiency}}}
+def _summary_of_recommended(labels, paired, corrected, seeds=10):
+    return {"strategies": {"random": {}, "recommended": {"labels_mean": labels, "paired": paired,
+                                                         "paired_corrected": corrected, "seeds": seeds}}}
 
 
 def test_target_check_passes_only_when_every_criterion_holds():
-    strong = [(0.04, 0.01), (0.03, 0.02), (0.02, 0.04), (0.01, 0.2), (0.01, 0.3)]
-    checks = benchmark_stats.target_check(_summary_of_recommended(strong, 1.6))
-    assert [met for _, _, met in checks] == [True, True, True, True]
-    assert checks[3][1] == "3 of 5 (rounds 1, 2, 3)"
-    weak = [(0.02, 0.01), (-0.01, 0.5), (0.03, 0.01), (0.02, 0.2), (0.01, 0.3)]
-    checks = benchmark_stats.target_check(_summary_of_recommended(weak, None))
-    assert [met for _, _, met in checks] == [False, False, False, False]
-    assert checks[0][1] == "+2.00" and checks[1][1] == "below in round 2 (-1.00)"
-    assert checks[2][1].startswith("n/a")
-    assert "Target not met." in benchmark_stats.target_lines(_summary_of_recommended(weak, None))
-    assert benchmark_stats.target_check({"strategies": {"random": {}}}) == []
+    labels = [100, 200, 300, 1500, 1600]  # 10 classes: 10, 20, 30, 150 and 160 labels per class
+    strong = [(0.05, 0.001), (0.03, 0.01), (0.01, 0.2), (0.0, None), (-0.02, 0.3)]
+    checks = benchmark_stats.target_check(_summary_of_recommended(labels, strong, [p for _, p in strong]), 10)
+    assert [met for _, _, met in checks] == [True, True, True, True, True]
+    assert checks[2][1] == "never below (4 rounds)" and checks[3][1] == "2 of 4"
+    weak = [(0.02, 0.001), (0.04, 0.2), (-0.01, 0.5), (0.01, 0.3)]
+    checks = benchmark_stats.target_check(_summary_of_recommended([100, 200, 300, 400], weak, [0.01, 0.2, 0.5, 0.3],
+                                                                  seeds=5), 10)
+    assert [met for _, _, met in checks] == [False, True, False, False, False]
+    assert checks[0][1] == "+2.00" and checks[2][1] == "below at 300 labels (-1.00)" and checks[3][1] == "1 of 4"
+    missing = benchmark_stats.target_check(_summary_of_recommended([500, 700], [(0.0, None)] * 2, [None] * 2), 10)
+    assert missing[0][1] == "n/a (no round at 100 labels)" and not missing[0][2]
+    assert "Target not met." in benchmark_stats.target_lines(
+        _summary_of_recommended([100, 200, 300, 400], weak, [0.01, 0.2, 0.5, 0.3]), 10)
+    assert benchmark_stats.target_check({"strategies": {"random": {}}}, 10) == []
+
+
+def test_p_values_are_corrected_together_for_the_number_of_tests():
+    from scipy import stats as scipy_stats
+
+    summary = {"strategies": {"a": {"paired": [(0.0, None), (0.01, 0.01), (0.02, 0.04)]},
+                              "b": {"paired": [(0.0, None), (0.01, 0.03)]}, "random": {}}}
+    benchmark_stats.correct_p_values(summary)
+    expected = scipy_stats.false_discovery_control([0.01, 0.04, 0.03])
+    assert summary["strategies"]["a"]["paired_corrected"] == [None, pytest.approx(expected[0]),
+                                                              pytest.approx(expected[1])]
+    assert summary["strategies"]["b"]["paired_corrected"] == [None, pytest.approx(expected[2])]
 
 
 # ----------------------------------------------------------------------------------------- damaged records

@@ -429,3 +429,26 @@ def test_the_distilled_mobilenet_trains_on_pseudo_labels_and_says_how_many(digit
     assert pseudo["count"] == PSEUDO_LABELS_PER_LABEL * 90
     assert result.metrics["train_size"] == 90 + pseudo["count"]
     assert pseudo["agree_with_known_labels"] > 0.7
+
+
+def test_the_training_shuffle_depends_on_the_runs_seed_alone(digits):
+    """The benchmark builds several seeds' models in one process; each build sets TensorFlow's global seed, which
+    tf.data mixes into the shuffle: a run's epochs must not depend on which model was built last."""
+    import keras
+
+    from altoolkit.training import TrainingRecipe, fit_model
+
+    recipe = TrainingRecipe(epochs=2, batch_size=16, cosine_decay=False)
+    train_idx, no_validation = np.arange(96), np.zeros(0, np.int64)
+
+    def trained_after_global_seed(global_seed: int) -> list[np.ndarray]:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255),
+                                  keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+        keras.utils.set_random_seed(global_seed)
+        fit_model(model, digits, train_idx, no_validation, recipe, seed=0, callbacks=[])
+        return model.get_weights()
+
+    first, second = trained_after_global_seed(0), trained_after_global_seed(7)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))

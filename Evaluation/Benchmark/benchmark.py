@@ -23,28 +23,29 @@ from typing import Callable
 
 import numpy as np
 
-from altoolkit.cli import ToolkitArgumentParser, image_size_argument, positive_int
+from altoolkit.cli import ToolkitArgumentParser, image_size_argument, non_negative_int, positive_int
 from altoolkit.data import Dataset, parse_classes
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import check_writable_directory, write_json
-from Evaluation.Benchmark.config import (CURVE_FILENAME, PRESETS, REPORT_FILENAME, RESULTS_FILENAME, WORKER_DIRNAME,
-                                         BenchmarkConfig, benchmark_strategy_names, load_benchmark_dataset,
-                                         seed_order)
+from Evaluation.Benchmark.config import (CURVE_FILENAME, FAST_LEARNERS, PRESETS, REPORT_FILENAME, RESULTS_FILENAME,
+                                         WORKER_DIRNAME, BenchmarkConfig, benchmark_strategy_names,
+                                         load_benchmark_dataset, seed_order)
 from Evaluation.Benchmark.records import merge_worker_cells, open_results, seed_record
 from Evaluation.Benchmark.report import write_report
-from Evaluation.Benchmark.simulation import SeedRun, peak_memory_mb, run_in_workers, seed_has_work
+from Evaluation.Benchmark.fast import DEFAULT_CACHE_DIR, representation_rows
+from Evaluation.Benchmark.simulation import make_seed_run, peak_memory_mb, run_in_workers, seed_has_work
 from Evaluation.Benchmark.trainer import save_weights
 
 
 def run_benchmark(config: BenchmarkConfig, output_dir: str | Path, *, dataset: Dataset | None = None,
                   command: str = "", verbose: bool = True, on_cell: Callable[[dict], None] | None = None,
-                  workers: int = 1) -> dict:
+                  workers: int = 1, cache_dir: str | Path = DEFAULT_CACHE_DIR) -> dict:
     """Run (or resume) the benchmark into ``output_dir``; write results.json, learning_curve.png and report.md.
 
     ``workers`` > 1 runs that many processes with one TensorFlow thread each (faster on several cores than one
     process using them all; the numbers differ from a one-process run, hence a resume needs the same value).
     ``on_cell(results)`` is called after each finished cell has been written (one process only; a progress
-    hook). Returns the results dictionary.
+    hook). A fast learner's representation is computed once and cached in ``cache_dir``. Returns the results.
     """
     config.validate()
     if not isinstance(workers, int) or workers < 1:
@@ -55,10 +56,12 @@ def run_benchmark(config: BenchmarkConfig, output_dir: str | Path, *, dataset: D
     results = open_results(output_dir, config, dataset, command, workers)
     write_json(output_dir / RESULTS_FILENAME, results)
     say = print if verbose else (lambda *args, **kwargs: None)
+    features = representation_rows(config, dataset, cache_dir) if config.fast else None
     if workers == 1:
-        for seed in range(config.seeds):
-            def save(state: Path, weights: list[np.ndarray]) -> None:
-                save_weights(state, weights)
+        for seed in config.seed_numbers:
+            def save(state: Path | None, weights: list[np.ndarray] | None) -> None:
+                if state is not None:
+                    save_weights(state, weights)
                 write_json(output_dir / RESULTS_FILENAME, results)
                 if on_cell is not None:
                     on_cell(results)
@@ -66,12 +69,12 @@ def run_benchmark(config: BenchmarkConfig, output_dir: str | Path, *, dataset: D
             record = seed_record(results, config, len(dataset.x_train), seed)
             if not seed_has_work(record, config):
                 continue
-            run = SeedRun(config, dataset, seed, output_dir, say)
+            run = make_seed_run(config, dataset, seed, output_dir, say, features)
             run.run_base(record, save)
             for name in config.strategies:
                 run.run_strategy(name, results["seeds"][str(seed)]["strategies"].setdefault(name, []), save)
     else:
-        run_in_workers(config, dataset, output_dir, results, workers, verbose)
+        run_in_workers(config, dataset, output_dir, results, workers, verbose, cache_dir)
         merge_worker_cells(results, output_dir, config, len(dataset.x_train))
     results["peak_memory_mb"] = max(peak_memory_mb(), results.get("peak_memory_mb") or 0.0)
     write_json(output_dir / RESULTS_FILENAME, results)
@@ -99,6 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pool-size", type=positive_int, default=None,
                         help="pool images per seed (default: all the rest)")
     parser.add_argument("--batch-size", type=positive_int, default=None, help="training batch size (default: 32)")
+    parser.add_argument("--learner", default=None, choices=("mobilenet", *FAST_LEARNERS),
+                        help="mobilenet (trained from scratch every round) or a fast learner refitted every round "
+                             "on --representation")
+    parser.add_argument("--representation", default=None, choices=("model", "patches", "pixels", "backbone"),
+                        help="what strategies measure distances on, and a fast learner's input (default: model)")
+    parser.add_argument("--initial", default=None,
+                        help="first n0 labels: random (shared), each (every strategy picks its own from zero "
+                             "labels; random stays random), or a strategy name that picks them for all")
+    parser.add_argument("--first-seed", type=non_negative_int, default=None,
+                        help="first seed number (tuning runs use seeds the reports do not; default: 0)")
+    parser.add_argument("--cache-dir", default=None, help=f"where representations are cached (default: "
+                                                          f"{DEFAULT_CACHE_DIR})")
     parser.add_argument("--workers", type=positive_int, default=1,
                         help="processes training in parallel, one TensorFlow thread each (default: 1 process "
                              "with TensorFlow's default threads); use the number of CPU cores for long runs")
@@ -109,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
     """The preset with every given option replacing its value."""
     changes = {key: getattr(args, key) for key in ("dataset", "data_path", "image_size", "n0", "budget", "rounds",
-                                                   "seeds", "epochs", "pool_size", "batch_size")
+                                                   "seeds", "epochs", "pool_size", "batch_size", "learner",
+                                                   "representation", "initial", "first_seed")
                if getattr(args, key) is not None}
     if args.classes is not None:
         changes["classes"] = (None if args.classes.strip().lower() == "all"
@@ -126,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     output_dir = Path(args.output_dir or f"results/benchmark/{args.preset}")
     command = shlex.join([Path(sys.argv[0]).name if argv is None else "benchmark.py",
                           *(sys.argv[1:] if argv is None else argv)])
-    run_benchmark(config, output_dir, command=command, verbose=not args.quiet, workers=args.workers)
+    run_benchmark(config, output_dir, command=command, verbose=not args.quiet, workers=args.workers,
+                  cache_dir=args.cache_dir or DEFAULT_CACHE_DIR)
     return 0
 
 

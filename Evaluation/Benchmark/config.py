@@ -21,9 +21,15 @@ REPORT_FILENAME = "report.md"
 CURVE_FILENAME = "learning_curve.png"
 STATE_DIRNAME = "state"
 WORKER_DIRNAME = "worker_cells"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Part of the config hash: bumped whenever the code changes the numbers (2: training drops each epoch's last,
-partial batch), so a results file from older code is never resumed into a mixed benchmark."""
+partial batch; 3: the training shuffle depends on the cell's seed alone), so a results file from older code is
+never resumed into a mixed benchmark."""
+FAST_LEARNERS = ("linear", "label_spreading")
+"""Learners the benchmark refits from scratch every round in seconds, on a label-free representation."""
+INITIAL_CHOICES = ("random", "each")
+"""How each seed's first ``n0`` labels are chosen: at random (shared by every strategy), by each strategy itself
+from zero labels (a cold start; random's stay random), or — any strategy name — by that strategy for all."""
 BASELINE = "random"
 
 PIXELS_SUFFIX = "_pixels"
@@ -76,6 +82,24 @@ class BenchmarkConfig:
     keep_best_validation_epoch: bool = False
     """With the cosine decay the last epoch is both stabler and better on the test split than the epoch that
     scored best on the small validation split (which picks a lucky epoch); measured on Fashion-MNIST."""
+    learner: str = "mobilenet"
+    """``mobilenet`` (trained from the seed's initial weights every round) or a fast learner, ``linear`` or
+    ``label_spreading``, refitted every round on ``representation``'s features."""
+    representation: str = "model"
+    """What strategies measure distances on: ``model`` (the learner's own features: MobileNet's embeddings, or the
+    fast learner's representation) — and, for a fast learner, its representation (``patches`` or ``pixels``)."""
+    initial: str = "random"
+    """See :data:`INITIAL_CHOICES`."""
+    first_seed: int = 0
+    """Seeds ``first_seed`` … ``first_seed + seeds − 1``: tuning runs use seeds the README's reports do not."""
+
+    @property
+    def fast(self) -> bool:
+        return self.learner in FAST_LEARNERS
+
+    @property
+    def seed_numbers(self) -> range:
+        return range(self.first_seed, self.first_seed + self.seeds)
 
     def recipe(self) -> TrainingRecipe:
         return TrainingRecipe(epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
@@ -100,6 +124,26 @@ class BenchmarkConfig:
         twice = [name for name in self.strategies if self.strategies.count(name) > 1]
         if twice:
             raise ToolkitError(f"--strategies names {twice[0]} twice: name each strategy once")
+        if self.learner not in ("mobilenet", *FAST_LEARNERS):
+            raise ToolkitError(f"--learner must be one of mobilenet, {', '.join(FAST_LEARNERS)}, got "
+                               f"{short_repr(self.learner)}")
+        label_free = ("patches", "pixels", "backbone")
+        if self.fast and self.representation not in label_free:
+            raise ToolkitError(f"--learner {self.learner} learns on a label-free --representation: choose one of "
+                               f"{', '.join(label_free)}")
+        if not self.fast and self.representation != "model":
+            raise ToolkitError("--representation applies to the fast learners (MobileNet strategies measure on its "
+                               "embeddings, or on pixels with the *_pixels strategy names)")
+        if self.fast:
+            with_head = [name for name in self.strategies if name != alf.RECOMMENDED
+                         and "head" in alf.strategy_entry(benchmark_strategy(name)[0]).needs]
+            if with_head:
+                raise ToolkitError(f"{with_head[0]} reruns MobileNet's dropout layer: the {self.learner} learner "
+                                   "has none; drop it from --strategies")
+        if self.initial not in INITIAL_CHOICES:
+            benchmark_strategy(self.initial)
+        if not isinstance(self.first_seed, int) or not 0 <= self.first_seed < 2**31:
+            raise ToolkitError(f"--first-seed must be a non-negative integer, got {short_repr(self.first_seed)}")
         self.recipe().validate()
 
 
@@ -135,10 +179,11 @@ the literature expects representative picks (typicality) to beat uncertainty."""
 def config_hash(config: BenchmarkConfig, dataset_fingerprint: str) -> str:
     """Short SHA-256 of the settings and the data: a resume is only allowed into a directory with the same hash.
 
-    The strategy list and the number of seeds are left out: cells are independent per (seed, strategy), so a
-    finished benchmark can be extended with another strategy or more seeds without rerunning the rest.
+    The strategy list and the seeds are left out: cells are independent per (seed, strategy), so a finished
+    benchmark can be extended with another strategy or more seeds without rerunning the rest.
     """
-    settings = {key: value for key, value in config.as_dict().items() if key not in ("strategies", "seeds")}
+    settings = {key: value for key, value in config.as_dict().items()
+                if key not in ("strategies", "seeds", "first_seed")}
     text = json.dumps({"config": settings, "data": dataset_fingerprint, "format": FORMAT_VERSION}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -16,6 +16,7 @@ from AL_functions import RECOMMENDED, recommended_choice
 from altoolkit.data import Dataset
 from altoolkit.errors import ToolkitError
 from altoolkit.training import library_versions
+from altoolkit.validation import short_repr
 from Evaluation.Benchmark.config import (FORMAT_VERSION, RESULTS_FILENAME, WORKER_DIRNAME, BenchmarkConfig,
                                          config_hash, seed_order)
 
@@ -89,13 +90,19 @@ def cell_problem(cell, n_train: int, where: str) -> str | None:
     return _indices_problem(cell.get("selected_indices"), n_train, f"{where}.selected_indices")
 
 
+def completed_rounds(cells: list[dict]) -> int:
+    """Selection rounds a strategy has done: its cells, less a leading round 0 (its own cold-start pick)."""
+    return len(cells) - (1 if cells and cells[0].get("round") == 0 else 0)
+
+
 def _cells_problem(cells, n_train: int, where: str) -> str | None:
     if not isinstance(cells, list):
         return f"{where} must be a list of cells"
-    for number, cell in enumerate(cells, start=1):
-        problem = cell_problem(cell, n_train, f"{where}[{number - 1}]")
+    first = 0 if cells and isinstance(cells[0], dict) and cells[0].get("round") == 0 else 1
+    for number, cell in enumerate(cells, start=first):
+        problem = cell_problem(cell, n_train, f"{where}[{number - first}]")
         if problem is None and cell["round"] != number:
-            problem = f"{where}[{number - 1}].round must be {number}"
+            problem = f"{where}[{number - first}].round must be {number}"
         if problem is not None:
             return problem
     return None
@@ -146,6 +153,10 @@ def open_results(output_dir: Path, config: BenchmarkConfig, dataset: Dataset, co
         problem = results_problem(recorded, len(dataset.x_train))
         if problem is not None:
             raise ToolkitError(f"{path} is not benchmark results this run can resume ({problem}): {keep}")
+        if recorded.get("format") != FORMAT_VERSION:
+            raise ToolkitError(f"{path} was written by benchmark format {short_repr(recorded.get('format'))}, whose "
+                               f"numbers this code (format {FORMAT_VERSION}) does not reproduce: run into a new "
+                               "--output-dir (the old results stay as they are)")
         if recorded["config_hash"] != fresh["config_hash"]:
             raise ToolkitError(f"{output_dir} holds a benchmark with different settings or data (config hash "
                                f"{recorded['config_hash'][:16]}, now {fresh['config_hash']}): rerun with the same "

@@ -21,16 +21,7 @@ def render_report(results: dict, summary: dict) -> str:
              "## Setting", "",
              f"- data: {data['name']} ({', '.join(data['class_names'])}), {data['train_size']} training / "
              f"{data['test_size']} test images, fingerprint {data['fingerprint']}",
-             f"- per seed: {config['n0']} initial labels (last 10 % = validation for the best epoch), pool "
-             f"{config['pool_size'] if config['pool_size'] is not None else 'all the rest'}, {rounds} rounds × "
-             f"{config['budget']} labels; retrained from the seed's initial weights each round",
-             f"- training: {config['epochs']} epochs, batch {config['batch_size']}, Adam {config['learning_rate']}, "
-             f"flip augmentation {'on' if config['flip_augmentation'] else 'off'}, learning rate "
-             f"{'cosine-decayed to 0' if config.get('cosine_decay') else 'constant'}, weights of the "
-             f"{'best-validation' if config.get('keep_best_validation_epoch') else 'last'} epoch",
-             "- features the strategies measure distances on: the current model's penultimate embeddings of pool "
-             "and labeled images (one forward pass per round); strategies named `*_pixels` use a 50-component "
-             "PCA of the raw pixels of pool ∪ labeled instead (no model needed)",
+             *setting_lines(config),
              *recommended_lines(results),
              f"- seeds: {config['seeds']} (finished, and used below: {len(finished_seeds(results))}); "
              f"config hash {results['config_hash']}", "",
@@ -50,16 +41,18 @@ def render_report(results: dict, summary: dict) -> str:
     lines += ["", "AUC: trapezoid area under accuracy vs labels, divided by the label range. Label efficiency: labels "
               "random needs to reach the strategy's mean final accuracy (linear interpolation on random's mean "
               "curve) ÷ labels the strategy used; n/a when that accuracy is outside random's range.", "",
-              f"## Paired difference vs {BASELINE} (points, p-value of a paired t-test)", "",
-              "Cells are paired by seed and round. A strategy that used a different number of labels than random "
+              f"## Paired difference vs {BASELINE} (points, p-value)", "",
+              "Cells are paired by seed and round; p is a paired t-test's, corrected for the number of tests in "
+              "this table (Benjamini–Hochberg). A strategy that used a different number of labels than random "
               "(intersection) is compared at unequal label counts here: read its label efficiency instead.", "",
               "| strategy | " + " | ".join(f"round {r}" for r in range(rounds + 1)) + " |",
               "| --- |" + " --- |" * (rounds + 1)]
     for name, entry in summary["strategies"].items():
         if "paired" in entry:
-            lines.append(f"| {name} | " + " | ".join(f"{100 * d:+.1f} (p={format_number(p, 3)})" for d, p in entry["paired"])
-                         + " |")
-    target_section = target_lines(summary)
+            corrected = entry.get("paired_corrected") or [p for _, p in entry["paired"]]
+            lines.append(f"| {name} | " + " | ".join(f"{100 * d:+.1f} (p={format_number(p, 3)})"
+                                                      for (d, _), p in zip(entry["paired"], corrected)) + " |")
+    target_section = target_lines(summary, len(data["class_names"]))
     if target_section:
         lines += ["", *target_section]
     classes = data["class_names"]
@@ -87,6 +80,36 @@ def render_report(results: dict, summary: dict) -> str:
               f"Processes: {execution['workers']}, TensorFlow threads each: {execution['tensorflow_threads']}.",
               ""]
     return "\n".join(lines)
+
+
+def setting_lines(config: dict) -> list[str]:
+    """How each seed's labels are chosen and how the learner is trained, for the report's Setting section."""
+    rounds, learner = config["rounds"], config.get("learner", "mobilenet")
+    initial = {"random": "chosen at random (shared by every strategy)",
+               "each": "picked by each strategy itself from zero labels (random's at random)"}.get(
+        config.get("initial", "random"), f"picked by {config.get('initial')} from zero labels for every strategy")
+    pool = config["pool_size"] if config["pool_size"] is not None else "all the rest"
+    if learner == "mobilenet":
+        return [f"- per seed: {config['n0']} initial labels {initial} (last 10 % = validation for the best epoch), "
+                f"pool {pool}, {rounds} rounds × {config['budget']} labels; MobileNetV3Small retrained from the "
+                "seed's initial weights each round",
+                f"- training: {config['epochs']} epochs, batch {config['batch_size']}, Adam {config['learning_rate']}, "
+                f"flip augmentation {'on' if config['flip_augmentation'] else 'off'}, learning rate "
+                f"{'cosine-decayed to 0' if config.get('cosine_decay') else 'constant'}, weights of the "
+                f"{'best-validation' if config.get('keep_best_validation_epoch') else 'last'} epoch",
+                "- features the strategies measure distances on: the current model's penultimate embeddings of pool "
+                "and labeled images (one forward pass per round); strategies named `*_pixels` use a 50-component "
+                "PCA of the raw pixels of pool ∪ labeled instead (no model needed)"]
+    what = {"linear": "logistic regression (C = 0.1)",
+            "label_spreading": "label spreading over a 10-nearest-neighbour graph of the seed's images, distilled "
+                               "into logistic regression with the most confident half of its pseudo-labels"}[learner]
+    return [f"- per seed: {config['n0']} initial labels {initial}, pool {pool}, {rounds} rounds × "
+            f"{config['budget']} labels",
+            f"- learner: {what}, refitted every round on the `{config['representation']}` representation (fitted "
+            "once on every training image without labels, seed 0); the pool's probabilities come from the learner "
+            "fitted on the labels so far",
+            f"- features the strategies measure distances on: the same `{config['representation']}` features; "
+            "strategies named `*_pixels` use a 50-component PCA of the raw pixels instead"]
 
 
 def recommended_lines(results: dict) -> list[str]:

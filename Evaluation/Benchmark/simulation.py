@@ -18,7 +18,7 @@ from altoolkit.strategies import pixel_pca_features
 from altoolkit.training import training_indices
 from Evaluation.Benchmark.config import (STATE_DIRNAME, BenchmarkConfig, benchmark_strategy, seed_order,
                                          selection_seed)
-from Evaluation.Benchmark.records import cell_record, seed_record, worker_cells_path
+from Evaluation.Benchmark.records import cell_record, completed_rounds, seed_record, worker_cells_path
 from Evaluation.Benchmark.trainer import SeedTrainer, restore_weights, save_weights, state_path
 
 class SeedRun:
@@ -100,14 +100,30 @@ _WORKER: dict = {}
 """A worker process's settings and its SeedRun per seed (each model is built once per process)."""
 
 
+def make_seed_run(config: BenchmarkConfig, dataset: Dataset, seed: int, output_dir: Path, say,
+                  features: np.ndarray | None = None):
+    """The seed's simulation: MobileNet's :class:`SeedRun`, or a fast learner's on the cached ``features``."""
+    if config.fast:
+        from Evaluation.Benchmark.fast import FastSeedRun
+
+        return FastSeedRun(config, dataset, seed, features, say)
+    return SeedRun(config, dataset, seed, output_dir, say)
+
+
 def _start_worker(config: BenchmarkConfig, dataset: Dataset, output_dir: Path, config_hash_: str,
-                  verbose: bool) -> None:
+                  verbose: bool, cache_dir: Path) -> None:
     import tensorflow as tf
+    from threadpoolctl import threadpool_limits
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    features = None
+    if config.fast:
+        from Evaluation.Benchmark.fast import representation_rows
+
+        features = representation_rows(config, dataset, cache_dir)
     _WORKER.update(config=config, dataset=dataset, output_dir=output_dir, config_hash=config_hash_, runs={},
-                   say=print if verbose else (lambda *args, **kwargs: None))
+                   features=features, blas_limits=threadpool_limits(limits=1), say=print if verbose else (lambda *args, **kwargs: None))
 
 
 def _worker_job(job: tuple[int, str, list[dict]]) -> float:
@@ -115,12 +131,14 @@ def _worker_job(job: tuple[int, str, list[dict]]) -> float:
     seed, name, cells = job
     config, output_dir = _WORKER["config"], _WORKER["output_dir"]
     if seed not in _WORKER["runs"]:
-        _WORKER["runs"][seed] = SeedRun(config, _WORKER["dataset"], seed, output_dir, _WORKER["say"])
+        _WORKER["runs"][seed] = make_seed_run(config, _WORKER["dataset"], seed, output_dir, _WORKER["say"],
+                                              _WORKER["features"])
     run = _WORKER["runs"][seed]
     record = {"base": cells[0]} if name == "base" and cells else {}
 
-    def save(state: Path, weights: list[np.ndarray]) -> None:
-        save_weights(state, weights)
+    def save(state: Path | None, weights: list[np.ndarray] | None) -> None:
+        if state is not None:
+            save_weights(state, weights)
         written = [record["base"]] if name == "base" else cells
         write_json(worker_cells_path(output_dir, seed, name), {"config_hash": _WORKER["config_hash"],
                                                                "seed": seed, "name": name, "cells": written})
@@ -136,25 +154,25 @@ def seed_has_work(record: dict, config: BenchmarkConfig) -> bool:
     """True while a seed lacks its base cell or a round of one of ``config``'s strategies. A finished seed needs no
     model at all: a finished benchmark re-renders its report without training anything (its model states are
     not committed)."""
-    return "base" not in record or any(len(record["strategies"].get(name, [])) < config.rounds
+    return "base" not in record or any(completed_rounds(record["strategies"].get(name, [])) < config.rounds
                                        for name in config.strategies)
 
 
 def run_in_workers(config: BenchmarkConfig, dataset: Dataset, output_dir: Path, results: dict, workers: int,
-                   verbose: bool) -> None:
+                   verbose: bool, cache_dir: Path) -> None:
     """Every missing cell over ``workers`` processes: first each seed's base, then one job per (seed, strategy)."""
     import multiprocessing
 
-    records = {seed: seed_record(results, config, len(dataset.x_train), seed) for seed in range(config.seeds)}
+    records = {seed: seed_record(results, config, len(dataset.x_train), seed) for seed in config.seed_numbers}
     bases = [(seed, "base", [record["base"]] if "base" in record else []) for seed, record in records.items()
              if seed_has_work(record, config)]
     jobs = [(seed, name, record["strategies"].get(name, [])) for seed, record in records.items()
-            for name in config.strategies if len(record["strategies"].get(name, [])) < config.rounds]
+            for name in config.strategies if completed_rounds(record["strategies"].get(name, [])) < config.rounds]
     if not bases and not jobs:
         return
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_start_worker,
-                      initargs=(config, dataset, output_dir, results["config_hash"], verbose)) as pool:
+                      initargs=(config, dataset, output_dir, results["config_hash"], verbose, cache_dir)) as pool:
         peaks = list(pool.imap_unordered(_worker_job, bases))
         peaks += list(pool.imap_unordered(_worker_job, jobs))
     results["peak_memory_mb"] = max([*peaks, results.get("peak_memory_mb") or 0.0])
