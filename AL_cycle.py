@@ -37,6 +37,7 @@ from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import check_writable_directory, remove_abandoned_temporaries, write_json
 from altoolkit.model import is_toolkit_classifier
 from altoolkit.outputs import CACHE_DIRNAME
+from altoolkit.pipelines import LEARNER_NAMES
 from altoolkit.training import (METRICS_FILENAME, MODEL_FILENAME, TrainingRecipe, architecture_description,
                                 default_run_dir, evaluate_model, extended_run_dir, finished_run_metrics,
                                 library_versions, recipe_for, train_model)
@@ -184,7 +185,8 @@ class ActiveLearningAnalyzer:
         started = time.perf_counter()
         indices, stats = run_selection(self.context, self.output_dir / "selection", strategy, budget,
                                        seed=self.seed, representation=representation, save_images=save_images,
-                                       plots=create_visualization, verbose=self.verbose)
+                                       plots=create_visualization, verbose=self.verbose,
+                                       learner=self.recipe.learner)
         self.timings["selection"] = time.perf_counter() - started
         self.model_warning = stats["model_warning"]
         self._use_selection(indices, stats, strategy, self.output_dir / "selection" / "selection_indices.npy")
@@ -448,6 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="base .keras model (default: <models-dir>/<labeled-size>_train/best_model.keras)")
     pool.add_argument("--train-base", action="store_true",
                       help="train the base model first when the --model file does not exist")
+    pool.add_argument("--learner", default=None, choices=LEARNER_NAMES,
+                      help="with --train-base: the base model's learner (default: mobilenet; linear trains a "
+                           "logistic regression on label-free patch features in seconds). Retraining always uses "
+                           "the base model's learner")
     pool.add_argument("--labeled-size", type=positive_int, default=DEFAULT_LABELED_SIZE, help="default: 500")
     pool.add_argument("--start-idx", type=non_negative_int, default=DEFAULT_START_IDX,
                       help="first pool image (default: 501)")
@@ -489,8 +495,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_option_combinations(args: argparse.Namespace) -> None:
-    """Refuse options the chosen path would ignore: --strategy/--representation without --budget, and the
-    intersection's analysis options with it."""
+    """Refuse options the chosen path would ignore: --strategy/--representation without --budget, the
+    intersection's analysis options with it, and --learner without --train-base."""
+    if args.learner is not None and not args.train_base:
+        raise ToolkitError("--learner chooses the base model --train-base trains (retraining follows the base "
+                           "model's own learner): add --train-base, or drop --learner")
     if args.budget is None:
         ignored = [option for option in ("strategy", "representation") if getattr(args, option) is not None]
         if ignored:
@@ -542,7 +551,8 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.isfile(model_path):
         dataset = dataset_from_args(args)
         print(f"no base model at {model_path}: training it on the first {args.labeled_size} images")
-        recipe = recipe_for(dataset.name, epochs=args.epochs if args.epochs is not None else 30)
+        recipe = recipe_for(dataset.name, epochs=args.epochs if args.epochs is not None else 30,
+                            learner=args.learner or "mobilenet")
         result = train_model(None, model_path.parent, dataset=dataset, labeled_size=args.labeled_size,
                              recipe=recipe, seed=args.seed if args.seed is not None else 42,
                              verbose=keras_verbosity(args.quiet))

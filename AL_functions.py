@@ -48,6 +48,14 @@ it picks uncertain ones (see recommended_choice and the README's benchmark secti
 RECOMMENDED_SCARCE = ("typicality", "pixels")
 RECOMMENDED_LATER = ("margin", "model")
 
+FAST_LEARNER_NAMES = ("linear", "label_spreading")
+RECOMMENDED_FAST_SCARCE_LABELS_PER_CLASS = 30
+"""With a fast learner on a label-free representation: typical images of that representation first, then the
+learner's uncertainty once classes have this many labels on average (chosen on tuning seeds the README's reports
+do not use: see recommended_choice)."""
+RECOMMENDED_FAST_SCARCE = ("typicality", "model")
+RECOMMENDED_FAST_LATER = ("margin", "model")
+
 DEFAULT_COMBINED_WEIGHTS = (0.5, 0.3, 0.2)
 """The prototype's weights for (uncertainty, diversity, novelty) in :func:`combined_scores`."""
 
@@ -437,7 +445,8 @@ def select(strategy: str, round_inputs: SelectionRound, n: int, seed: int = 0,
     check_representation(representation)
     labeled_count = len(round_inputs.labeled_classes)
     num_classes = np.asarray(round_inputs.probabilities).shape[1] if np.ndim(round_inputs.probabilities) == 2 else 0
-    name, representation = resolve_strategy(strategy, representation, labeled_count, num_classes)
+    name, representation = resolve_strategy(strategy, representation, labeled_count, num_classes,
+                                            round_inputs.learner)
     entry = strategy_entry(name)
     if not entry.uses_features:
         representation = "model"
@@ -484,7 +493,7 @@ def select_samples(probabilities, embeddings, labeled_embeddings, n: int, strate
     return run_strategy(strategy_entry(strategy), inputs, n, seed)
 
 
-def recommended_choice(labeled_count: int, num_classes: int) -> tuple[str, str]:
+def recommended_choice(labeled_count: int, num_classes: int, learner: str = "mobilenet") -> tuple[str, str]:
     """(strategy, representation) the recommended default runs for a labeled set of ``labeled_count`` images.
 
     While labels are scarce the model is weak, so its uncertainty and embeddings say little: pick the most
@@ -494,14 +503,18 @@ def recommended_choice(labeled_count: int, num_classes: int) -> tuple[str, str]:
     """
     if labeled_count < 0 or num_classes < 1:
         raise ToolkitError(f"need a labeled count ≥ 0 and at least one class, got {labeled_count} and {num_classes}")
+    if learner in FAST_LEARNER_NAMES:
+        return RECOMMENDED_FAST_SCARCE if labeled_count < RECOMMENDED_FAST_SCARCE_LABELS_PER_CLASS * num_classes \
+            else RECOMMENDED_FAST_LATER
     return RECOMMENDED_SCARCE if labeled_count < RECOMMENDED_SCARCE_LABELS_PER_CLASS * num_classes \
         else RECOMMENDED_LATER
 
 
-def resolve_strategy(strategy: str, representation: str, labeled_count: int, num_classes: int) -> tuple[str, str]:
+def resolve_strategy(strategy: str, representation: str, labeled_count: int, num_classes: int,
+                     learner: str = "mobilenet") -> tuple[str, str]:
     """The (strategy, representation) to run: "recommended" becomes its regime's choice, any other name stays."""
     if strategy == RECOMMENDED:
-        return recommended_choice(labeled_count, num_classes)
+        return recommended_choice(labeled_count, num_classes, learner)
     if strategy not in STRATEGY_TABLE and str(strategy).count(":") != 1:
         raise ToolkitError(f"unknown strategy {str(strategy)[:60]!r}: choose one of "
                            f"{', '.join((RECOMMENDED, *STRATEGY_TABLE))}, or package.module:function")

@@ -94,7 +94,8 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
 
         selection = alf.select(strategy, alf.SelectionRound(
             pool_probabilities, pool_embeddings, labeled_embeddings, labeled_classes, features_for=features_for,
-            head_for=lambda: classifier_head(model)), budget, seed=seed, representation=representation)
+            head_for=lambda: classifier_head(model), learner=model_learner(model_path)), budget, seed=seed,
+            representation=representation)
         chosen, ran, representation = selection.indices, selection.strategy, selection.representation
         if verbose and ran != strategy:
             print(f"{strategy}: {ran} over {representation} features for {len(labeled_images)} labels")
@@ -112,6 +113,18 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
                                                 "ran": ran, "representation": representation,
                                                 "pool_size": len(candidates)}, items)
     return round_id, items
+
+
+def model_learner(model_path: str | Path) -> str:
+    """The learner a model was trained with, from the metrics.json train.py writes beside it (mobilenet if none)."""
+    import json
+
+    try:
+        recipe = json.loads((Path(model_path).parent / "metrics.json").read_text()).get("recipe", {})
+    except (OSError, ValueError, AttributeError):
+        return "mobilenet"
+    learner = recipe.get("learner", "mobilenet") if isinstance(recipe, dict) else "mobilenet"
+    return learner if isinstance(learner, str) else "mobilenet"
 
 
 def check_budget_filling(strategy: str) -> None:

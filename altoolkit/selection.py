@@ -136,6 +136,9 @@ class SelectionRound:
     features_for: Callable[[str], tuple[np.ndarray, np.ndarray]] | None = None
     head_for: Callable[[], ClassifierHead] | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+    learner: str = "mobilenet"
+    """The learner whose probabilities and embeddings these are: ``recommended`` follows a different rule for a
+    fast learner on a label-free representation than for MobileNetV3 from scratch."""
 
 
 @dataclass(frozen=True)

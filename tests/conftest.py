@@ -58,7 +58,7 @@ def write_png(image, file) -> None:
     Image.fromarray(image).save(file)
 
 
-TRAINED_MODEL_FIXTURES = {"tiny_digits_model", "tiny_run", "short_run"}
+TRAINED_MODEL_FIXTURES = {"tiny_digits_model", "tiny_run", "short_run", "fast_run"}
 """Fixtures that train a model: every test using one (directly or through another fixture) is marked ``slow``."""
 
 

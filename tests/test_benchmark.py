@@ -443,3 +443,81 @@ def test_an_unreadable_model_state_is_one_error_naming_it(tmp_path):
     with pytest.raises(ToolkitError, match="does not hold this benchmark's model"):
         trainer.restore_weights(model, state)
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+# ------------------------------------------------------------------------------------------- fast learners
+
+FAST = config.BenchmarkConfig(dataset="digits", n0=30, budget=20, rounds=2, seeds=2, learner="linear",
+                              representation="pixels", initial="each",
+                              strategies=("random", "margin", "typicality", "recommended"))
+
+
+@pytest.fixture(scope="module")
+def fast_run(digits_dataset, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("fast") / "run"
+    results = bm.run_benchmark(FAST, output_dir, dataset=digits_dataset, verbose=False,
+                               cache_dir=tmp_path_factory.mktemp("cache"))
+    return output_dir, results
+
+
+def test_a_fast_learner_benchmark_lets_each_strategy_pick_its_first_labels(fast_run, digits_dataset):
+    output_dir, results = fast_run
+    record = results["seeds"]["0"]
+    assert record["base"]["labels"] == 30 and record["base"]["selected_indices"] == record["initial_indices"]
+    assert [cell["round"] for cell in record["strategies"]["random"]] == [1, 2]
+    typicality = record["strategies"]["typicality"]
+    assert [cell["round"] for cell in typicality] == [0, 1, 2]
+    assert typicality[0]["labels"] == 30 and typicality[0]["selected_indices"] != record["initial_indices"]
+    labels, _ = benchmark_stats.curves(results, "typicality")
+    assert labels.tolist() == [[30, 50, 70]] * 2
+    assert record["strategies"]["recommended"][0]["ran"] == " over ".join(
+        alf.recommended_choice(0, 10, "linear"))
+    report = (output_dir / config.REPORT_FILENAME).read_text()
+    assert "picked by each strategy itself from zero labels" in report and "logistic regression" in report
+
+
+def test_a_fast_learner_benchmark_resumes_from_its_cells_alone(fast_run, digits_dataset, tmp_path, monkeypatch):
+    import shutil
+
+    from Evaluation.Benchmark import fast
+
+    output_dir, results = fast_run
+    copy = tmp_path / "copy"
+    shutil.copytree(output_dir, copy)
+    partial = json.loads((copy / config.RESULTS_FILENAME).read_text())
+    del partial["seeds"]["1"]["strategies"]["typicality"][2:]
+    (copy / config.RESULTS_FILENAME).write_text(json.dumps(partial))
+    rounds = []
+    original = fast.FastSeedRun.run_round
+    monkeypatch.setattr(fast.FastSeedRun, "run_round",
+                        lambda self, name, labeled, number: rounds.append((self.seed, name, number))
+                        or original(self, name, labeled, number))
+    again = bm.run_benchmark(FAST, copy, dataset=digits_dataset, verbose=False, cache_dir=tmp_path / "cache")
+    assert rounds == [(1, "typicality", 2)]
+    def without_timings(cells):
+        return [{key: value for key, value in cell.items() if key != "timings"} for cell in cells]
+
+    assert without_timings(again["seeds"]["1"]["strategies"]["typicality"]) == without_timings(
+        results["seeds"]["1"]["strategies"]["typicality"])
+
+
+def test_pipeline_efficiency_against_a_baseline_curve_with_a_known_answer():
+    def run(curve_by_seed: dict[str, list[tuple[int, float]]], name: str) -> dict:
+        seeds = {number: {"base": {"labels": points[0][0], "accuracy": points[0][1]},
+                          "strategies": {name: [{"round": r, "labels": l, "accuracy": a}
+                                                for r, (l, a) in enumerate(points[1:], start=1)]}}
+                 for number, points in curve_by_seed.items()}
+        return {"config": {"seeds": len(curve_by_seed), "rounds": 2, "strategies": [name], "first_seed": 0},
+                "dataset": {"class_names": list("abcdefghij")}, "seeds": seeds}
+
+    baseline = run({"0": [(100, 0.5), (200, 0.6), (300, 0.7)], "1": [(100, 0.5), (200, 0.6), (300, 0.7)]}, "random")
+    pipeline = run({"0": [(100, 0.55), (200, 0.65), (300, 0.75)], "1": [(100, 0.6), (200, 0.7), (300, 0.8)]},
+                   "linear")
+    rows = benchmark_stats.pipeline_efficiency(pipeline, baseline, "linear")
+    assert rows[0]["baseline_labels"] == pytest.approx(175) and rows[0]["efficiency"] == pytest.approx(1.75)
+    assert rows[1]["efficiency"] == pytest.approx(275 / 200)
+    assert rows[2]["efficiency"] is None and rows[2]["above_baseline"] and rows[2]["seeds_beyond"] == 2
+    checks = benchmark_stats.pipeline_check(pipeline, baseline, "linear", benchmark_stats.PipelineTarget(
+        labels_per_class=20, baseline_labels_per_class=30, min_accuracy_labels_per_class=10, min_accuracy=0.6))
+    assert [met for _, _, met in checks] == [False, False]
+    assert checks[0][1] == "67.5 % vs 70.0 %" and checks[1][1] == "57.5 %"

@@ -39,7 +39,7 @@ from Evaluation.Benchmark.trainer import save_weights
 
 def run_benchmark(config: BenchmarkConfig, output_dir: str | Path, *, dataset: Dataset | None = None,
                   command: str = "", verbose: bool = True, on_cell: Callable[[dict], None] | None = None,
-                  workers: int = 1, cache_dir: str | Path = DEFAULT_CACHE_DIR) -> dict:
+                  workers: int = 1, cache_dir: str | Path = DEFAULT_CACHE_DIR, baseline: str | None = None) -> dict:
     """Run (or resume) the benchmark into ``output_dir``; write results.json, learning_curve.png and report.md.
 
     ``workers`` > 1 runs that many processes with one TensorFlow thread each (faster on several cores than one
@@ -54,6 +54,8 @@ def run_benchmark(config: BenchmarkConfig, output_dir: str | Path, *, dataset: D
     dataset = dataset if dataset is not None else load_benchmark_dataset(config)
     seed_order(len(dataset.x_train), config, 0)
     results = open_results(output_dir, config, dataset, command, workers)
+    if baseline is not None:
+        results["baseline"] = str(baseline)
     write_json(output_dir / RESULTS_FILENAME, results)
     say = print if verbose else (lambda *args, **kwargs: None)
     features = representation_rows(config, dataset, cache_dir) if config.fast else None
@@ -112,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "labels; random stays random), or a strategy name that picks them for all")
     parser.add_argument("--first-seed", type=non_negative_int, default=None,
                         help="first seed number (tuning runs use seeds the reports do not; default: 0)")
+    parser.add_argument("--baseline", default=None, metavar="DIR",
+                        help="a finished benchmark folder of the design's baseline (random + MobileNetV3Small): the "
+                             "report adds every strategy's label efficiency against it")
     parser.add_argument("--cache-dir", default=None, help=f"where representations are cached (default: "
                                                           f"{DEFAULT_CACHE_DIR})")
     parser.add_argument("--workers", type=positive_int, default=1,
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join([Path(sys.argv[0]).name if argv is None else "benchmark.py",
                           *(sys.argv[1:] if argv is None else argv)])
     run_benchmark(config, output_dir, command=command, verbose=not args.quiet, workers=args.workers,
-                  cache_dir=args.cache_dir or DEFAULT_CACHE_DIR)
+                  cache_dir=args.cache_dir or DEFAULT_CACHE_DIR, baseline=args.baseline)
     return 0
 
 

@@ -101,7 +101,8 @@ class FastSeedRun:
         strategy, representation = benchmark_strategy(name)
         uniform = np.full((len(self.order), self.dataset.num_classes), 1.0 / self.dataset.num_classes)
         inputs = alf.SelectionRound(uniform, self.features, self.features[:0], self.labels[:0],
-                                    features_for=lambda _: (self.pixel_features(), self.pixel_features()[:0]))
+                                    features_for=lambda _: (self.pixel_features(), self.pixel_features()[:0]),
+                                    learner=self.config.learner)
         return alf.select(strategy, inputs, self.config.n0, seed=selection_seed(self.seed, 0),
                           representation=representation)
 
@@ -120,8 +121,8 @@ class FastSeedRun:
 
         selection = alf.select(strategy, alf.SelectionRound(
             probabilities, self.features[remaining], self.features[labeled], self.labels[labeled],
-            features_for=features_for), self.config.budget, seed=selection_seed(self.seed, round_number),
-            representation=representation)
+            features_for=features_for, learner=self.config.learner), self.config.budget,
+            seed=selection_seed(self.seed, round_number), representation=representation)
         chosen = remaining[selection.indices]
         selected = time.perf_counter()
         cell = self.evaluate_rows(round_number, np.concatenate([labeled, chosen]), chosen,

@@ -218,18 +218,19 @@ def worker_cells_problem(part, config: BenchmarkConfig, n_train: int) -> str | N
     return _cells_problem(part.get("cells"), n_train, "cells")
 
 
-def recommended_label(labeled_count: int, num_classes: int) -> str:
+def recommended_label(labeled_count: int, num_classes: int, learner: str = "mobilenet") -> str:
     """What "recommended" runs at this labeled count, as recorded in its cells (e.g. "margin over model")."""
-    return " over ".join(recommended_choice(labeled_count, num_classes))
+    return " over ".join(recommended_choice(labeled_count, num_classes, learner))
 
 
 def check_recommended_cells(results: dict) -> None:
     """Refuse to resume "recommended" cells made under another rule: each cell records what it ran, and the
     rule (AL_functions.recommended_choice) may have changed since."""
     num_classes = len(results["dataset"]["class_names"])
+    learner = results["config"].get("learner", "mobilenet")
     for seed, record in results["seeds"].items():
         for cell in record.get("strategies", {}).get(RECOMMENDED, []):
-            now = recommended_label(cell["labels"] - cell["n_selected"], num_classes)
+            now = recommended_label(cell["labels"] - cell["n_selected"], num_classes, learner)
             if cell.get("ran") != now:
                 raise ToolkitError(f"seed {seed} round {cell['round']} of '{RECOMMENDED}' ran {cell.get('ran')!r} "
                                    f"but the rule now gives {now!r}: rerun it into a new --output-dir, or drop "

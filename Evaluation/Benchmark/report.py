@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from AL_functions import RECOMMENDED
+from altoolkit.errors import ToolkitError
 from altoolkit.files import write_text
-from Evaluation.Benchmark.config import BASELINE, CURVE_FILENAME, REPORT_FILENAME
+from Evaluation.Benchmark.config import BASELINE, CURVE_FILENAME, REPORT_FILENAME, RESULTS_FILENAME
 from Evaluation.Benchmark.records import execution_settings
-from Evaluation.Benchmark.stats import finished_seeds, format_number, summarise, target_lines
+from Evaluation.Benchmark.stats import (finished_seed_numbers, finished_seeds, format_number, pipeline_check,
+                                        pipeline_efficiency, summarise, target_lines)
 
 def render_report(results: dict, summary: dict) -> str:
     """The markdown report: command, setting, detectable effect, strategy tables, per-class accuracy, speed."""
@@ -55,6 +57,7 @@ def render_report(results: dict, summary: dict) -> str:
     target_section = target_lines(summary, len(data["class_names"]))
     if target_section:
         lines += ["", *target_section]
+    lines += pipeline_lines(results)
     classes = data["class_names"]
     lines += ["", "## Per-class accuracy at the last round (%)", "",
               "| strategy | " + " | ".join(classes) + " |", "| --- |" + " --- |" * len(classes)]
@@ -80,6 +83,65 @@ def render_report(results: dict, summary: dict) -> str:
               f"Processes: {execution['workers']}, TensorFlow threads each: {execution['tensorflow_threads']}.",
               ""]
     return "\n".join(lines)
+
+
+PIPELINE_COLUMNS_PER_CLASS = (10, 20, 30, 50, 100, 150)
+"""Labels per class at which the pipeline table compares with the design's baseline."""
+
+
+def load_baseline(results: dict) -> dict | None:
+    """The design's baseline run named by ``results["baseline"]`` (a benchmark folder), if there is one."""
+    import json
+
+    folder = results.get("baseline")
+    if not folder:
+        return None
+    try:
+        return json.loads((Path(folder) / RESULTS_FILENAME).read_text())
+    except (OSError, ValueError) as error:
+        raise ToolkitError(f"cannot read the baseline {Path(folder) / RESULTS_FILENAME} ({error}): run the baseline "
+                           "preset first, or drop --baseline") from None
+
+
+def pipeline_lines(results: dict) -> list[str]:
+    """The sections comparing every strategy's curve with the design's baseline, in labels (empty without one)."""
+    baseline = load_baseline(results)
+    if baseline is None or not finished_seeds(results) or not finished_seeds(baseline):
+        return []
+    classes = len(results["dataset"]["class_names"])
+    base_config = baseline["config"]
+    lines = ["", "## Label efficiency against the design's baseline", "",
+             f"The design's baseline: random labels and MobileNetV3Small trained from scratch "
+             f"(`{results['baseline']}`, {len(finished_seeds(baseline))} seeds, {base_config['epochs']} epochs per "
+             "round). Each cell: the pipeline's mean accuracy, then its label efficiency — the labels the baseline's "
+             "mean curve needs for that accuracy ÷ the labels used (± 95 % CI over paired seeds); `>` marks an "
+             "accuracy above everything the baseline reached, where the ratio to the baseline's last point is a "
+             "lower bound.", "",
+             "| strategy | " + " | ".join(f"{n} per class" for n in PIPELINE_COLUMNS_PER_CLASS) + " |",
+             "| --- |" + " --- |" * len(PIPELINE_COLUMNS_PER_CLASS)]
+    base_last = max(cell["labels"] for cell in baseline["seeds"][finished_seed_numbers(baseline)[0]]["strategies"]
+                    [BASELINE])
+    for name in results["config"]["strategies"]:
+        rows = {int(round(row["labels"])): row for row in pipeline_efficiency(results, baseline, name)}
+        cells = []
+        for per_class in PIPELINE_COLUMNS_PER_CLASS:
+            row = rows.get(per_class * classes)
+            if row is None:
+                cells.append("—")
+            elif row["efficiency"] is None:
+                bound = f"> {base_last / row['labels']:.1f}×" if row["above_baseline"] else "n/a"
+                cells.append(f"{100 * row['accuracy']:.1f} % ({bound})")
+            else:
+                spread = f" ± {row['ci']:.1f}" if row["ci"] is not None else ""
+                cells.append(f"{100 * row['accuracy']:.1f} % ({row['efficiency']:.1f}×{spread})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    checks = pipeline_check(results, baseline)
+    if checks:
+        lines += ["", "## Target: recommended pipeline against the design's baseline", "",
+                  "| criterion | measured | met |", "| --- | --- | --- |"]
+        lines += [f"| {criterion} | {measured} | {'yes' if met else 'no'} |" for criterion, measured, met in checks]
+        lines += ["", f"Target {'met' if all(met for _, _, met in checks) else 'not met'}."]
+    return lines
 
 
 def setting_lines(config: dict) -> list[str]:

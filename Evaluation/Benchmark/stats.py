@@ -64,19 +64,27 @@ def label_efficiency(baseline_labels: Sequence[float], baseline_accuracies: Sequ
     return None if needed is None or labels_used <= 0 else needed / labels_used
 
 
-def finished_seeds(results: dict) -> list[dict]:
-    """Records of the configured seeds whose base and every configured strategy's rounds are all done.
+def finished_seed_numbers(results: dict) -> list[str]:
+    """The configured seeds whose base and every configured strategy's rounds are all done, in order.
 
     The statistics use only these, so every strategy is compared over the same paired seeds; a benchmark
     stopped early reports its finished seeds (the report says how many) and resumes the rest later.
     """
     config = results["config"]
     first = config.get("first_seed", 0)
-    records = [results["seeds"].get(str(seed)) for seed in range(first, first + config["seeds"])]
-    return [record for record in records
-            if record is not None and "base" in record
-            and all(completed_rounds(record["strategies"].get(name, [])) >= config["rounds"]
-                    for name in config["strategies"])]
+    numbers = []
+    for number in map(str, range(first, first + config["seeds"])):
+        record = results["seeds"].get(number)
+        if record is not None and "base" in record and all(
+                completed_rounds(record["strategies"].get(name, [])) >= config["rounds"]
+                for name in config["strategies"]):
+            numbers.append(number)
+    return numbers
+
+
+def finished_seeds(results: dict) -> list[dict]:
+    """The records of :func:`finished_seed_numbers`."""
+    return [results["seeds"][number] for number in finished_seed_numbers(results)]
 
 
 def curves(results: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -214,3 +222,76 @@ def format_number(value, digits: int = 3, percent: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     return f"{100 * value:.1f}" if percent else f"{value:.{digits}f}"
+
+
+@dataclass(frozen=True)
+class PipelineTarget:
+    """The label-efficiency aim of the recommended pipeline against the design's baseline (random labels,
+    MobileNetV3Small from scratch), per class: the baseline's accuracy at 150 labels reached with 30, and at
+    least 75 % with 10."""
+
+    labels_per_class: int = 30
+    baseline_labels_per_class: int = 150
+    min_accuracy_labels_per_class: int = 10
+    min_accuracy: float = 0.75
+
+
+def baseline_curves(baseline: dict) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
+    """The baseline run's random curve: per seed number (labels, accuracies), and the mean curve over seeds."""
+    labels, accuracies = curves(baseline, BASELINE)
+    by_seed = {number: (labels[i], accuracies[i]) for i, number in enumerate(finished_seed_numbers(baseline))}
+    return by_seed, labels.mean(axis=0), accuracies.mean(axis=0)
+
+
+def pipeline_efficiency(results: dict, baseline: dict, name: str) -> list[dict]:
+    """Per round of ``name``: labels used, mean accuracy, the labels the baseline's mean curve needs for that
+    accuracy, their ratio (the label efficiency), and a 95 % CI of the per-seed ratios (seeds of the same number in
+    both runs; a seed beyond the baseline seed's best accuracy is left out of the CI and counted)."""
+    by_seed, base_labels, base_accuracy = baseline_curves(baseline)
+    labels, accuracies = curves(results, name)
+    numbers = finished_seed_numbers(results)
+    rows = []
+    for r in range(labels.shape[1]):
+        used, accuracy = float(labels[:, r].mean()), float(accuracies[:, r].mean())
+        needed = labels_to_reach(base_labels, base_accuracy, accuracy)
+        per_seed, beyond = [], 0
+        for i, number in enumerate(numbers):
+            if number in by_seed:
+                reached = labels_to_reach(*by_seed[number], accuracies[i, r])
+                if reached is not None:
+                    per_seed.append(reached / labels[i, r])
+                elif accuracies[i, r] > by_seed[number][1].max():
+                    beyond += 1
+        rows.append({"labels": used, "accuracy": accuracy, "baseline_labels": needed,
+                     "efficiency": None if needed is None else needed / used,
+                     "above_baseline": accuracy > float(base_accuracy.max()),
+                     "ci": mean_ci(per_seed)[1] if len(per_seed) > 1 else None, "seeds_beyond": beyond})
+    return rows
+
+
+def pipeline_check(results: dict, baseline: dict, name: str = RECOMMENDED,
+                   target: PipelineTarget = PipelineTarget()) -> list[tuple[str, str, bool]]:
+    """(criterion, measured, met?) of the pipeline ``name`` against the design's baseline run."""
+    if name not in results["config"]["strategies"] or not finished_seeds(results):
+        return []
+    classes = len(results["dataset"]["class_names"])
+    labels, accuracies = curves(results, name)
+    _, base_labels, base_accuracy = baseline_curves(baseline)
+
+    def mean_at(curve_labels: np.ndarray, curve_accuracy: np.ndarray, count: int) -> float | None:
+        matches = np.flatnonzero(np.isclose(curve_labels, count))
+        return float(curve_accuracy[matches[0]]) if len(matches) else None
+
+    at = target.labels_per_class * classes
+    reference = target.baseline_labels_per_class * classes
+    mine = mean_at(labels.mean(axis=0), accuracies.mean(axis=0), at)
+    theirs = mean_at(base_labels, base_accuracy, reference)
+    low = target.min_accuracy_labels_per_class * classes
+    first = mean_at(labels.mean(axis=0), accuracies.mean(axis=0), low)
+    return [
+        (f"accuracy with {at} labels ≥ the baseline's with {reference} (label efficiency ≥ "
+         f"{reference / at:.0f})", f"{format_number(mine, percent=True)} % vs {format_number(theirs, percent=True)} %",
+         mine is not None and theirs is not None and mine >= theirs),
+        (f"accuracy with {low} labels ≥ {100 * target.min_accuracy:.0f} %", f"{format_number(first, percent=True)} %",
+         first is not None and first >= target.min_accuracy),
+    ]

@@ -164,7 +164,7 @@ def run_intersection(context: PoolContext, index_sets: dict[str, np.ndarray], ou
 
 def run_selection(context: PoolContext, output_dir: str | os.PathLike, strategy: str, budget: int, *,
                   seed: int = 0, representation: str = "model", save_images: bool = True, plots: bool = True,
-                  verbose: bool = True):
+                  verbose: bool = True, learner: str = "mobilenet"):
     """The ``budget`` pool images ``strategy`` picks (any of ``AL_functions.STRATEGIES``, or "recommended",
     which picks a strategy and representation from the labeled set's size), in the order chosen.
 
@@ -187,7 +187,7 @@ def run_selection(context: PoolContext, output_dir: str | os.PathLike, strategy:
 
     selection = alf.select(strategy, alf.SelectionRound(
         pool.probabilities, pool.embeddings, labeled.embeddings, context.dataset.y_train[:context.labeled_size],
-        features_for=features_for, head_for=lambda: classifier_head(context.cache.model)),
+        features_for=features_for, head_for=lambda: classifier_head(context.cache.model), learner=learner),
         budget, seed=seed, representation=representation)
     requested, indices = strategy, selection.indices
     strategy, representation = selection.strategy, selection.representation
