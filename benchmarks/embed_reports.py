@@ -3,7 +3,8 @@
 Run ``python benchmarks/embed_reports.py`` after a benchmark rewrote its report (``--check`` only says whether the
 README is up to date, exit code 1 if not). The README marks each embedded block with ``<!-- embed:NAME -->`` …
 ``<!-- /embed:NAME -->``; the block is the report from its first ``## `` section on (or everything after its
-title), headings moved down two levels so they nest under the README's section.
+title), headings moved down two levels so they nest under the README's section — or, for a ``report.md#Section``
+entry, the body of that one section.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 EMBEDDED_REPORTS = {"fashion-benchmark": "benchmarks/results/fashion/report.md",
                     "fashion-scarce-benchmark": "benchmarks/results/fashion-scarce/report.md",
                     "strategy-speed": "benchmarks/results/strategy_speed.md"}
-"""Embed name → report file, relative to the repository."""
+"""Embed name → report file, relative to the repository (``file#Section title`` for one section's body)."""
 
 
 def report_block(report: str) -> str:
@@ -34,6 +35,17 @@ def report_block(report: str) -> str:
     return "\n".join("##" + line if line.startswith("#") else line for line in lines[start:]).strip() + "\n"
 
 
+def section_body(report: str, title: str) -> str:
+    """The lines under the ``## title`` section of a report, up to the next ``## `` section."""
+    lines = report.splitlines()
+    try:
+        start = lines.index(f"## {title}") + 1
+    except ValueError:
+        raise ToolkitError(f"the report has no '## {title}' section") from None
+    end = next((number for number in range(start, len(lines)) if lines[number].startswith("## ")), len(lines))
+    return "\n".join(lines[start:end]).strip() + "\n"
+
+
 def embed(readme: str, name: str, block: str) -> str:
     """``readme`` with the text between the ``name`` markers replaced by ``block``."""
     pattern = re.compile(rf"(<!-- embed:{re.escape(name)} -->\n).*?(<!-- /embed:{re.escape(name)} -->)", re.S)
@@ -43,11 +55,13 @@ def embed(readme: str, name: str, block: str) -> str:
 
 
 def embedded_readme(readme: str, root: Path = REPOSITORY) -> str:
-    for name, report in EMBEDDED_REPORTS.items():
+    for name, entry in EMBEDDED_REPORTS.items():
+        report, _, section = entry.partition("#")
         file = root / report
         if not file.is_file():
             raise ToolkitError(f"{report} not found: run the benchmark the README gives for it first")
-        readme = embed(readme, name, report_block(file.read_text(encoding="utf-8")))
+        text = file.read_text(encoding="utf-8")
+        readme = embed(readme, name, section_body(text, section) if section else report_block(text))
     return readme
 
 

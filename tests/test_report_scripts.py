@@ -42,3 +42,10 @@ def test_report_block_nests_the_report_under_the_readme_section():
 def test_the_readme_shows_the_committed_reports_unchanged():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert embed_reports.embedded_readme(readme) == readme, "run python benchmarks/embed_reports.py"
+
+
+def test_one_section_of_a_report_can_be_embedded():
+    report = "# T\n\n## First\n\na\n\n## Second\n\n| x |\n\n## Third\n\nc\n"
+    assert embed_reports.section_body(report, "Second") == "| x |\n"
+    with pytest.raises(Exception, match="no '## Fourth' section"):
+        embed_reports.section_body(report, "Fourth")

@@ -185,6 +185,9 @@ def test_recommended_switches_from_typical_pixels_to_the_model_when_classes_have
     threshold = al.RECOMMENDED_SCARCE_LABELS_PER_CLASS * 10
     assert al.recommended_choice(0, 10) == al.recommended_choice(threshold - 1, 10) == al.RECOMMENDED_SCARCE
     assert al.recommended_choice(threshold, 10) == al.RECOMMENDED_LATER
+    fast = al.RECOMMENDED_FAST_SCARCE_LABELS_PER_CLASS * 10
+    assert al.recommended_choice(fast - 1, 10, "linear") == al.RECOMMENDED_FAST_SCARCE == ("typicality", "model")
+    assert al.recommended_choice(fast, 10, "label_spreading") == al.RECOMMENDED_FAST_LATER
     assert al.RECOMMENDED_SCARCE[1] == "pixels" and al.RECOMMENDED_SCARCE[0] in al.STRATEGIES
     assert al.RECOMMENDED_LATER[0] in al.STRATEGIES
     with pytest.raises(ToolkitError, match="at least one class"):

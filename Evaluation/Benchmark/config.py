@@ -155,6 +155,10 @@ BUDGETED_STRATEGIES = ("least_confidence", "bald", "coreset", "coreset_pixels", 
                        "typicality_pixels", "diverse_margin", "class_balanced_margin", "class_balanced_random")
 """The low-budget literature's strategies (altoolkit.strategies), each filling the budget exactly."""
 
+PIPELINE_STRATEGIES = ("random", alf.RECOMMENDED, "typicality", "probcover", "margin", "diverse_margin", "badge")
+"""Under a fast learner: the cold-start candidates (typicality, ProbCover), the uncertainty ones that led on the
+tuning seeds, and the recommended handover between them."""
+
 PRESETS: dict[str, BenchmarkConfig] = {
     "quick": BenchmarkConfig(),
     "seed-experiment": BenchmarkConfig(dataset="cifar10", classes=("airplane", "automobile", "ship"), n0=500,
@@ -171,6 +175,13 @@ PRESETS: dict[str, BenchmarkConfig] = {
     "fashion-baseline": BenchmarkConfig(dataset="fashion_mnist", classes=None, n0=100, budget=100, rounds=14,
                                         seeds=5, epochs=30, pool_size=10_000, flip_augmentation=True,
                                         strategies=("random",)),
+    "fashion-pipeline": BenchmarkConfig(dataset="fashion_mnist", classes=None, n0=100, budget=100, rounds=14,
+                                        seeds=10, pool_size=10_000, learner="linear", representation="patches",
+                                        initial="each", strategies=PIPELINE_STRATEGIES),
+    "fashion-pipeline-scarce": BenchmarkConfig(dataset="fashion_mnist", classes=None, n0=10, budget=10, rounds=9,
+                                               seeds=10, pool_size=10_000, learner="linear",
+                                               representation="patches", initial="each",
+                                               strategies=PIPELINE_STRATEGIES),
 }
 """quick: bundled digits (10 classes), a few minutes. seed-experiment: the design's CIFAR-10 3-class experiment
 (needs the CIFAR-10 archive). fashion: Fashion-MNIST, all 10 classes (on 3 easy classes the base model is already
@@ -178,7 +189,10 @@ near 94 %, which leaves nothing to measure), same shape, a 10,000-image pool per
 pass short). fashion-scarce: the regime before it, 10 to 50 labels per class (100 initial, 4 rounds of 100), where
 the literature expects representative picks (typicality) to beat uncertainty. fashion-baseline: the design's
 baseline, random labels and MobileNetV3Small from scratch, from 10 to 150 labels per class, the curve the
-pipelines' label efficiency is measured against."""
+pipelines' label efficiency is measured against. fashion-pipeline: the recommended pipeline (logistic regression on
+label-free patch features) and its strategies, every strategy choosing its own first 100 labels, 10 to 150 labels
+per class, 10 seeds (run it with --baseline benchmarks/results/fashion-baseline). fashion-pipeline-scarce: the
+same from 1 to 10 labels per class."""
 
 
 def config_hash(config: BenchmarkConfig, dataset_fingerprint: str) -> str:
