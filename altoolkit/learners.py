@@ -59,7 +59,10 @@ def _full_columns(probabilities: np.ndarray, seen: np.ndarray, num_classes: int)
 
 @dataclass
 class LinearLearner:
-    """Multinomial logistic regression (L2, ``C``) on the representation; one class seen → it is predicted."""
+    """Multinomial logistic regression (L2, ``C``) on the representation; one class seen → it is predicted.
+
+    Fitted with one BLAS thread: measured on two busy cores, a fit on 100 × 1,600 features took 0.5 s, and 14 s
+    with BLAS's default threads fighting over the cores."""
 
     num_classes: int
     C: float = LINEAR_C
@@ -69,6 +72,7 @@ class LinearLearner:
 
     def fit(self, features, labels, unlabeled_features=None) -> "LinearLearner":
         from sklearn.linear_model import LogisticRegression
+        from threadpoolctl import threadpool_limits
 
         check_positive_int(self.num_classes, "num_classes")
         check_positive_float(self.C, "C")
@@ -79,7 +83,8 @@ class LinearLearner:
         self.classes_ = np.unique(y)
         self._model = None
         if len(self.classes_) > 1:
-            self._model = LogisticRegression(C=self.C, max_iter=self.max_iter).fit(x, y)
+            with threadpool_limits(limits=1, user_api="blas"):
+                self._model = LogisticRegression(C=self.C, max_iter=self.max_iter).fit(x, y)
         return self
 
     def predict_proba(self, features) -> np.ndarray:
