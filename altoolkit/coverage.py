@@ -14,6 +14,7 @@ import numpy as np
 
 from altoolkit.arrays import check_embeddings
 from altoolkit.errors import ToolkitError
+from altoolkit.strategies import reduced_features
 from altoolkit.validation import check_non_negative_int, check_positive_int, check_seed
 
 DEFAULT_PURITY = 0.95
@@ -79,8 +80,10 @@ def probcover_select(pool_features, labeled_features, budget: int, *, radius: fl
                      num_clusters: int = 10, purity: float = DEFAULT_PURITY, seed: int = 0) -> np.ndarray:
     """``budget`` pool positions by greedy max coverage of δ-balls (δ from :func:`purity_radius` unless given).
 
-    ``labeled_features`` may be empty (a cold start). Returned in the order picked; positions past full coverage
-    are a seeded random draw of the remaining pool.
+    ``labeled_features`` may be empty (a cold start). Features wider than 50 are first projected on their
+    principal components (as typicality does): the ball graph of 10,000 points in 1,600 dimensions took about a
+    minute a round. Returned in the order picked; positions past full coverage are a seeded random draw of the
+    remaining pool.
     """
     pool = check_embeddings(pool_features, "pool features").astype(np.float32)
     labeled = check_embeddings(labeled_features, "labeled features", allow_empty=True).astype(np.float32)
@@ -88,7 +91,7 @@ def probcover_select(pool_features, labeled_features, budget: int, *, radius: fl
         raise ToolkitError(f"pool features have {pool.shape[1]} columns but labeled ones {labeled.shape[1]}")
     n = min(check_non_negative_int(budget, "budget"), len(pool))
     rng = np.random.default_rng(check_seed(seed))
-    points = np.concatenate([pool, labeled.reshape(-1, pool.shape[1])])
+    points = reduced_features(np.concatenate([pool, labeled.reshape(-1, pool.shape[1])]), seed)
     if radius is None:
         radius = purity_radius(points, min(num_clusters, len(points) - 1), purity, seed)
     if not radius > 0:
