@@ -49,3 +49,31 @@ def test_one_section_of_a_report_can_be_embedded():
     assert embed_reports.section_body(report, "Second") == "| x |\n"
     with pytest.raises(Exception, match="no '## Fourth' section"):
         embed_reports.section_body(report, "Fourth")
+
+
+def test_the_representation_benchmark_reports_probe_accuracy_and_cost(tmp_path, capsys):
+    from benchmarks import representations
+
+    output = tmp_path / "representations.md"
+    assert representations.main(["--datasets", "digits", "--representations", "pixels", "--seeds", "1",
+                                 "--output", str(output)]) == 0
+    report = output.read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| digits"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "pixels" and cells[2] == "50"
+    assert all(50 < float(cell.rstrip(" %")) <= 100 for cell in cells[3:6])
+    assert "backbone" in report
+
+
+@pytest.mark.skipif(not FASHION.is_file(), reason="needs Debian's dataset-fashion-mnist (installed by .ci/run)")
+def test_the_pipeline_speed_benchmark_times_a_round_against_a_forward_pass(tmp_path, capsys):
+    from benchmarks import pipeline_speed
+
+    output = tmp_path / "speed.md"
+    assert pipeline_speed.main(["--pool-size", "300", "--labeled-size", "60", "--budget", "20", "--repeats", "1",
+                                "--representation", "pixels", "--cache-dir", str(tmp_path / "cache"),
+                                "--output", str(output)]) == 0
+    report = output.read_text()
+    for name in ("margin", "typicality", "recommended"):
+        assert f"| `{name}` |" in report
+    assert "MobileNetV3Small forward pass over the pool" in report
