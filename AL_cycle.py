@@ -469,8 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"with --budget: {alf.RECOMMENDED} (default, see AL_functions.recommended_choice), "
                                f"one of {', '.join(alf.STRATEGIES)}, or package.module:function for your own")
     budgeted.add_argument("--representation", default=None, choices=alf.REPRESENTATIONS,
-                          help="with --budget: features for distance-based strategies, the model's embeddings or "
-                               "PCA of the pixels (default: model)")
+                          help="with --budget: features for distance-based strategies, the model's embeddings, PCA "
+                               "of the pixels or the label-free patch features (default: model)")
     analyses = parser.add_argument_group("analyses (the intersection; not with --budget)")
     analyses.add_argument("--threshold-percentile", type=percentile_argument, default=None,
                           help=f"uncertainty (default: {INTERSECTION_DEFAULTS['threshold_percentile']})")

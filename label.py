@@ -47,7 +47,7 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
     from altoolkit.data import load_dataset
     from altoolkit.labeling.pool import read_pool_images, scan_pool, store_labeled_images
     from altoolkit.model import classifier_head, load_classifier, probabilities_and_embeddings
-    from altoolkit.strategies import pixel_pca_features
+    from altoolkit.label_free import label_free_features
 
     check_budget_filling(strategy)
     alf.check_representation(representation)
@@ -89,7 +89,7 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
         labeled_embeddings = embeddings[:len(labeled_images)]
         pool_probabilities, pool_embeddings = probabilities[len(labeled_images):], embeddings[len(labeled_images):]
         def features_for(name: str) -> tuple[np.ndarray, np.ndarray]:
-            features = pixel_pca_features(images, seed=seed)
+            features = label_free_features(name, images, seed=seed, cache_dir=Path(project) / ".cache")
             return features[len(labeled_images):], features[:len(labeled_images)]
 
         selection = alf.select(strategy, alf.SelectionRound(
@@ -189,8 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--budget", type=positive_int, required=True, help="how many images to label this round")
     select.add_argument("--strategy", default=DEFAULT_STRATEGY, help=f"default: {DEFAULT_STRATEGY}")
     select.add_argument("--representation", default="model", choices=REPRESENTATIONS,
-                        help="features for distance-based strategies: the model's embeddings or PCA of the pixels "
-                             "(default: model; 'recommended' chooses its own)")
+                        help="features for distance-based strategies: the model's embeddings, PCA of the pixels or "
+                             "the label-free patch features (default: model; 'recommended' chooses its own)")
     select.add_argument("--seed", type=seed_argument, default=0, help="seed of every random choice (default: 0)")
     select.add_argument(SKIP_CHANGED_OPTION, action="store_true",
                         help="leave out the labels of pool images whose files changed or went missing since they "

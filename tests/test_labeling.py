@@ -703,3 +703,17 @@ def test_serve_refuses_a_reachable_address_unless_asked(project, tmp_path, capsy
     assert label.main(["serve", "--project", str(tmp_path / "project"), "--host", "0.0.0.0", "--no-browser"]) == 2
     assert "--allow-remote" in capsys.readouterr().err
     assert time.perf_counter() - started < 10
+
+
+def test_select_measures_distances_on_label_free_patch_features_when_asked(digit_folders, tiny_digits_model,
+                                                                          tmp_path):
+    labeled, pool = digit_folders
+    project = tmp_path / "project"
+    assert label.main(["select", "--project", str(project), "--pool", str(pool), "--labeled", str(labeled),
+                       "--model", str(tiny_digits_model.model_path), "--budget", "4", "--strategy", "typicality",
+                       "--representation", "patches"]) == 0
+    with LabelStore(project) as store:
+        parameters = store.rounds()[0]["parameters"]
+        assert (parameters["ran"], parameters["representation"]) == ("typicality", "patches")
+        assert len(store.batch(1)) == 4
+    assert list((project / ".cache" / "features").glob("patches_*.npy"))

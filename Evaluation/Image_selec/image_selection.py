@@ -172,7 +172,7 @@ def run_selection(context: PoolContext, output_dir: str | os.PathLike, strategy:
     the images and a grid; returns (indices, stats).
     """
     from altoolkit.model import classifier_head
-    from altoolkit.strategies import pixel_pca_features
+    from altoolkit.label_free import label_free_features
 
     output_dir = Path(output_dir)
     started = time.perf_counter()
@@ -182,7 +182,7 @@ def run_selection(context: PoolContext, output_dir: str | os.PathLike, strategy:
     def features_for(name: str) -> tuple[np.ndarray, np.ndarray]:
         images = np.concatenate([context.dataset.x_train[context.start_idx:context.end_idx],
                                  context.dataset.x_train[:context.labeled_size]])
-        features = pixel_pca_features(images, seed=seed)
+        features = label_free_features(name, images, seed=seed, cache_dir=context.cache.cache_dir)
         return features[:context.pool_size], features[context.pool_size:]
 
     selection = alf.select(strategy, alf.SelectionRound(
