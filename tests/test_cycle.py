@@ -301,11 +301,13 @@ def test_the_cache_goes_under_the_output_directory_and_cache_dir_moves_it(base_m
     argv = ["--dataset", "digits", "--model", str(base_model), "--labeled-size", str(LABELED), "--start-idx",
             str(START), "--end-idx", str(END), "--budget", "5", "--no-images", "--quiet"]
     assert AL_cycle.main([*argv, "--output-dir", "out"]) == 0, capsys.readouterr().err
-    assert len(list((tmp_path / "out" / ".cache").iterdir())) == 2  # the pool and the labeled set
+    cached = sorted(path.name for path in (tmp_path / "out" / ".cache").iterdir())
+    assert len(cached) == 3 and cached[-1] == "features"  # the pool, the labeled set, the selection's features
     assert not (tmp_path / "results").exists()
     assert json.loads((tmp_path / "out" / "cycle_manifest.json").read_text())["cache_dir"] == "out/.cache"
     assert AL_cycle.main([*argv, "--output-dir", "again", "--cache-dir", "shared"]) == 0, capsys.readouterr().err
-    assert len(list((tmp_path / "shared").iterdir())) == 2 and not (tmp_path / "again" / ".cache").exists()
+    assert sorted(path.name for path in (tmp_path / "shared").iterdir()) == cached
+    assert not (tmp_path / "again" / ".cache").exists()
 
 
 @pytest.mark.slow

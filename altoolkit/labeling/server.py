@@ -168,6 +168,9 @@ class LabelingServer(http.server.ThreadingHTTPServer):
     """A threading HTTP server that carries its :class:`LabelingSession` (the handler reads it)."""
 
     daemon_threads = True
+    # The listen backlog: the default of 5 drops connections when a page and its retries queue behind a busy
+    # database, and a dropped connection costs the browser seconds of SYN retries.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], session: LabelingSession):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET

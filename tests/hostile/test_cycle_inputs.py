@@ -278,10 +278,10 @@ BAD_RESULTS = {
 @pytest.mark.parametrize("damage", sorted(BAD_RESULTS))
 def test_a_benchmark_results_file_that_cannot_be_resumed_is_refused_and_kept(damage, refused, tmp_path,
                                                                             monkeypatch):
-    from Evaluation.Benchmark import benchmark as bm
+    from Evaluation.Benchmark import simulation
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(bm.SeedRun, "run_base", lambda *a, **k: pytest.fail("the damaged results file was resumed"))
+    monkeypatch.setattr(simulation.SeedRun, "run_base", lambda *a, **k: pytest.fail("the damaged results file was resumed"))
     output = tmp_path / "bench"
     output.mkdir()
     content = BAD_RESULTS[damage](quick_results_skeleton())
