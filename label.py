@@ -2,6 +2,7 @@
 
 A project folder holds ``labels.sqlite`` (the label store) and ``batches/`` (exports). The steps:
 
+    python label.py select --project P --pool POOL --labeled LABELED --budget 50   # no model yet: seconds
     python label.py select --project P --pool POOL --labeled LABELED --model M.keras --budget 50
     python label.py serve  --project P          # label in the browser (127.0.0.1), or:
     python label.py export --project P          # CSV + Label Studio files for an external tool,
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from altoolkit.cli import ToolkitArgumentParser, positive_int, seed_argument
+from altoolkit.cli import ToolkitArgumentParser, image_size_argument, positive_int, seed_argument
+from altoolkit.data import DEFAULT_IMAGE_SIZE
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.labeling.exports import MAX_LABELS_FILE_BYTES
 from altoolkit.labeling.pool import SKIP_CHANGED_OPTION
@@ -28,34 +30,51 @@ from altoolkit.validation import check_positive_int
 
 DEFAULT_STRATEGY = "recommended"
 NOVELTY_NEIGHBOURS = 5
+MODEL_FREE_REPRESENTATION = "patches"
+"""What ``select`` without a model measures on and fits its learner to (Coates–Ng patch features)."""
+MODEL_FREE_LEARNER = "linear"
 
 
-def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, model_path: str | Path, budget: int, *,
-                 strategy: str = DEFAULT_STRATEGY, representation: str = "model", seed: int = 0,
-                 skip_changed_images: bool = False, verbose: bool = True) -> tuple[int, list[BatchItem]]:
+def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, model_path: str | Path | None,
+                 budget: int, *, strategy: str = DEFAULT_STRATEGY, representation: str = "model", seed: int = 0,
+                 skip_changed_images: bool = False, image_size: int = DEFAULT_IMAGE_SIZE,
+                 verbose: bool = True) -> tuple[int, list[BatchItem]]:
     """Pick ``budget`` still-unlabeled pool images with ``strategy`` and record them as a new round.
 
-    The labeled set is the labeled folder's training images plus every label already in the store; the model
-    makes one pass over labeled set and pool (probabilities and embeddings together). Distance-based strategies
-    measure on the model's embeddings or (``representation="pixels"``) on PCA of the pixels; "recommended"
-    chooses both from the labeled set's size. Images an earlier round selected and nobody has labeled yet are
-    left out (they wait in that round's batch), so two selections never hand out the same image twice. A
-    labeled image whose file changed is an error, or left out with ``skip_changed_images``. The store is written
-    only once the selection is made. Returns (round, batch).
+    The labeled set is the labeled folder's training images plus every label already in the store. With a
+    model, it makes one pass over labeled set and pool (probabilities and embeddings together) and
+    distance-based strategies measure on its embeddings or on a label-free ``representation``. Without one
+    (``model_path=None``, the cold start) no training is needed: the pool and labeled set get a label-free
+    representation (``patches`` unless ``representation`` names another; cached in ``PROJECT/.cache``), a
+    logistic regression fitted on the labeled set in about a second gives the predictions and the uncertainty,
+    and every strategy measures distances on that representation ("recommended": typical images while classes
+    have fewer than 10 labels, then diverse margin). Images an earlier round selected and nobody has labeled yet
+    are left out (they wait in that round's batch), so two selections never hand out the same image twice. A
+    labeled image whose file changed is an error, or left out with ``skip_changed_images``. The store is
+    written only once the selection is made. Returns (round, batch).
     """
     import AL_functions as alf
     from altoolkit.data import load_dataset
-    from altoolkit.labeling.pool import read_pool_images, scan_pool, store_labeled_images
-    from altoolkit.model import classifier_head, load_classifier, probabilities_and_embeddings
     from altoolkit.label_free import label_free_features
+    from altoolkit.labeling.pool import read_pool_images, scan_pool, store_labeled_images
 
     check_budget_filling(strategy)
     alf.check_representation(representation)
     check_positive_int(budget, "budget")
-    model = load_classifier(model_path)
-    size = int(model.inputs[0].shape[1])
+    model = None
+    if model_path is None:
+        representation = MODEL_FREE_REPRESENTATION if representation == "model" else representation
+        if strategy != alf.RECOMMENDED and "head" in alf.strategy_entry(strategy).needs:
+            raise ToolkitError(f"strategy {strategy!r} reruns a trained model's last layer: pass --model, or "
+                               "choose a strategy that needs no model (e.g. recommended, typicality, margin)")
+        size = image_size
+    else:
+        from altoolkit.model import load_classifier
+
+        model = load_classifier(model_path)
+        size = int(model.inputs[0].shape[1])
     folder = load_dataset("folder", path=labeled, image_size=size)
-    if int(model.outputs[0].shape[1]) != folder.num_classes:
+    if model is not None and int(model.outputs[0].shape[1]) != folder.num_classes:
         raise ToolkitError(f"{model_path} predicts {model.outputs[0].shape[1]} classes but {labeled} has "
                            f"{folder.num_classes}: train the model on this labeled folder (train.py --dataset folder)")
     pool_images = scan_pool(pool)
@@ -78,6 +97,7 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
         store_images, store_classes = store_labeled_images(store, pool, size, skip_changed=skip_changed_images)
         labeled_images = np.concatenate([folder.x_train, store_images])
         labeled_classes = np.concatenate([folder.y_train, store_classes])
+        labeled_count = len(labeled_images)
         if verbose:
             print(f"pool: {len(candidates)} unlabeled of {len(pool_images)} images; labeled: "
                   f"{len(folder.x_train)} in {labeled} + {len(store_classes)} in the store")
@@ -85,23 +105,33 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
                 print(f"left out {len(unlabeled) - len(candidates)} unlabeled images that round "
                       f"{_rounds_text(left_out)} selected already: label them with label.py serve --round N")
         images = np.concatenate([labeled_images, pool_pixels[candidate_rows]])
-        probabilities, embeddings = probabilities_and_embeddings(model, images)
-        labeled_embeddings = embeddings[:len(labeled_images)]
-        pool_probabilities, pool_embeddings = probabilities[len(labeled_images):], embeddings[len(labeled_images):]
+
         def features_for(name: str) -> tuple[np.ndarray, np.ndarray]:
             features = label_free_features(name, images, seed=seed, cache_dir=Path(project) / ".cache")
-            return features[len(labeled_images):], features[:len(labeled_images)]
+            return features[labeled_count:], features[:labeled_count]
 
+        if model is None:
+            pool_embeddings, labeled_embeddings = features_for(representation)
+            pool_probabilities = model_free_probabilities(pool_embeddings, labeled_embeddings, labeled_classes,
+                                                          folder.num_classes)
+            learner, head_for = MODEL_FREE_LEARNER, None
+        else:
+            from altoolkit.model import classifier_head, probabilities_and_embeddings
+
+            probabilities, embeddings = probabilities_and_embeddings(model, images)
+            labeled_embeddings = embeddings[:labeled_count]
+            pool_probabilities, pool_embeddings = probabilities[labeled_count:], embeddings[labeled_count:]
+            learner, head_for = model_learner(model_path), (lambda: classifier_head(model))
         selection = alf.select(strategy, alf.SelectionRound(
             pool_probabilities, pool_embeddings, labeled_embeddings, labeled_classes, features_for=features_for,
-            head_for=lambda: classifier_head(model), learner=model_learner(model_path)), budget, seed=seed,
-            representation=representation)
-        chosen, ran, representation = selection.indices, selection.strategy, selection.representation
+            head_for=head_for, learner=learner), budget, seed=seed, representation=representation)
+        chosen, ran = selection.indices, selection.strategy
+        measured_on = representation if model is None else selection.representation
         if verbose and ran != strategy:
-            print(f"{strategy}: {ran} over {representation} features for {len(labeled_images)} labels")
+            print(f"{strategy}: {ran} over {measured_on} features for {labeled_count} labels")
         scores = {"entropy": alf.entropy_scores(pool_probabilities), "margin": alf.margin_scores(pool_probabilities),
                   "novelty": alf.analyze_novelty_embeddings(
-                      pool_embeddings, labeled_embeddings, min(NOVELTY_NEIGHBOURS, len(labeled_embeddings))).scores}
+                      pool_embeddings, labeled_embeddings, min(NOVELTY_NEIGHBOURS, labeled_count)).scores}
         items = [BatchItem(candidates[i].image_id, store.class_names[int(pool_probabilities[i].argmax())],
                            {name: round(float(p), 4) for name, p in zip(store.class_names, pool_probabilities[i])},
                            {name: round(float(values[i]), 6) for name, values in scores.items()})
@@ -109,10 +139,21 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
         store.add_images(pool_images)
         store.set_meta("pool", str(Path(pool).resolve()))
         store.set_meta("labeled", str(Path(labeled).resolve()))
-        round_id = store.start_round(strategy, {"budget": budget, "seed": seed, "model": str(Path(model_path)),
-                                                "ran": ran, "representation": representation,
+        round_id = store.start_round(strategy, {"budget": budget, "seed": seed,
+                                                "model": None if model_path is None else str(Path(model_path)),
+                                                "learner": learner, "ran": ran, "representation": measured_on,
                                                 "pool_size": len(candidates)}, items)
     return round_id, items
+
+
+def model_free_probabilities(pool_features: np.ndarray, labeled_features: np.ndarray, labeled_classes: np.ndarray,
+                             num_classes: int) -> np.ndarray:
+    """Class probabilities of the pool from a logistic regression fitted on the labeled set's label-free features
+    (the cold start's learner: about a second, no trained model needed)."""
+    from altoolkit.learners import make_learner
+
+    learner = make_learner(MODEL_FREE_LEARNER, num_classes).fit(labeled_features, labeled_classes)
+    return learner.predict_proba(pool_features)
 
 
 def model_learner(model_path: str | Path) -> str:
@@ -155,9 +196,14 @@ def _rounds_text(rounds: list[int]) -> str:
 
 
 def retrain_command(store: LabelStore, project: str | Path, round_id: int) -> str:
-    """The train.py command that trains on the labeled folder plus every label in the store."""
+    """The train.py command that trains on the labeled folder plus every label in the store (with the fast learner
+    when the round was selected without a model)."""
     labeled = store.get_meta("labeled") or "LABELED_FOLDER"
-    return (f"python train.py --dataset folder --data-path {labeled} --label-store {project} "
+    parameters = next((record["parameters"] for record in store.rounds(with_parameters=True)
+                       if record["round"] == round_id), {})
+    learner = parameters.get("learner") if parameters.get("model", "") is None else None
+    fast = f" --learner {learner}" if learner == MODEL_FREE_LEARNER else ""
+    return (f"python train.py --dataset folder --data-path {labeled} --label-store {project}{fast} "
             f"--output-dir models/round-{round_id}")
 
 
@@ -185,12 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
     select = command("select", "pick a batch of still-unlabeled pool images and record it as a new round")
     select.add_argument("--pool", required=True, help="folder of unlabeled images (sub-folders allowed)")
     select.add_argument("--labeled", required=True, help="folder with one sub-folder of images per class")
-    select.add_argument("--model", required=True, help="trained .keras classifier (train.py --dataset folder)")
+    select.add_argument("--model", default=None,
+                        help="trained .keras classifier (train.py --dataset folder); without one, a logistic "
+                             "regression on label-free features of pool and labeled images (seconds, no training)")
+    select.add_argument("--image-size", type=image_size_argument, default=DEFAULT_IMAGE_SIZE,
+                        help=f"without --model: the side images are resized to (default: {DEFAULT_IMAGE_SIZE}); "
+                             "a model sets its own")
     select.add_argument("--budget", type=positive_int, required=True, help="how many images to label this round")
     select.add_argument("--strategy", default=DEFAULT_STRATEGY, help=f"default: {DEFAULT_STRATEGY}")
     select.add_argument("--representation", default="model", choices=REPRESENTATIONS,
                         help="features for distance-based strategies: the model's embeddings, PCA of the pixels or "
-                             "the label-free patch features (default: model; 'recommended' chooses its own)")
+                             "the label-free patch features (default: model, or patches without --model; "
+                             "'recommended' chooses its own with a model)")
     select.add_argument("--seed", type=seed_argument, default=0, help="seed of every random choice (default: 0)")
     select.add_argument(SKIP_CHANGED_OPTION, action="store_true",
                         help="leave out the labels of pool images whose files changed or went missing since they "
@@ -233,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "select":
         round_id, items = select_batch(args.project, args.pool, args.labeled, args.model, args.budget,
                                        strategy=args.strategy, representation=args.representation,
-                                       seed=args.seed, skip_changed_images=args.skip_changed_images)
+                                       seed=args.seed, skip_changed_images=args.skip_changed_images,
+                                       image_size=args.image_size)
         predicted = {}
         for item in items:
             predicted[item.predicted_class] = predicted.get(item.predicted_class, 0) + 1

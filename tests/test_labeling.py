@@ -717,3 +717,58 @@ def test_select_measures_distances_on_label_free_patch_features_when_asked(digit
         assert (parameters["ran"], parameters["representation"]) == ("typicality", "patches")
         assert len(store.batch(1)) == 4
     assert list((project / ".cache" / "features").glob("patches_*.npy"))
+
+
+def test_select_without_a_model_fits_a_linear_learner_on_patch_features_and_retrains_with_it(
+        digit_folders, digits_dataset, tmp_path, capsys):
+    """The cold start: no trained model, the first batch from the label-free features, predictions from a
+    logistic regression on the labeled folder; the round's retraining command keeps that learner."""
+    labeled, pool = digit_folders
+    project = tmp_path / "project"
+    common = ["select", "--project", str(project), "--pool", str(pool), "--labeled", str(labeled)]
+    assert label.main([*common, "--budget", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "recommended: typicality over patches features for 40 labels" in out
+    with LabelStore(project) as store:
+        (record,) = store.rounds()
+        batch = store.batch(1)
+        command = label.retrain_command(store, project, 1)
+    assert record["parameters"]["model"] is None
+    assert (record["parameters"]["learner"], record["parameters"]["ran"],
+            record["parameters"]["representation"]) == ("linear", "typicality", "patches")
+    assert len({item.image_id for item in batch}) == 20
+    assert all(sum(item.probabilities.values()) == pytest.approx(1, abs=1e-2) for item in batch)
+    truth = {f"{index}.png": digits_dataset.class_names[digits_dataset.y_train[index]] for index in range(300, 340)}
+    with LabelStore(project) as store:
+        correct = sum(item.predicted_class == truth[store.image(item.image_id).relative_path] for item in batch)
+    assert correct >= 12, f"{correct} of 20 predictions right: the linear learner on 5 digits per class is near chance"
+    assert "--learner linear" in command
+    assert list((project / ".cache" / "features").glob("patches_*.npy"))
+
+    assert label.main([*common, "--budget", "5", "--strategy", "margin", "--representation", "pixels"]) == 0
+    with LabelStore(project) as store:
+        second = store.batch(2)
+        assert store.rounds()[1]["parameters"]["representation"] == "pixels"
+    assert len(second) == 5 and not {item.image_id for item in second} & {item.image_id for item in batch}
+
+    with LabelStore(project) as store:
+        for item in batch[:5]:
+            store.set_label(item.image_id, truth[store.image(item.image_id).relative_path], labeler="ann",
+                            round_id=1)
+    import train
+
+    result = train.train_model(output_dir=tmp_path / "retrained", dataset_name="folder", data_path=labeled,
+                               label_store=project, learner="linear", verbose=0)
+    assert result.metrics["recipe"]["learner"] == "linear"
+    assert label.main([*common, "--model", str(result.model_path), "--budget", "3"]) == 0
+    assert "for 45 labels" in capsys.readouterr().out
+    with LabelStore(project) as store:
+        assert store.rounds()[2]["parameters"]["learner"] == "linear"
+
+
+def test_select_without_a_model_refuses_strategies_that_need_one(digit_folders, tmp_path, capsys):
+    labeled, pool = digit_folders
+    assert label.main(["select", "--project", str(tmp_path / "p"), "--pool", str(pool), "--labeled", str(labeled),
+                       "--budget", "3", "--strategy", "bald"]) == 2
+    assert "bald" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
