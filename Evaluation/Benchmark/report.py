@@ -42,18 +42,19 @@ def render_report(results: dict, summary: dict) -> str:
                      f"{format_number(entry['auc'], percent=True)} | {format_number(entry.get('label_efficiency'), 2)} |")
     lines += ["", "AUC: trapezoid area under accuracy vs labels, divided by the label range. Label efficiency: labels "
               "random needs to reach the strategy's mean final accuracy (linear interpolation on random's mean "
-              "curve) ÷ labels the strategy used; n/a when that accuracy is outside random's range.", "",
-              f"## Paired difference vs {BASELINE} (points, p-value)", "",
-              "Cells are paired by seed and round; p is a paired t-test's, corrected for the number of tests in "
-              "this table (Benjamini–Hochberg). A strategy that used a different number of labels than random "
-              "(intersection) is compared at unequal label counts here: read its label efficiency instead.", "",
-              "| strategy | " + " | ".join(f"round {r}" for r in range(rounds + 1)) + " |",
-              "| --- |" + " --- |" * (rounds + 1)]
-    for name, entry in summary["strategies"].items():
-        if "paired" in entry:
-            corrected = entry.get("paired_corrected") or [p for _, p in entry["paired"]]
-            lines.append(f"| {name} | " + " | ".join(f"{100 * d:+.1f} (p={format_number(p, 3)})"
-                                                      for (d, _), p in zip(entry["paired"], corrected)) + " |")
+              "curve) ÷ labels the strategy used; n/a when that accuracy is outside random's range."]
+    paired = {name: entry for name, entry in summary["strategies"].items() if "paired" in entry}
+    if paired:
+        lines += ["", f"## Paired difference vs {BASELINE} (points, p-value)", "",
+                  "Cells are paired by seed and round; p is a paired t-test's, corrected for the number of tests in "
+                  "this table (Benjamini–Hochberg). A strategy that used a different number of labels than random "
+                  "(intersection) is compared at unequal label counts here: read its label efficiency instead.", "",
+                  "| strategy | " + " | ".join(f"round {r}" for r in range(rounds + 1)) + " |",
+                  "| --- |" + " --- |" * (rounds + 1)]
+    for name, entry in paired.items():
+        corrected = entry.get("paired_corrected") or [p for _, p in entry["paired"]]
+        lines.append(f"| {name} | " + " | ".join(f"{100 * d:+.1f} (p={format_number(p, 3)})"
+                                                  for (d, _), p in zip(entry["paired"], corrected)) + " |")
     target_section = target_lines(summary, len(data["class_names"]))
     if target_section:
         lines += ["", *target_section]
@@ -209,15 +210,18 @@ def strategy_speed_table(results: dict) -> dict[str, dict[str, float]]:
 
 
 def plot_learning_curves(summary: dict, target: Path, title: str) -> Path:
-    """Left: accuracy vs labels per strategy, mean with a shaded 95 % CI over seeds. Right: each strategy's
-    paired difference from random per round with its 95 % CI, the comparison the tables test."""
+    """Left: accuracy vs labels per strategy, mean with a shaded 95 % CI over seeds. Right (when strategies other
+    than random ran): each one's paired difference from random per round with its 95 % CI, the comparison the
+    tables test."""
     from matplotlib import colormaps
     from matplotlib.ticker import MaxNLocator
 
     from altoolkit.plots import new_figure, save_figure
 
-    figure = new_figure(14, 6)
-    curves_axis, difference_axis = figure.subplots(1, 2)
+    compared = any("paired" in entry for entry in summary["strategies"].values())
+    figure = new_figure(14 if compared else 8, 6)
+    axes = figure.subplots(1, 2) if compared else [figure.subplots(1, 1)]
+    curves_axis = axes[0]
     colours = colormaps["tab10"].colors
     for number, (name, entry) in enumerate(summary["strategies"].items()):
         colour, style = colours[number % len(colours)], ("-", "--", ":")[number // len(colours) % 3]
@@ -228,17 +232,19 @@ def plot_learning_curves(summary: dict, target: Path, title: str) -> Path:
             rounds = np.arange(len(entry["paired"]))
             difference = 100 * np.asarray([d for d, _ in entry["paired"]])
             half = 100 * np.asarray(entry["paired_ci"])
-            difference_axis.plot(rounds, difference, style, marker="o", markersize=3, color=colour)
-            difference_axis.fill_between(rounds, difference - half, difference + half, alpha=0.08, color=colour)
+            axes[1].plot(rounds, difference, style, marker="o", markersize=3, color=colour)
+            axes[1].fill_between(rounds, difference - half, difference + half, alpha=0.08, color=colour)
     curves_axis.set_xlabel("labeled images")
     curves_axis.set_ylabel("test accuracy")
     curves_axis.set_title(title)
-    difference_axis.axhline(0.0, color="black", linewidth=1)
-    difference_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    difference_axis.set_xlabel("round")
-    difference_axis.set_ylabel(f"accuracy − {BASELINE}, points (paired by seed)")
-    difference_axis.set_title(f"paired difference vs {BASELINE}, mean ± 95 % CI")
-    for axis in (curves_axis, difference_axis):
+    if compared:
+        difference_axis = axes[1]
+        difference_axis.axhline(0.0, color="black", linewidth=1)
+        difference_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        difference_axis.set_xlabel("round")
+        difference_axis.set_ylabel(f"accuracy − {BASELINE}, points (paired by seed)")
+        difference_axis.set_title(f"paired difference vs {BASELINE}, mean ± 95 % CI")
+    for axis in axes:
         axis.grid(alpha=0.3)
     figure.legend(*curves_axis.get_legend_handles_labels(), loc="lower center", ncol=6, frameon=False)
     figure.subplots_adjust(bottom=0.25)
