@@ -42,6 +42,7 @@ from altoolkit.training import (METRICS_FILENAME, MODEL_FILENAME, TrainingRecipe
                                 default_run_dir, evaluate_model, extended_run_dir, finished_run_metrics,
                                 library_versions, recipe_for, train_model)
 from altoolkit.validation import display_text
+from Evaluation.cold_start import FIRST, INITIAL_CHOICES, choose_labeled_set, recorded_initial
 from Evaluation.Diversity.diversity import run_diversity
 from Evaluation.Image_selec.image_selection import run_intersection, run_selection
 from Evaluation.Novelty.novelty import run_novelty
@@ -235,7 +236,7 @@ class ActiveLearningAnalyzer:
                  *([f"  warning: {self.model_warning}"] if self.model_warning else []),
                  f"  data: {self.dataset.name} [{', '.join(self.dataset.class_names)}], fingerprint "
                  f"{self.dataset.fingerprint}",
-                 f"  labeled: first {self.labeled_size} images; pool: {self.start_idx}..{self.end_idx - 1} "
+                 f"  labeled: {self._labeled_description()}; pool: {self.start_idx}..{self.end_idx - 1} "
                  f"({self.context.pool_size} images)"]
         for name in ANALYSES:
             if name not in self.results:
@@ -277,6 +278,7 @@ class ActiveLearningAnalyzer:
                         "fingerprint": self.dataset.fingerprint, "class_names": list(self.dataset.class_names),
                         "options": self.context.data_options},
             "labeled_size": self.labeled_size, "start_idx": self.start_idx, "end_idx": self.end_idx,
+            "initial": self.base_metrics.get("initial"),
             "seed": self.seed,
             "parameters": {name: self.results[name].parameters for name in self.results},
             "target_per_class": self.targets,
@@ -416,6 +418,13 @@ class ActiveLearningAnalyzer:
         self._say(f"comparison: {comparison_dir / 'comparison.json'}  chart: {figure}")
         return comparison
 
+    def _labeled_description(self) -> str:
+        initial = self.base_metrics.get("initial")
+        if isinstance(initial, dict) and initial.get("indices"):
+            return (f"{self.labeled_size} images chosen by a cold start ({initial.get('strategy')}) among the "
+                    f"first {initial.get('prefix')}")
+        return f"first {self.labeled_size} images"
+
     def _read_base_metrics(self) -> dict:
         metrics_file = self.model_path.parent / METRICS_FILENAME
         if not metrics_file.is_file():
@@ -454,6 +463,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --train-base: the base model's learner (default: mobilenet; linear trains a "
                            "logistic regression on label-free patch features in seconds). Retraining always uses "
                            "the base model's learner")
+    pool.add_argument("--initial", default=None, choices=INITIAL_CHOICES,
+                      help="with --train-base: the base model's labeled set, the first --labeled-size training "
+                           "images (first, the design's default) or a cold start: --labeled-size images chosen "
+                           "without labels among the images before --start-idx, over label-free patch features "
+                           "(recommended = typicality)")
     pool.add_argument("--labeled-size", type=positive_int, default=DEFAULT_LABELED_SIZE, help="default: 500")
     pool.add_argument("--start-idx", type=non_negative_int, default=DEFAULT_START_IDX,
                       help="first pool image (default: 501)")
@@ -497,9 +511,10 @@ def build_parser() -> argparse.ArgumentParser:
 def check_option_combinations(args: argparse.Namespace) -> None:
     """Refuse options the chosen path would ignore: --strategy/--representation without --budget, the
     intersection's analysis options with it, and --learner without --train-base."""
-    if args.learner is not None and not args.train_base:
-        raise ToolkitError("--learner chooses the base model --train-base trains (retraining follows the base "
-                           "model's own learner): add --train-base, or drop --learner")
+    for option in ("learner", "initial"):
+        if getattr(args, option) is not None and not args.train_base:
+            raise ToolkitError(f"--{option} chooses how --train-base trains the base model (retraining follows the "
+                               f"base model's own): add --train-base, or drop --{option}")
     if args.budget is None:
         ignored = [option for option in ("strategy", "representation") if getattr(args, option) is not None]
         if ignored:
@@ -548,14 +563,26 @@ def main(argv: list[str] | None = None) -> int:
     cache_dir = Path(args.cache_dir) if args.cache_dir is not None else Path(args.output_dir) / CACHE_DIRNAME
     check_writable_outputs(args, model_path, cache_dir, retraining=targets is not None and not args.no_retrain)
     dataset = None  # read by the analyzer after its model, unless the base model is trained here first
+    if os.path.isfile(model_path) and args.initial not in (None, FIRST):
+        recorded = (recorded_initial(model_path) or {}).get("strategy", FIRST)
+        if recorded != args.initial:
+            raise ToolkitError(f"{display_text(model_path, 120)} exists, trained on a labeled set chosen by "
+                               f"{recorded}: drop --initial, or pass --model for a new base model")
     if not os.path.isfile(model_path):
         dataset = dataset_from_args(args)
-        print(f"no base model at {model_path}: training it on the first {args.labeled_size} images")
+        seed = args.seed if args.seed is not None else 42
+        run_info = None
+        if args.initial not in (None, FIRST):
+            dataset, run_info = choose_labeled_set(dataset, args.initial, args.labeled_size, args.start_idx,
+                                                   seed=seed, cache_dir=cache_dir)
+            print(f"cold start: {args.initial} chose the base model's {args.labeled_size} labeled images among "
+                  f"training images 0..{args.start_idx - 1}, without labels")
+        else:
+            print(f"no base model at {model_path}: training it on the first {args.labeled_size} images")
         recipe = recipe_for(dataset.name, epochs=args.epochs if args.epochs is not None else 30,
                             learner=args.learner or "mobilenet")
         result = train_model(None, model_path.parent, dataset=dataset, labeled_size=args.labeled_size,
-                             recipe=recipe, seed=args.seed if args.seed is not None else 42,
-                             verbose=keras_verbosity(args.quiet))
+                             recipe=recipe, seed=seed, verbose=keras_verbosity(args.quiet), run_info=run_info)
         accuracy = "not measured (no test images)" if result.test_accuracy is None else f"{result.test_accuracy:.3f}"
         print(f"base model: {result.model_path}, test accuracy {accuracy}")
     training = {"epochs": args.epochs} if args.epochs is not None else {}

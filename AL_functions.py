@@ -460,6 +460,24 @@ def select(strategy: str, round_inputs: SelectionRound, n: int, seed: int = 0,
     return Selection(run_strategy(entry, inputs, n, seed), strategy, name, representation)
 
 
+COLD_START_STRATEGIES = ("typicality", "probcover", "coreset", "diversity", "random")
+"""Strategies that can pick images with no model and no label: they need only a label-free representation."""
+
+
+def cold_start(strategy: str, features, n: int, seed: int = 0, representation: str = "patches") -> Selection:
+    """The first ``n`` images to label when nothing is labeled and no model exists, over label-free ``features``
+    (one row per candidate image). ``recommended`` is typicality (TypiClust's cold start: the most typical image
+    of each of ``n`` clusters); the other choices are :data:`COLD_START_STRATEGIES`."""
+    name = RECOMMENDED_FAST_SCARCE[0] if strategy == RECOMMENDED else strategy
+    if name not in COLD_START_STRATEGIES:
+        raise ToolkitError(f"strategy {str(strategy)[:60]!r} needs a model or labels to choose the first images: "
+                           f"choose one of {', '.join((RECOMMENDED, *COLD_START_STRATEGIES))}")
+    rows = check_embeddings(features, "features")
+    no_prediction = np.full((len(rows), 2), 0.5)
+    inputs = SelectionInputs(no_prediction, rows, rows, rows[:0], np.zeros(0, dtype=np.int64))
+    return Selection(run_strategy(strategy_entry(name), inputs, n, seed), strategy, name, representation)
+
+
 def select_samples(probabilities, embeddings, labeled_embeddings, n: int, strategy: str = "combined", seed: int = 0,
                    threshold_percentile: float = 50, n_clusters: int = 20, k_neighbors: int = 5,
                    far_percentile: float = 75, novelty_percentile: float = 75, labeled_classes=None,

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import AL_functions as alf
+from Evaluation.cold_start import with_recorded_initial
 from altoolkit.data import Dataset, check_dataset_argument
 from altoolkit.errors import ToolkitError
 from altoolkit.files import check_writable_directory, load_npy, save_npy, save_npz, write_json, write_text
@@ -159,6 +160,9 @@ def open_pool(model_path: str | os.PathLike, labeled_size: int, start_idx: int, 
               cache_dir: str | os.PathLike | None = None) -> PoolContext:
     """Load the model, then the dataset (unless given), and prepare the pool; the Evaluation modules' first step.
 
+    A base model trained after a cold start (``AL_cycle.py --initial``) gets the data in the order it was
+    trained on: its chosen labeled set first (recorded in its metrics.json).
+
     The model comes first: a missing or unfitting model file is refused before a large dataset is read.
     ``classes=None`` means the dataset's default classes (airplane/automobile/ship for CIFAR-10); a string is
     read like ``--classes`` (``"all"`` keeps every class, ``"0,1,8"`` or names pick some). ``cache_dir=None``
@@ -182,6 +186,7 @@ def open_pool(model_path: str | os.PathLike, labeled_size: int, start_idx: int, 
         if isinstance(image_size, (int, np.integer)) and image_size > 0:
             check_input_shape(model, (image_size, image_size, 3), name=str(model_path))
         dataset = load_dataset(dataset_name, path=data_path, classes=classes, image_size=image_size)
+    dataset = with_recorded_initial(dataset, model_path)
     return prepare_pool(model_path, dataset, labeled_size, start_idx, end_idx, cache_dir, options, model=model)
 
 

@@ -40,6 +40,8 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: tuple[str, ...]
+    first_indices: tuple[int, ...] = ()
+    """The original indices of the images a cold start moved to the front (:meth:`with_first`); empty if none."""
 
     @property
     def num_classes(self) -> int:
@@ -48,6 +50,22 @@ class Dataset:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])
+
+    def with_first(self, indices: Sequence[int], prefix: int) -> "Dataset":
+        """The same data with training images ``indices`` (all below ``prefix``) moved to the front, in that
+        order, and the rest of ``0..prefix-1`` after them in their order; images from ``prefix`` on keep their
+        places. How a cold start makes its chosen images the labeled set (the first ``len(indices)``) without
+        moving the pool."""
+        chosen = np.asarray(indices, dtype=np.int64)
+        if chosen.ndim != 1 or len(np.unique(chosen)) != len(chosen) or (
+                len(chosen) and (chosen.min() < 0 or chosen.max() >= prefix or prefix > len(self.x_train))):
+            raise ToolkitError(f"the images to put first must be distinct training indices below {prefix}, got "
+                               f"{short_repr(chosen.tolist())}")
+        rest = np.setdiff1d(np.arange(prefix), chosen)
+        order = np.concatenate([chosen, rest, np.arange(prefix, len(self.x_train))])
+        return Dataset(self.name, f"{self.source}, {len(chosen)} chosen images first", self.x_train[order],
+                       self.y_train[order], self.x_test, self.y_test, self.class_names,
+                       tuple(int(index) for index in chosen))
 
     @functools.cached_property
     def fingerprint(self) -> str:

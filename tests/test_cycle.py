@@ -322,3 +322,56 @@ def test_a_base_model_at_chance_is_analysed_with_one_warning(base_model, tmp_pat
     assert f"  {warning}" in captured.out  # in the summary, under the model
     manifest = json.loads((tmp_path / "out" / "cycle_manifest.json").read_text())
     assert manifest["model"]["warning"] == warning.removeprefix("warning: ")
+
+
+def test_a_cold_start_chooses_the_base_models_labeled_set_and_later_runs_keep_it(tmp_path, capsys, digits_dataset):
+    """--initial: the base model's 30 labeled images are chosen without labels among the first 200 (typical images
+    of 30 clusters, so nearly every digit appears), trained on, recorded, and re-applied when the model is
+    analysed again; the pool (200..399) never moves."""
+    common = ["--dataset", "digits", "--labeled-size", "30", "--start-idx", "200", "--end-idx", "400",
+              "--no-images", "--quiet", "--budget", "10", "--strategy", "margin"]
+    model = tmp_path / "models" / "cold" / "best_model.keras"
+    assert AL_cycle.main([*common, "--model", str(model), "--train-base", "--learner", "linear", "--initial",
+                          "recommended", "--output-dir", str(tmp_path / "first")]) == 0, capsys.readouterr().err
+    initial = json.loads((model.parent / "metrics.json").read_text())["initial"]
+    assert (initial["strategy"], initial["ran"], initial["prefix"]) == ("recommended", "typicality", 200)
+    chosen = np.asarray(initial["indices"])
+    assert len(chosen) == len(set(chosen)) == 30 and chosen.max() < 200
+    assert len(set(digits_dataset.y_train[chosen])) >= 9
+    first = json.loads((tmp_path / "first" / "cycle_manifest.json").read_text())
+    assert first["initial"]["indices"] == initial["indices"]
+
+    assert AL_cycle.main([*common, "--model", str(model), "--output-dir", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "cycle_manifest.json").read_text())
+    assert again["dataset"]["fingerprint"] == first["dataset"]["fingerprint"]
+    assert again["selection"]["absolute_indices"] == first["selection"]["absolute_indices"]
+    assert min(again["selection"]["absolute_indices"]) >= 200
+
+    assert AL_cycle.main([*common, "--model", str(model), "--train-base", "--initial", "probcover",
+                          "--output-dir", str(tmp_path / "other")]) == 2
+    assert "trained on a labeled set chosen by recommended" in capsys.readouterr().err
+    assert AL_cycle.main([*common, "--initial", "typicality", "--output-dir", str(tmp_path / "x")]) == 2
+    assert "add --train-base" in capsys.readouterr().err
+
+
+def test_a_dataset_puts_chosen_images_first_and_leaves_the_pool_in_place(digits_dataset):
+    moved = digits_dataset.with_first([5, 2, 7], prefix=10)
+    order = [5, 2, 7, 0, 1, 3, 4, 6, 8, 9]
+    assert np.array_equal(moved.x_train[:10], digits_dataset.x_train[order])
+    assert np.array_equal(moved.y_train[10:], digits_dataset.y_train[10:])
+    assert moved.first_indices == (5, 2, 7) and moved.fingerprint != digits_dataset.fingerprint
+    for bad in ([5, 5], [10], [-1]):
+        with pytest.raises(ToolkitError, match="distinct training indices below 10"):
+            digits_dataset.with_first(bad, prefix=10)
+
+
+def test_cold_start_strategies_cover_separated_clusters_and_refuse_the_ones_that_need_a_model():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    points = np.concatenate([centre + rng.normal(size=(30, 2)) for centre in centres])
+    for strategy in ("recommended", "typicality", "probcover", "coreset"):
+        selection = alf.cold_start(strategy, points, 3, seed=1)
+        assert sorted(selection.indices // 30) == [0, 1, 2], strategy
+    assert alf.cold_start("recommended", points, 3).strategy == "typicality"
+    with pytest.raises(ToolkitError, match="needs a model or labels"):
+        alf.cold_start("margin", points, 3)

@@ -1,0 +1,78 @@
+"""A cold start for the dataset cycle: the base model's labeled set chosen without labels instead of the first N.
+
+The design's labeled set is the first ``labeled_size`` training images. A cold start lets a coverage strategy
+choose those ``labeled_size`` images among the training images before the pool (``0..start_idx-1``), over a
+label-free representation, and moves them to the front of the training split (:meth:`Dataset.with_first`), so
+every later step — training, the analyses, retraining — still reads "the first ``labeled_size``". The base
+model's ``metrics.json`` records the choice (``initial``), and :func:`with_recorded_initial` re-applies it
+whenever that model is analysed again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+import AL_functions as alf
+from altoolkit.data import Dataset
+from altoolkit.errors import ToolkitError
+from altoolkit.training import METRICS_FILENAME
+
+FIRST = "first"
+"""The design's labeled set: the first ``labeled_size`` training images, no selection."""
+INITIAL_CHOICES = (FIRST, alf.RECOMMENDED, *alf.COLD_START_STRATEGIES)
+COLD_START_REPRESENTATION = "patches"
+
+
+def choose_labeled_set(dataset: Dataset, strategy: str, labeled_size: int, start_idx: int, *, seed: int = 0,
+                       cache_dir: str | Path | None = None) -> tuple[Dataset, dict]:
+    """``dataset`` with ``labeled_size`` images ``strategy`` chose among training images ``0..start_idx-1`` first,
+    and the record of that choice for the base model's metrics (``{"initial": ...}``)."""
+    from altoolkit.label_free import label_free_features
+
+    if strategy not in INITIAL_CHOICES[1:]:
+        raise ToolkitError(f"unknown cold-start strategy {str(strategy)[:40]!r}: choose one of "
+                           f"{', '.join(INITIAL_CHOICES)}")
+    if labeled_size > start_idx:
+        raise ToolkitError(f"a cold start chooses --labeled-size {labeled_size} images among the {start_idx} "
+                           "training images before --start-idx: raise --start-idx or lower --labeled-size")
+    features = label_free_features(COLD_START_REPRESENTATION, dataset.x_train[:start_idx], seed=seed,
+                                   cache_dir=None if cache_dir is None else Path(cache_dir) / "features")
+    selection = alf.cold_start(strategy, features, labeled_size, seed=seed, representation=COLD_START_REPRESENTATION)
+    chosen = [int(index) for index in selection.indices]
+    record = {"strategy": strategy, "ran": selection.strategy, "representation": COLD_START_REPRESENTATION,
+              "prefix": int(start_idx), "seed": int(seed), "indices": chosen}
+    return dataset.with_first(chosen, start_idx), {"initial": record}
+
+
+def recorded_initial(model_path: str | Path) -> dict | None:
+    """The cold start recorded in the metrics.json beside ``model_path`` (None: the design's first N)."""
+    try:
+        metrics = json.loads((Path(model_path).parent / METRICS_FILENAME).read_text())
+    except (OSError, ValueError):
+        return None
+    initial = metrics.get("initial") if isinstance(metrics, dict) else None
+    return initial if isinstance(initial, dict) else None
+
+
+def with_recorded_initial(dataset: Dataset, model_path: str | Path) -> Dataset:
+    """``dataset`` ordered as the model's cold start ordered it when it was trained (unchanged without one)."""
+    initial = recorded_initial(model_path)
+    if initial is None:
+        return dataset
+    indices, prefix = initial.get("indices"), initial.get("prefix")
+    if (not isinstance(indices, list) or not isinstance(prefix, int)
+            or not all(isinstance(index, int) for index in indices)):
+        raise ToolkitError(f"{Path(model_path).parent / METRICS_FILENAME}: its 'initial' record is damaged: "
+                           "retrain the base model")
+    if dataset.first_indices == tuple(indices):
+        return dataset
+    if dataset.first_indices:
+        raise ToolkitError(f"this data was ordered by another cold start than the one {model_path} was trained "
+                           "with: load the data again")
+    if prefix > len(dataset.x_train) or (indices and max(indices) >= prefix):
+        raise ToolkitError(f"{model_path} was trained after a cold start on other data ({len(dataset.x_train)} "
+                           "training images here): use the data it was trained on")
+    return dataset.with_first(np.asarray(indices, dtype=np.int64), prefix)
