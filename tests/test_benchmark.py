@@ -360,7 +360,11 @@ def test_target_check_passes_only_when_every_criterion_holds():
     assert [met for _, _, met in checks] == [False, True, False, False, False]
     assert checks[0][1] == "+2.00" and checks[2][1] == "below at 300 labels (-1.00)" and checks[3][1] == "1 of 4"
     missing = benchmark_stats.target_check(_summary_of_recommended([500, 700], [(0.0, None)] * 2, [None] * 2), 10)
-    assert missing[0][1] == "n/a (no round at 100 labels)" and not missing[0][2]
+    assert missing[0][1] == "not measured (no round at 100 labels)" and missing[0][2] is None
+    assert benchmark_stats.verdict(missing).startswith("Target not met")  # no round up to 150 per class is below
+    unmeasured = [("a", "1", True), ("b", "not measured", None)]
+    assert benchmark_stats.verdict(unmeasured).startswith("Target met on the rows this run measures")
+    assert benchmark_stats.check_rows(unmeasured)[1] == "| b | not measured | — |"
     assert "Target not met." in benchmark_stats.target_lines(
         _summary_of_recommended([100, 200, 300, 400], weak, [0.01, 0.2, 0.5, 0.3]), 10)
     assert benchmark_stats.target_check({"strategies": {"random": {}}}, 10) == []
@@ -516,8 +520,17 @@ def test_pipeline_efficiency_against_a_baseline_curve_with_a_known_answer():
     rows = benchmark_stats.pipeline_efficiency(pipeline, baseline, "linear")
     assert rows[0]["baseline_labels"] == pytest.approx(175) and rows[0]["efficiency"] == pytest.approx(1.75)
     assert rows[1]["efficiency"] == pytest.approx(275 / 200)
+    from Evaluation.Benchmark.report import efficiency_columns
+
+    assert efficiency_columns({"linear": rows}, 10) == [10, 20, 30]
+    assert efficiency_columns({"linear": rows}, 100) == [1, 2, 3]
     assert rows[2]["efficiency"] is None and rows[2]["above_baseline"] and rows[2]["seeds_beyond"] == 2
     checks = benchmark_stats.pipeline_check(pipeline, baseline, "linear", benchmark_stats.PipelineTarget(
         labels_per_class=20, baseline_labels_per_class=30, min_accuracy_labels_per_class=10, min_accuracy=0.6))
     assert [met for _, _, met in checks] == [False, False]
     assert checks[0][1] == "67.5 % vs 70.0 %" and checks[1][1] == "57.5 %"
+    beyond = benchmark_stats.pipeline_check(pipeline, baseline, "linear", benchmark_stats.PipelineTarget(
+        labels_per_class=50, baseline_labels_per_class=30, min_accuracy_labels_per_class=10, min_accuracy=0.5))
+    assert beyond[0] == ("accuracy with 500 labels ≥ the baseline's with 300 (label efficiency ≥ 1)",
+                         "not measured (no round at 500 labels)", None)
+    assert beyond[1][2] is True

@@ -12,8 +12,8 @@ from altoolkit.errors import ToolkitError
 from altoolkit.files import write_text
 from Evaluation.Benchmark.config import BASELINE, CURVE_FILENAME, REPORT_FILENAME, RESULTS_FILENAME
 from Evaluation.Benchmark.records import execution_settings
-from Evaluation.Benchmark.stats import (finished_seed_numbers, finished_seeds, format_number, pipeline_check,
-                                        pipeline_efficiency, summarise, target_lines)
+from Evaluation.Benchmark.stats import (check_rows, finished_seed_numbers, finished_seeds, format_number,
+                                        pipeline_check, pipeline_efficiency, summarise, target_lines, verdict)
 
 def render_report(results: dict, summary: dict) -> str:
     """The markdown report: command, setting, detectable effect, strategy tables, per-class accuracy, speed."""
@@ -86,8 +86,15 @@ def render_report(results: dict, summary: dict) -> str:
     return "\n".join(lines)
 
 
-PIPELINE_COLUMNS_PER_CLASS = (10, 20, 30, 50, 100, 150)
-"""Labels per class at which the pipeline table compares with the design's baseline."""
+PIPELINE_COLUMNS_PER_CLASS = (1, 2, 3, 5, 10, 20, 30, 50, 100, 150)
+"""Labels per class the label-efficiency table may show: those of them this run has a round at."""
+
+
+def efficiency_columns(rows_by_strategy: dict[str, list[dict]], classes: int) -> list[int]:
+    """The labels-per-class columns of the label-efficiency table: :data:`PIPELINE_COLUMNS_PER_CLASS` where the
+    run has a round."""
+    counts = {int(round(row["labels"])) for rows in rows_by_strategy.values() for row in rows}
+    return [per_class for per_class in PIPELINE_COLUMNS_PER_CLASS if per_class * classes in counts]
 
 
 def load_baseline(results: dict) -> dict | None:
@@ -111,6 +118,8 @@ def pipeline_lines(results: dict) -> list[str]:
         return []
     classes = len(results["dataset"]["class_names"])
     base_config = baseline["config"]
+    efficiency = {name: pipeline_efficiency(results, baseline, name) for name in results["config"]["strategies"]}
+    columns = efficiency_columns(efficiency, classes)
     lines = ["", "## Label efficiency against the design's baseline", "",
              f"The design's baseline: random labels and MobileNetV3Small trained from scratch "
              f"(`{results['baseline']}`, {len(finished_seeds(baseline))} seeds, {base_config['epochs']} epochs per "
@@ -118,14 +127,14 @@ def pipeline_lines(results: dict) -> list[str]:
              "mean curve needs for that accuracy ÷ the labels used (± 95 % CI over paired seeds); `>` marks an "
              "accuracy above everything the baseline reached, where the ratio to the baseline's last point is a "
              "lower bound.", "",
-             "| strategy | " + " | ".join(f"{n} per class" for n in PIPELINE_COLUMNS_PER_CLASS) + " |",
-             "| --- |" + " --- |" * len(PIPELINE_COLUMNS_PER_CLASS)]
+             "| strategy | " + " | ".join(f"{n} per class" for n in columns) + " |",
+             "| --- |" + " --- |" * len(columns)]
     base_last = max(cell["labels"] for cell in baseline["seeds"][finished_seed_numbers(baseline)[0]]["strategies"]
                     [BASELINE])
     for name in results["config"]["strategies"]:
-        rows = {int(round(row["labels"])): row for row in pipeline_efficiency(results, baseline, name)}
+        rows = {int(round(row["labels"])): row for row in efficiency[name]}
         cells = []
-        for per_class in PIPELINE_COLUMNS_PER_CLASS:
+        for per_class in columns:
             row = rows.get(per_class * classes)
             if row is None:
                 cells.append("—")
@@ -140,8 +149,7 @@ def pipeline_lines(results: dict) -> list[str]:
     if checks:
         lines += ["", "## Target: recommended pipeline against the design's baseline", "",
                   "| criterion | measured | met |", "| --- | --- | --- |"]
-        lines += [f"| {criterion} | {measured} | {'yes' if met else 'no'} |" for criterion, measured, met in checks]
-        lines += ["", f"Target {'met' if all(met for _, _, met in checks) else 'not met'}."]
+        lines += [*check_rows(checks), "", verdict(checks)]
     return lines
 
 
@@ -183,7 +191,15 @@ def recommended_lines(results: dict) -> list[str]:
             rounds.setdefault(cell["round"], set()).add(cell["ran"])
     if not rounds:
         return []
-    ran_by_round = "; ".join(f"round {r}: {' / '.join(sorted(ran))}" for r, ran in sorted(rounds.items()))
+    spans: list[list] = []
+    for r, ran in sorted(rounds.items()):
+        text = " / ".join(sorted(ran))
+        if spans and spans[-1][2] == text and spans[-1][1] == r - 1:
+            spans[-1][1] = r
+        else:
+            spans.append([r, r, text])
+    ran_by_round = "; ".join(f"round {first}: {text}" if first == last else f"rounds {first}–{last}: {text}"
+                             for first, last, text in spans)
     return [f"- recommended ran: {ran_by_round} (AL_functions.recommended_choice)"]
 
 

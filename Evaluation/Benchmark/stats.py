@@ -163,8 +163,9 @@ class Target:
 
 
 def target_check(summary: dict, num_classes: int, name: str = RECOMMENDED,
-                 target: Target = Target()) -> list[tuple[str, str, bool]]:
-    """(criterion, measured value, met?) of ``name`` against the target; empty if it was not benchmarked."""
+                 target: Target = Target()) -> list[tuple[str, str, bool | None]]:
+    """(criterion, measured value, met?) of ``name`` against the target; empty if it was not benchmarked. Met is
+    None for a criterion this run cannot measure (no round at that label count)."""
     entry = summary["strategies"].get(name)
     if entry is None or "paired" not in entry:
         return []
@@ -180,7 +181,7 @@ def target_check(summary: dict, num_classes: int, name: str = RECOMMENDED,
                            "points", f"{100 * gain:+.2f}", gain >= target.gain))
         else:
             checks.append((f"gain over random at {per_class} labels per class ({count}) ≥ +{100 * target.gain:.0f} "
-                           "points", f"n/a (no round at {count} labels)", False))
+                           "points", f"not measured (no round at {count} labels)", None))
     limit = target.never_below_up_to_labels_per_class * num_classes
     within = [r for r, count in enumerate(labels) if count <= limit]
     below = [r for r in within if differences[r] < 0]
@@ -206,9 +207,24 @@ def target_lines(summary: dict, num_classes: int) -> list[str]:
     lines = ["## Target: recommended vs random, same learner", "",
              "The toolkit's aim for its default strategy (met only if every row holds).", "",
              "| criterion | measured | met |", "| --- | --- | --- |"]
-    lines += [f"| {criterion} | {measured} | {'yes' if met else 'no'} |" for criterion, measured, met in checks]
-    verdict = "met" if all(met for _, _, met in checks) else "not met"
-    return [*lines, "", f"Target {verdict}."]
+    lines += check_rows(checks)
+    return [*lines, "", verdict(checks)]
+
+
+def check_rows(checks: list[tuple[str, str, bool | None]]) -> list[str]:
+    """Table rows of (criterion, measured, met?) checks: yes, no, or — when this run cannot measure it."""
+    shown = {True: "yes", False: "no", None: "—"}
+    return [f"| {criterion} | {measured} | {shown[met]} |" for criterion, measured, met in checks]
+
+
+def verdict(checks: list[tuple[str, str, bool | None]]) -> str:
+    """Met only if every row holds; rows this run cannot measure are named, never counted as met."""
+    if any(met is False for _, _, met in checks):
+        return "Target not met."
+    if any(met is None for _, _, met in checks):
+        return ("Target met on the rows this run measures; the rows marked — need a run that reaches those label "
+                "counts.")
+    return "Target met."
 
 
 def _mean_per_class(results: dict, name: str) -> dict[str, float | None]:
@@ -270,7 +286,7 @@ def pipeline_efficiency(results: dict, baseline: dict, name: str) -> list[dict]:
 
 
 def pipeline_check(results: dict, baseline: dict, name: str = RECOMMENDED,
-                   target: PipelineTarget = PipelineTarget()) -> list[tuple[str, str, bool]]:
+                   target: PipelineTarget = PipelineTarget()) -> list[tuple[str, str, bool | None]]:
     """(criterion, measured, met?) of the pipeline ``name`` against the design's baseline run."""
     if name not in results["config"]["strategies"] or not finished_seeds(results):
         return []
@@ -288,10 +304,13 @@ def pipeline_check(results: dict, baseline: dict, name: str = RECOMMENDED,
     theirs = mean_at(base_labels, base_accuracy, reference)
     low = target.min_accuracy_labels_per_class * classes
     first = mean_at(labels.mean(axis=0), accuracies.mean(axis=0), low)
+    compared = (f"{format_number(mine, percent=True)} % vs {format_number(theirs, percent=True)} %"
+                if mine is not None and theirs is not None else
+                f"not measured (no round at {at if mine is None else reference} labels)")
     return [
         (f"accuracy with {at} labels ≥ the baseline's with {reference} (label efficiency ≥ "
-         f"{reference / at:.0f})", f"{format_number(mine, percent=True)} % vs {format_number(theirs, percent=True)} %",
-         mine is not None and theirs is not None and mine >= theirs),
-        (f"accuracy with {low} labels ≥ {100 * target.min_accuracy:.0f} %", f"{format_number(first, percent=True)} %",
-         first is not None and first >= target.min_accuracy),
+         f"{reference / at:.0f})", compared, None if mine is None or theirs is None else mine >= theirs),
+        (f"accuracy with {low} labels ≥ {100 * target.min_accuracy:.0f} %",
+         f"{format_number(first, percent=True)} %" if first is not None else f"not measured (no round at {low} labels)",
+         None if first is None else first >= target.min_accuracy),
     ]
