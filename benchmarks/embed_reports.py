@@ -17,7 +17,14 @@ from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import write_text
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-EMBEDDED_REPORTS = {"fashion-benchmark": "benchmarks/results/fashion/report.md",
+EMBEDDED_REPORTS = {"headline": "benchmarks/results/fashion-pipeline/report.md#Label efficiency against the design's "
+                                "baseline",
+                    "fashion-pipeline-benchmark": "benchmarks/results/fashion-pipeline/report.md",
+                    "fashion-pipeline-scarce-benchmark": "benchmarks/results/fashion-pipeline-scarce/report.md",
+                    "fashion-baseline-benchmark": "benchmarks/results/fashion-baseline/report.md",
+                    "representations": "benchmarks/results/representations.md",
+                    "pipeline-speed": "benchmarks/results/pipeline_speed.md",
+                    "fashion-benchmark": "benchmarks/results/fashion/report.md",
                     "fashion-scarce-benchmark": "benchmarks/results/fashion-scarce/report.md",
                     "strategy-speed": "benchmarks/results/strategy_speed.md"}
 """Embed name → report file, relative to the repository (``file#Section title`` for one section's body)."""
