@@ -42,7 +42,7 @@ from altoolkit.training import (METRICS_FILENAME, MODEL_FILENAME, TrainingRecipe
                                 default_run_dir, evaluate_model, extended_run_dir, finished_run_metrics,
                                 library_versions, recipe_for, train_model)
 from altoolkit.validation import display_text
-from Evaluation.cold_start import FIRST, INITIAL_CHOICES, choose_labeled_set, recorded_initial
+from Evaluation.cold_start import FIRST, INITIAL_CHOICES, check_initial_matches, train_base_model
 from Evaluation.Diversity.diversity import run_diversity
 from Evaluation.Image_selec.image_selection import run_intersection, run_selection
 from Evaluation.Novelty.novelty import run_novelty
@@ -563,28 +563,13 @@ def main(argv: list[str] | None = None) -> int:
     cache_dir = Path(args.cache_dir) if args.cache_dir is not None else Path(args.output_dir) / CACHE_DIRNAME
     check_writable_outputs(args, model_path, cache_dir, retraining=targets is not None and not args.no_retrain)
     dataset = None  # read by the analyzer after its model, unless the base model is trained here first
-    if os.path.isfile(model_path) and args.initial not in (None, FIRST):
-        recorded = (recorded_initial(model_path) or {}).get("strategy", FIRST)
-        if recorded != args.initial:
-            raise ToolkitError(f"{display_text(model_path, 120)} exists, trained on a labeled set chosen by "
-                               f"{recorded}: drop --initial, or pass --model for a new base model")
+    check_initial_matches(model_path, args.initial)
     if not os.path.isfile(model_path):
-        dataset = dataset_from_args(args)
-        seed = args.seed if args.seed is not None else 42
-        run_info = None
-        if args.initial not in (None, FIRST):
-            dataset, run_info = choose_labeled_set(dataset, args.initial, args.labeled_size, args.start_idx,
-                                                   seed=seed, cache_dir=cache_dir)
-            print(f"cold start: {args.initial} chose the base model's {args.labeled_size} labeled images among "
-                  f"training images 0..{args.start_idx - 1}, without labels")
-        else:
-            print(f"no base model at {model_path}: training it on the first {args.labeled_size} images")
-        recipe = recipe_for(dataset.name, epochs=args.epochs if args.epochs is not None else 30,
-                            learner=args.learner or "mobilenet")
-        result = train_model(None, model_path.parent, dataset=dataset, labeled_size=args.labeled_size,
-                             recipe=recipe, seed=seed, verbose=keras_verbosity(args.quiet), run_info=run_info)
-        accuracy = "not measured (no test images)" if result.test_accuracy is None else f"{result.test_accuracy:.3f}"
-        print(f"base model: {result.model_path}, test accuracy {accuracy}")
+        dataset = train_base_model(dataset_from_args(args), model_path, args.labeled_size, args.start_idx,
+                                   initial=args.initial or FIRST, learner=args.learner or "mobilenet",
+                                   epochs=args.epochs if args.epochs is not None else 30,
+                                   seed=args.seed if args.seed is not None else 42, cache_dir=cache_dir,
+                                   verbose=keras_verbosity(args.quiet))
     training = {"epochs": args.epochs} if args.epochs is not None else {}
     analyzer = ActiveLearningAnalyzer(
         model_path, args.labeled_size, args.start_idx, args.end_idx, targets, dataset=dataset,

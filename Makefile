@@ -50,6 +50,7 @@ bench-pipelines: $(STAMP)
 	$(BIN)/python -m Evaluation.Benchmark.benchmark --preset fashion-baseline --workers 2 --output-dir benchmarks/results/fashion-baseline
 	$(BIN)/python -m Evaluation.Benchmark.benchmark --preset fashion-pipeline --workers 2 --output-dir benchmarks/results/fashion-pipeline --baseline benchmarks/results/fashion-baseline
 	$(BIN)/python -m Evaluation.Benchmark.benchmark --preset fashion-pipeline-scarce --output-dir benchmarks/results/fashion-pipeline-scarce --baseline benchmarks/results/fashion-baseline
+	$(BIN)/python -m Evaluation.Benchmark.benchmark --preset fashion-pipeline-spreading --workers 2 --output-dir benchmarks/results/fashion-pipeline-spreading --baseline benchmarks/results/fashion-baseline
 	$(BIN)/python benchmarks/embed_reports.py
 
 # Linear-probe accuracy and cost of each label-free representation, and one pipeline round on a 50,000-image pool.

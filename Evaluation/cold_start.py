@@ -1,4 +1,4 @@
-"""A cold start for the dataset cycle: the base model's labeled set chosen without labels instead of the first N.
+"""The cycle's base model and its cold start: the labeled set chosen without labels instead of the first N.
 
 The design's labeled set is the first ``labeled_size`` training images. A cold start lets a coverage strategy
 choose those ``labeled_size`` images among the training images before the pool (``0..start_idx-1``), over a
@@ -19,6 +19,7 @@ import AL_functions as alf
 from altoolkit.data import Dataset
 from altoolkit.errors import ToolkitError
 from altoolkit.training import METRICS_FILENAME
+from altoolkit.validation import display_text
 
 FIRST = "first"
 """The design's labeled set: the first ``labeled_size`` training images, no selection."""
@@ -47,6 +48,29 @@ def choose_labeled_set(dataset: Dataset, strategy: str, labeled_size: int, start
     return dataset.with_first(chosen, start_idx), {"initial": record}
 
 
+def train_base_model(dataset: Dataset, model_path: Path, labeled_size: int, start_idx: int, *, initial: str = FIRST,
+                     learner: str = "mobilenet", epochs: int = 30, seed: int = 42,
+                     cache_dir: str | Path | None = None, verbose: int = 1) -> Dataset:
+    """Train the cycle's missing base model into ``model_path``'s folder on the first ``labeled_size`` images, or on
+    ``labeled_size`` images a cold start (``initial``) chose; returns the data in the order it was trained on."""
+    from altoolkit.training import recipe_for, train_model
+
+    run_info = None
+    if initial != FIRST:
+        dataset, run_info = choose_labeled_set(dataset, initial, labeled_size, start_idx, seed=seed,
+                                               cache_dir=cache_dir)
+        print(f"cold start: {initial} chose the base model's {labeled_size} labeled images among training images "
+              f"0..{start_idx - 1}, without labels")
+    else:
+        print(f"no base model at {model_path}: training it on the first {labeled_size} images")
+    recipe = recipe_for(dataset.name, epochs=epochs, learner=learner)
+    result = train_model(None, Path(model_path).parent, dataset=dataset, labeled_size=labeled_size, recipe=recipe,
+                         seed=seed, verbose=verbose, run_info=run_info)
+    accuracy = "not measured (no test images)" if result.test_accuracy is None else f"{result.test_accuracy:.3f}"
+    print(f"base model: {result.model_path}, test accuracy {accuracy}")
+    return dataset
+
+
 def recorded_initial(model_path: str | Path) -> dict | None:
     """The cold start recorded in the metrics.json beside ``model_path`` (None: the design's first N)."""
     try:
@@ -55,6 +79,16 @@ def recorded_initial(model_path: str | Path) -> dict | None:
         return None
     initial = metrics.get("initial") if isinstance(metrics, dict) else None
     return initial if isinstance(initial, dict) else None
+
+
+def check_initial_matches(model_path: Path, initial: str | None) -> None:
+    """An existing base model and an ``--initial`` other than the one it was trained with are refused."""
+    if initial in (None, FIRST) or not Path(model_path).is_file():
+        return
+    recorded = (recorded_initial(model_path) or {}).get("strategy", FIRST)
+    if recorded != initial:
+        raise ToolkitError(f"{display_text(model_path, 120)} exists, trained on a labeled set chosen by {recorded}: "
+                           "drop --initial, or pass --model for a new base model")
 
 
 def with_recorded_initial(dataset: Dataset, model_path: str | Path) -> Dataset:

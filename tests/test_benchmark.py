@@ -316,7 +316,7 @@ def test_recommended_records_what_it_ran_and_refuses_a_resume_under_another_rule
     cells = results["seeds"]["0"]["strategies"]["recommended"]
     assert [cell["ran"] for cell in cells] == ["typicality over pixels"] * TINY.rounds
     report = (output_dir / config.REPORT_FILENAME).read_text()
-    assert "- recommended ran: round 1: typicality over pixels; round 2: typicality over pixels" in report
+    assert "- recommended ran: rounds 1–2: typicality over pixels" in report
     assert "## Target: recommended vs random" in report
     monkeypatch.setattr(alf, "RECOMMENDED_SCARCE_LABELS_PER_CLASS", 1)
     with pytest.raises(ToolkitError, match="'recommended' ran 'typicality over pixels' but the rule now gives "

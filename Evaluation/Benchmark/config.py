@@ -182,6 +182,10 @@ PRESETS: dict[str, BenchmarkConfig] = {
                                                seeds=10, pool_size=10_000, learner="linear",
                                                representation="patches", initial="each",
                                                strategies=PIPELINE_STRATEGIES),
+    "fashion-pipeline-spreading": BenchmarkConfig(dataset="fashion_mnist", classes=None, n0=100, budget=100,
+                                                  rounds=14, seeds=10, pool_size=10_000, learner="label_spreading",
+                                                  representation="patches", initial="each",
+                                                  strategies=("random", alf.RECOMMENDED)),
 }
 """quick: bundled digits (10 classes), a few minutes. seed-experiment: the design's CIFAR-10 3-class experiment
 (needs the CIFAR-10 archive). fashion: Fashion-MNIST, all 10 classes (on 3 easy classes the base model is already
@@ -192,7 +196,9 @@ baseline, random labels and MobileNetV3Small from scratch, from 10 to 150 labels
 pipelines' label efficiency is measured against. fashion-pipeline: the recommended pipeline (logistic regression on
 label-free patch features) and its strategies, every strategy choosing its own first 100 labels, 10 to 150 labels
 per class, 10 seeds (run it with --baseline benchmarks/results/fashion-baseline). fashion-pipeline-scarce: the
-same from 1 to 10 labels per class."""
+same from 1 to 10 labels per class. fashion-pipeline-spreading: random and recommended with the semi-supervised
+learner (label spreading over the pool, distilled into the linear model), the same seeds and label counts as
+fashion-pipeline: what using the unlabeled pool adds to the labels."""
 
 
 def config_hash(config: BenchmarkConfig, dataset_fingerprint: str) -> str:
