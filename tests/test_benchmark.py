@@ -534,3 +534,21 @@ def test_pipeline_efficiency_against_a_baseline_curve_with_a_known_answer():
     assert beyond[0] == ("accuracy with 500 labels ≥ the baseline's with 300 (label efficiency ≥ 1)",
                          "not measured (no round at 500 labels)", None)
     assert beyond[1][2] is True
+
+
+def test_the_distilled_learner_trains_mobilenet_on_labels_plus_recorded_pseudo_labels(digits_dataset, tmp_path):
+    settings = config.BenchmarkConfig(dataset="digits", n0=40, budget=20, rounds=1, seeds=1, epochs=1,
+                                      learner="mobilenet_distilled", strategies=("random", "margin"))
+    results = bm.run_benchmark(settings, tmp_path / "run", dataset=digits_dataset, verbose=False,
+                               cache_dir=tmp_path / "cache")
+    record = results["seeds"]["0"]
+    base, (margin,) = record["base"], record["strategies"]["margin"]
+    train_size = 40 - round(0.1 * 40)
+    assert 0 < base["pseudo_labels"] <= 4 * train_size
+    assert 0 < margin["pseudo_labels"] <= 4 * (train_size + 20)
+    assert base["pseudo_labels_right"] > 0.5  # label spreading on digits' patch features is mostly right
+    assert list((tmp_path / "cache" / "features").glob("patches_*.npy"))
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "- distilled: each training also takes the unlabeled seed images" in report
+    with pytest.raises(ToolkitError, match="--learner must be one of mobilenet, mobilenet_distilled"):
+        dataclasses.replace(settings, learner="distilled").validate()

@@ -27,13 +27,14 @@ from altoolkit.cli import ToolkitArgumentParser, image_size_argument, non_negati
 from altoolkit.data import Dataset, parse_classes
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import check_writable_directory, write_json
-from Evaluation.Benchmark.config import (CURVE_FILENAME, FAST_LEARNERS, PRESETS, REPORT_FILENAME, RESULTS_FILENAME,
+from Evaluation.Benchmark.config import (CURVE_FILENAME, DISTILLED, FAST_LEARNERS, PRESETS, REPORT_FILENAME, RESULTS_FILENAME,
                                          WORKER_DIRNAME, BenchmarkConfig, benchmark_strategy_names,
                                          load_benchmark_dataset, seed_order)
 from Evaluation.Benchmark.records import merge_worker_cells, open_results, seed_record
 from Evaluation.Benchmark.report import write_report
-from Evaluation.Benchmark.fast import DEFAULT_CACHE_DIR, representation_rows
-from Evaluation.Benchmark.simulation import make_seed_run, peak_memory_mb, run_in_workers, seed_has_work
+from Evaluation.Benchmark.fast import DEFAULT_CACHE_DIR
+from Evaluation.Benchmark.simulation import (learner_features, make_seed_run, peak_memory_mb, run_in_workers,
+                                             seed_has_work)
 from Evaluation.Benchmark.trainer import save_weights
 
 
@@ -58,7 +59,7 @@ def run_benchmark(config: BenchmarkConfig, output_dir: str | Path, *, dataset: D
         results["baseline"] = str(baseline)
     write_json(output_dir / RESULTS_FILENAME, results)
     say = print if verbose else (lambda *args, **kwargs: None)
-    features = representation_rows(config, dataset, cache_dir) if config.fast else None
+    features = learner_features(config, dataset, cache_dir)
     if workers == 1:
         for seed in config.seed_numbers:
             def save(state: Path | None, weights: list[np.ndarray] | None) -> None:
@@ -104,9 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pool-size", type=positive_int, default=None,
                         help="pool images per seed (default: all the rest)")
     parser.add_argument("--batch-size", type=positive_int, default=None, help="training batch size (default: 32)")
-    parser.add_argument("--learner", default=None, choices=("mobilenet", *FAST_LEARNERS),
-                        help="mobilenet (trained from scratch every round) or a fast learner refitted every round "
-                             "on --representation")
+    parser.add_argument("--learner", default=None, choices=("mobilenet", DISTILLED, *FAST_LEARNERS),
+                        help="mobilenet (trained from scratch every round), mobilenet_distilled (the same on the "
+                             "labels plus label spreading's surest pseudo-labels over patch features) or a fast "
+                             "learner refitted every round on --representation")
     parser.add_argument("--representation", default=None, choices=("model", "patches", "pixels", "backbone"),
                         help="what strategies measure distances on, and a fast learner's input (default: model)")
     parser.add_argument("--initial", default=None,

@@ -27,6 +27,10 @@ partial batch; 3: the training shuffle depends on the cell's seed alone), so a r
 never resumed into a mixed benchmark."""
 FAST_LEARNERS = ("linear", "label_spreading")
 """Learners the benchmark refits from scratch every round in seconds, on a label-free representation."""
+DISTILLED = "mobilenet_distilled"
+"""MobileNetV3Small retrained every round on the labels plus label spreading's surest pseudo-labels of the pool
+(over :data:`PSEUDO_LABEL_REPRESENTATION`); strategies measure on its embeddings, as with ``mobilenet``."""
+PSEUDO_LABEL_REPRESENTATION = "patches"
 INITIAL_CHOICES = ("random", "each")
 """How each seed's first ``n0`` labels are chosen: at random (shared by every strategy), by each strategy itself
 from zero labels (a cold start; random's stay random), or — any strategy name — by that strategy for all."""
@@ -83,8 +87,9 @@ class BenchmarkConfig:
     """With the cosine decay the last epoch is both stabler and better on the test split than the epoch that
     scored best on the small validation split (which picks a lucky epoch); measured on Fashion-MNIST."""
     learner: str = "mobilenet"
-    """``mobilenet`` (trained from the seed's initial weights every round) or a fast learner, ``linear`` or
-    ``label_spreading``, refitted every round on ``representation``'s features."""
+    """``mobilenet`` (trained from the seed's initial weights every round), ``mobilenet_distilled`` (the same, on
+    the labels plus pseudo-labels) or a fast learner, ``linear`` or ``label_spreading``, refitted every round on
+    ``representation``'s features."""
     representation: str = "model"
     """What strategies measure distances on: ``model`` (the learner's own features: MobileNet's embeddings, or the
     fast learner's representation) — and, for a fast learner, its representation (``patches`` or ``pixels``)."""
@@ -96,6 +101,10 @@ class BenchmarkConfig:
     @property
     def fast(self) -> bool:
         return self.learner in FAST_LEARNERS
+
+    @property
+    def distilled(self) -> bool:
+        return self.learner == DISTILLED
 
     @property
     def seed_numbers(self) -> range:
@@ -124,8 +133,8 @@ class BenchmarkConfig:
         twice = [name for name in self.strategies if self.strategies.count(name) > 1]
         if twice:
             raise ToolkitError(f"--strategies names {twice[0]} twice: name each strategy once")
-        if self.learner not in ("mobilenet", *FAST_LEARNERS):
-            raise ToolkitError(f"--learner must be one of mobilenet, {', '.join(FAST_LEARNERS)}, got "
+        if self.learner not in ("mobilenet", DISTILLED, *FAST_LEARNERS):
+            raise ToolkitError(f"--learner must be one of mobilenet, {DISTILLED}, {', '.join(FAST_LEARNERS)}, got "
                                f"{short_repr(self.learner)}")
         label_free = ("patches", "pixels", "backbone")
         if self.fast and self.representation not in label_free:

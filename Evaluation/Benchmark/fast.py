@@ -28,10 +28,12 @@ REPRESENTATION_SEED = 0
 DEFAULT_CACHE_DIR = Path("results") / ".cache"
 
 
-def representation_rows(config: BenchmarkConfig, dataset: Dataset, cache_dir=DEFAULT_CACHE_DIR) -> np.ndarray:
-    """Features of every training image then every test image, fitted on the training images without labels."""
+def representation_rows(config: BenchmarkConfig, dataset: Dataset, cache_dir=DEFAULT_CACHE_DIR,
+                        name: str | None = None) -> np.ndarray:
+    """Features of every training image then every test image, fitted on the training images without labels
+    (representation ``name``, default the config's)."""
     images = np.concatenate([dataset.x_train, dataset.x_test])
-    return np.asarray(label_free_features(config.representation, images, fit_images=dataset.x_train,
+    return np.asarray(label_free_features(name or config.representation, images, fit_images=dataset.x_train,
                                           seed=REPRESENTATION_SEED, settings=RepresentationSettings(),
                                           cache_dir=cache_dir))
 

@@ -10,6 +10,7 @@ import numpy as np
 from AL_functions import RECOMMENDED
 from altoolkit.errors import ToolkitError
 from altoolkit.files import write_text
+from altoolkit.pipelines import PSEUDO_LABELS_PER_LABEL
 from Evaluation.Benchmark.config import BASELINE, CURVE_FILENAME, REPORT_FILENAME, RESULTS_FILENAME
 from Evaluation.Benchmark.records import execution_settings
 from Evaluation.Benchmark.stats import (check_rows, finished_seed_numbers, finished_seeds, format_number,
@@ -160,10 +161,14 @@ def setting_lines(config: dict) -> list[str]:
                "each": "picked by each strategy itself from zero labels (random's at random)"}.get(
         config.get("initial", "random"), f"picked by {config.get('initial')} from zero labels for every strategy")
     pool = config["pool_size"] if config["pool_size"] is not None else "all the rest"
-    if learner == "mobilenet":
+    if learner in ("mobilenet", "mobilenet_distilled"):
+        distilled = ([] if learner == "mobilenet" else [
+            "- distilled: each training also takes the unlabeled seed images that label spreading over the `patches` "
+            f"features labels most surely (at most {PSEUDO_LABELS_PER_LABEL} per labeled image), with those "
+            "pseudo-labels; the cells record how many and the share the oracle agrees with"])
         return [f"- per seed: {config['n0']} initial labels {initial} (last 10 % = validation for the best epoch), "
                 f"pool {pool}, {rounds} rounds × {config['budget']} labels; MobileNetV3Small retrained from the "
-                "seed's initial weights each round",
+                "seed's initial weights each round", *distilled,
                 f"- training: {config['epochs']} epochs, batch {config['batch_size']}, Adam {config['learning_rate']}, "
                 f"flip augmentation {'on' if config['flip_augmentation'] else 'off'}, learning rate "
                 f"{'cosine-decayed to 0' if config.get('cosine_decay') else 'constant'}, weights of the "

@@ -16,8 +16,8 @@ from altoolkit.data import Dataset
 from altoolkit.files import write_json
 from altoolkit.strategies import pixel_pca_features
 from altoolkit.training import training_indices
-from Evaluation.Benchmark.config import (STATE_DIRNAME, BenchmarkConfig, benchmark_strategy, seed_order,
-                                         selection_seed)
+from Evaluation.Benchmark.config import (PSEUDO_LABEL_REPRESENTATION, STATE_DIRNAME, BenchmarkConfig,
+                                         benchmark_strategy, seed_order, selection_seed)
 from Evaluation.Benchmark.records import cell_record, completed_rounds, seed_record, worker_cells_path
 from Evaluation.Benchmark.trainer import SeedTrainer, restore_weights, save_weights, state_path
 
@@ -27,7 +27,8 @@ class SeedRun:
     The seed's permutation gives the initial labeled set (its first ``n0`` images) and the pool (the rest).
     """
 
-    def __init__(self, config: BenchmarkConfig, dataset: Dataset, seed: int, output_dir: Path, say):
+    def __init__(self, config: BenchmarkConfig, dataset: Dataset, seed: int, output_dir: Path, say,
+                 pseudo_label_features: np.ndarray | None = None):
         self.config, self.seed, self.say = config, int(seed), say
         self.order = seed_order(len(dataset.x_train), config, seed)
         self.view = dataclasses.replace(dataset, x_train=dataset.x_train[self.order],
@@ -38,6 +39,8 @@ class SeedRun:
         self.label = f"seed {self.seed + 1}/{config.seeds}"
         self._trainer: SeedTrainer | None = None
         self._pixel_features: np.ndarray | None = None
+        self.pseudo_label_features = (None if pseudo_label_features is None else
+                                      pseudo_label_features[:len(dataset.x_train)][self.order])
 
     @property
     def trainer(self) -> SeedTrainer:
@@ -58,10 +61,29 @@ class SeedRun:
         train_idx, validation_idx = training_indices(self.view, self.config.n0, extra_positions,
                                                      self.config.recipe().validation_fraction)
         began = time.perf_counter()
-        facts = self.trainer.train(train_idx, validation_idx)
+        if self.config.distilled:
+            facts = self.train_with_pseudo_labels(train_idx, validation_idx)
+        else:
+            facts = self.trainer.train(train_idx, validation_idx)
         trained = time.perf_counter()
         evaluation = self.trainer.evaluate()
         return evaluation, facts, trained - began, time.perf_counter() - trained
+
+    def train_with_pseudo_labels(self, train_idx: np.ndarray, validation_idx: np.ndarray) -> dict:
+        """The distilled learner: label spreading over the seed's images on the label-free features gives the
+        unlabeled ones it is surest of a class (see :func:`altoolkit.pipelines.pseudo_labels`), and MobileNet trains
+        on the labels plus those; the cell records how many and how many were right (the oracle's labels)."""
+        from altoolkit.pipelines import pseudo_labels
+
+        labels = self.view.y_train
+        unlabeled = np.setdiff1d(np.arange(len(labels)), np.concatenate([train_idx, validation_idx]))
+        rows, classes = pseudo_labels(self.pseudo_label_features, labels, train_idx, unlabeled,
+                                      self.view.num_classes, self.seed)
+        pseudo = labels.copy()
+        pseudo[rows] = classes
+        facts = self.trainer.train(np.concatenate([train_idx, rows]), validation_idx, pseudo)
+        return {**facts, "pseudo_labels": int(len(rows)),
+                "pseudo_labels_right": float((labels[rows] == classes).mean()) if len(rows) else None}
 
     def run_base(self, record: dict, save: Callable[[Path, list], None]) -> None:
         """Round 0, shared by every strategy: train on the initial set unless recorded with its saved model."""
@@ -107,7 +129,17 @@ def make_seed_run(config: BenchmarkConfig, dataset: Dataset, seed: int, output_d
         from Evaluation.Benchmark.fast import FastSeedRun
 
         return FastSeedRun(config, dataset, seed, features, say)
-    return SeedRun(config, dataset, seed, output_dir, say)
+    return SeedRun(config, dataset, seed, output_dir, say, features)
+
+
+def learner_features(config: BenchmarkConfig, dataset: Dataset, cache_dir: Path) -> np.ndarray | None:
+    """The label-free features a run's learner needs (computed once, cached): a fast learner's representation,
+    the distilled learner's pseudo-label representation, or None for MobileNet alone."""
+    if not (config.fast or config.distilled):
+        return None
+    from Evaluation.Benchmark.fast import representation_rows
+
+    return representation_rows(config, dataset, cache_dir, None if config.fast else PSEUDO_LABEL_REPRESENTATION)
 
 
 def _start_worker(config: BenchmarkConfig, dataset: Dataset, output_dir: Path, config_hash_: str,
@@ -117,11 +149,7 @@ def _start_worker(config: BenchmarkConfig, dataset: Dataset, output_dir: Path, c
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    features = None
-    if config.fast:
-        from Evaluation.Benchmark.fast import representation_rows
-
-        features = representation_rows(config, dataset, cache_dir)
+    features = learner_features(config, dataset, cache_dir)
     _WORKER.update(config=config, dataset=dataset, output_dir=output_dir, config_hash=config_hash_, runs={},
                    features=features, blas_limits=threadpool_limits(limits=1), say=print if verbose else (lambda *args, **kwargs: None))
 

@@ -3,6 +3,7 @@ saved model states a resumed run starts from."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zipfile
 from pathlib import Path
@@ -48,12 +49,14 @@ class SeedTrainer:
         for metric in self.model.metrics:
             metric.reset_state()
 
-    def train(self, train_idx: np.ndarray, validation_idx: np.ndarray) -> dict:
+    def train(self, train_idx: np.ndarray, validation_idx: np.ndarray, labels: np.ndarray | None = None) -> dict:
         """Train from the initial weights; keep the last epoch's weights, or the best-validation epoch's. Returns
-        facts (the best validation epoch is recorded either way)."""
+        facts (the best validation epoch is recorded either way). ``labels`` replace the training labels (the
+        distilled learner's pseudo-labels) for this training only."""
         self.reset()
         keeper = _best_weights_callback("val_accuracy" if len(validation_idx) else "accuracy")
-        history = fit_model(self.model, self.dataset, train_idx, validation_idx, self.recipe, self.seed, [keeper])
+        data = self.dataset if labels is None else dataclasses.replace(self.dataset, y_train=labels)
+        history = fit_model(self.model, data, train_idx, validation_idx, self.recipe, self.seed, [keeper])
         if self.keep_best_validation_epoch:
             self.model.set_weights(keeper.best_weights)
         validation = history.history.get("val_accuracy", [])
