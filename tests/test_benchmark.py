@@ -536,6 +536,7 @@ def test_pipeline_efficiency_against_a_baseline_curve_with_a_known_answer():
     assert beyond[1][2] is True
 
 
+@pytest.mark.slow
 def test_the_distilled_learner_trains_mobilenet_on_labels_plus_recorded_pseudo_labels(digits_dataset, tmp_path):
     settings = config.BenchmarkConfig(dataset="digits", n0=40, budget=20, rounds=1, seeds=1, epochs=1,
                                       learner="mobilenet_distilled", strategies=("random", "margin"))
