@@ -21,6 +21,8 @@ EMBEDDED_REPORTS = {"headline": "benchmarks/results/fashion-pipeline/report.md#L
                                 "baseline",
                     "fashion-pipeline-benchmark": "benchmarks/results/fashion-pipeline/report.md",
                     "fashion-pipeline-scarce-benchmark": "benchmarks/results/fashion-pipeline-scarce/report.md",
+                    "fashion-pipeline-spreading": "benchmarks/results/fashion-pipeline-spreading/report.md#Label "
+                                                  "efficiency against the design's baseline",
                     "fashion-baseline-benchmark": "benchmarks/results/fashion-baseline/report.md",
                     "representations": "benchmarks/results/representations.md",
                     "pipeline-speed": "benchmarks/results/pipeline_speed.md",
