@@ -30,7 +30,8 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
                 validation_fraction: float = 0.1, weights: str | None = None, flip_augmentation: bool | None = None,
                 seed: int = 42, overwrite: bool = False, verbose: int = 1, label_store: str | Path | None = None,
                 pool: str | Path | None = None, learner: str = "mobilenet",
-                representation: str = "patches") -> TrainResult:
+                representation: str = "patches", backbone: str | None = None,
+                backbone_weights: str | None = "imagenet") -> TrainResult:
     """Load the data (unless ``dataset`` is given) and train; see :func:`altoolkit.training.train_model`.
 
     ``classes=None`` means the dataset's default (airplane/automobile/ship for CIFAR-10, all otherwise).
@@ -38,7 +39,9 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
     the training set and trains on all of it (``labeled_size`` is then ignored); ``pool`` overrides where the
     store's pool folder is. A seed outside 0..2**32-1 is refused before any data is loaded. ``learner`` and
     ``representation``: see :class:`altoolkit.training.TrainingRecipe` (``linear`` on ``patches`` trains in
-    seconds; the training images beyond the labeled set are its unlabeled pool).
+    seconds; the training images beyond the labeled set are its unlabeled pool); ``representation="backbone"``
+    uses the frozen features of ``backbone`` (a ``.keras`` file, or a ``keras.applications`` name with
+    ``backbone_weights``: ``imagenet`` or a local weights file), saved inside the classifier.
     """
     seed = check_seed(seed)
     check_dataset_argument(dataset)
@@ -51,7 +54,8 @@ def train_model(additional_indices: Sequence[int] | None = None, output_dir: str
     overrides = {} if flip_augmentation is None else {"flip_augmentation": flip_augmentation}
     recipe = recipe_for(dataset.name, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                         validation_fraction=validation_fraction, weights=weights, learner=learner,
-                        representation=representation, **overrides)
+                        representation=representation, backbone=backbone, backbone_weights=backbone_weights,
+                        **overrides)
     return train_on_dataset(additional_indices, output_dir, dataset=dataset, labeled_size=labeled_size,
                             recipe=recipe, seed=seed, overwrite=overwrite, verbose=verbose)
 
@@ -98,8 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="mobilenet (default: MobileNetV3Small from scratch); linear or label_spreading (seconds: "
                             "a fast learner on a label-free --representation, saved as a .keras classifier); "
                             "mobilenet_distilled (MobileNetV3Small on the labels plus label-spreading pseudo-labels)")
-    group.add_argument("--representation", choices=("patches", "pixels"), default="patches",
-                       help="label-free features for the fast learners and the pseudo-labels (default: patches)")
+    group.add_argument("--representation", choices=("patches", "pixels", "backbone"), default="patches",
+                       help="label-free features for the fast learners and the pseudo-labels (default: patches; "
+                            "backbone: a pretrained network's frozen features, see --backbone)")
+    group.add_argument("--backbone", default=None,
+                       help="with --representation backbone: a .keras model, or a keras.applications name such as "
+                            "MobileNetV3Small or ResNet50")
+    group.add_argument("--backbone-weights", default="imagenet",
+                       help="for a keras.applications backbone: imagenet (downloaded, needs the network) or the path "
+                            "of a local weights file (default: imagenet)")
     group.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                        help="random horizontal flips while training (default: on for cifar10 and fashion_mnist)")
     group.add_argument("--seed", type=seed_argument, default=42, help="fixes the initial weights and shuffling (default: 42)")
@@ -138,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             IMAGENET_DEFAULTS["learning_rate"] if imagenet else 1e-3),
         validation_fraction=args.validation_fraction, weights=weights, flip_augmentation=args.flip,
         seed=args.seed, overwrite=args.overwrite, verbose=keras_verbosity(args.quiet), learner=args.learner,
-        representation=args.representation)
+        representation=args.representation, backbone=args.backbone, backbone_weights=args.backbone_weights)
     epoch = "" if result.metrics["best_epoch"] is None else f"; best epoch {result.metrics['best_epoch']}"
     if result.test_accuracy is None:
         print(f"no test images: accuracy not measured{epoch}")

@@ -99,8 +99,7 @@ class LabelFreeRepresentation:
             projection.set_weights([self._pca.components_.T.astype(np.float32),
                                     (-self._pca.mean_ @ self._pca.components_.T).astype(np.float32)])
         else:
-            raise ToolkitError("a backbone classifier is saved by fine-tuning the backbone (learner mobilenet on "
-                               "its weights); a linear layer on frozen backbone features is not exported yet")
+            features = self._backbone.as_model(input_shape)(inputs)
         model = keras.Model(inputs, features, name=f"{self.name}_features")
         model.trainable = False
         return model

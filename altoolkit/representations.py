@@ -100,6 +100,25 @@ class PatchFeatures:
     def fit_transform(self, images) -> np.ndarray:
         return self.fit(images).transform(images)
 
+    def as_model(self, input_shape: tuple[int, int, int]):
+        """A frozen Keras model computing exactly :meth:`transform` from images of ``input_shape`` (0–255): the
+        resize, the application's input preprocessing as a fixed 1×1 convolution (every Keras application's
+        ``preprocess_input`` is a per-pixel affine map of the channels; anything else is refused), the network."""
+        import keras
+
+        if not hasattr(self, "_network"):
+            raise ToolkitError("BackboneFeatures must be fitted (the network loaded) before as_model: call fit()")
+        inputs = keras.Input(shape=input_shape, name="image")
+        x = keras.layers.Resizing(self.input_size_, self.input_size_, name="backbone_resize")(inputs)
+        if self._preprocess is not None:
+            kernel, bias = _affine_channel_map(self._preprocess)
+            mix = keras.layers.Conv2D(3, 1, name="backbone_preprocess")
+            x = mix(x)
+            mix.set_weights([kernel.reshape(1, 1, 3, 3), bias])
+        model = keras.Model(inputs, self._network(x, training=False), name="backbone_features")
+        model.trainable = False
+        return model
+
     def as_layer(self):
         """This fitted extractor as a frozen Keras layer (:class:`altoolkit.keras_layers.PatchFeatureLayer`)."""
         from altoolkit.keras_layers import PatchFeatureLayer
@@ -239,6 +258,25 @@ class BackboneFeatures:
     def fit_transform(self, images) -> np.ndarray:
         return self.fit(images).transform(images)
 
+    def as_model(self, input_shape: tuple[int, int, int]):
+        """A frozen Keras model computing exactly :meth:`transform` from images of ``input_shape`` (0–255): the
+        resize, the application's input preprocessing as a fixed 1×1 convolution (every Keras application's
+        ``preprocess_input`` is a per-pixel affine map of the channels; anything else is refused), the network."""
+        import keras
+
+        if not hasattr(self, "_network"):
+            raise ToolkitError("BackboneFeatures must be fitted (the network loaded) before as_model: call fit()")
+        inputs = keras.Input(shape=input_shape, name="image")
+        x = keras.layers.Resizing(self.input_size_, self.input_size_, name="backbone_resize")(inputs)
+        if self._preprocess is not None:
+            kernel, bias = _affine_channel_map(self._preprocess)
+            mix = keras.layers.Conv2D(3, 1, name="backbone_preprocess")
+            x = mix(x)
+            mix.set_weights([kernel.reshape(1, 1, 3, 3), bias])
+        model = keras.Model(inputs, self._network(x, training=False), name="backbone_features")
+        model.trainable = False
+        return model
+
     def _application(self):
         import importlib
 
@@ -260,6 +298,20 @@ class BackboneFeatures:
                                    ) from None
             raise ToolkitError(f"cannot load the weights {weights} into {self.source}: {reason}") from None
         return network, importlib.import_module(build.__module__).preprocess_input
+
+
+def _affine_channel_map(preprocess) -> tuple[np.ndarray, np.ndarray]:
+    """(3×3 kernel, bias) with ``preprocess(x) == x @ kernel + bias`` per pixel, measured on probe pixels; an
+    input preprocessing that is not such a map is refused."""
+    probes = np.concatenate([np.zeros((1, 3)), 255 * np.eye(3), np.random.default_rng(0).uniform(0, 255, (8, 3))])
+    out = np.asarray(preprocess(probes.reshape(1, len(probes), 1, 3).astype(np.float32).copy()),
+                     dtype=np.float64).reshape(len(probes), 3)
+    bias = out[0]
+    kernel = (out[1:4] - bias) / 255
+    if not np.allclose(probes @ kernel + bias, out, atol=1e-3):
+        raise ToolkitError("this backbone's input preprocessing is not a per-pixel channel map, so its classifier "
+                           "cannot be saved: use a .keras backbone that includes its own preprocessing")
+    return kernel.astype(np.float32), bias.astype(np.float32)
 
 
 def _keras_file_features(path: str):

@@ -59,7 +59,12 @@ class TrainingRecipe:
     representation, seconds to train), or ``mobilenet_distilled`` (MobileNetV3Small on the labels plus
     pseudo-labels that label spreading gives the unlabeled training images); see :mod:`altoolkit.pipelines`."""
     representation: str = "patches"
-    """The label-free representation the fast learners and the pseudo-labels use (``patches``, ``pixels``)."""
+    """The label-free representation the fast learners and the pseudo-labels use (``patches``, ``pixels``, or
+    ``backbone``: the frozen features of the pretrained network ``backbone``)."""
+    backbone: str | None = None
+    """With ``representation="backbone"``: a ``.keras`` file or a ``keras.applications`` name."""
+    backbone_weights: str | None = "imagenet"
+    """For a ``keras.applications`` backbone: ``imagenet`` (downloaded) or a local weights file."""
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -79,6 +84,17 @@ class TrainingRecipe:
         if self.representation not in LABEL_FREE_REPRESENTATIONS:
             raise ToolkitError(f"unknown representation {str(self.representation)[:40]!r} for the learner: choose "
                                f"one of {', '.join(LABEL_FREE_REPRESENTATIONS)}")
+        if self.backbone and self.representation != "backbone":
+            raise ToolkitError("a backbone is used with --representation backbone: add it, or drop --backbone")
+        if self.representation == "backbone" and not self.backbone:
+            raise ToolkitError("the backbone representation needs a network: pass --backbone (a .keras file or a "
+                               "keras.applications name such as MobileNetV3Small)")
+
+    def representation_settings(self):
+        """The label-free representation's parameters this recipe implies (the backbone, if any)."""
+        from altoolkit.label_free import RepresentationSettings
+
+        return RepresentationSettings(backbone=self.backbone, backbone_weights=self.backbone_weights)
 
 
 def recipe_for(dataset_name: str, **overrides) -> TrainingRecipe:
@@ -392,12 +408,12 @@ def with_pseudo_labels(dataset: Dataset, train_idx: np.ndarray, validation_idx: 
 
     Pseudo-labels only extend this run's training set: the validation split and the test split stay real labels.
     """
-    from altoolkit.label_free import RepresentationSettings
     from altoolkit.pipelines import pseudo_labels, representation_features
 
     labeled = np.concatenate([train_idx, validation_idx])
     unlabeled = np.setdiff1d(np.arange(len(dataset.x_train)), labeled)
-    _, features = representation_features(dataset.x_train, recipe.representation, RepresentationSettings(), seed)
+    _, features = representation_features(dataset.x_train, recipe.representation, recipe.representation_settings(),
+                                          seed)
     rows, classes = pseudo_labels(features, dataset.y_train, train_idx, unlabeled, dataset.num_classes, seed)
     known = dataset.y_train[rows] >= 0
     labels = dataset.y_train.copy()
@@ -412,13 +428,12 @@ def train_pipeline(dataset: Dataset, labeled_rows: np.ndarray, recipe: TrainingR
                    overwrite: bool, labeled_size: int, additional_indices, run_info: dict | None) -> TrainResult:
     """A fast learner on a label-free representation fitted on every training image, saved as a Keras classifier
     (``best_model.keras``) with ``metrics.json``; the unlabeled training rows shape label spreading's graph."""
-    from altoolkit.label_free import RepresentationSettings
     from altoolkit.pipelines import fit_fast_learner, pipeline_classifier, representation_features
 
     started = time.perf_counter()
     unlabeled = np.setdiff1d(np.arange(len(dataset.x_train)), labeled_rows)
     representation, features = representation_features(dataset.x_train, recipe.representation,
-                                                        RepresentationSettings(), seed)
+                                                        recipe.representation_settings(), seed)
     learner = fit_fast_learner(recipe.learner, features, dataset.y_train, labeled_rows, unlabeled,
                                dataset.num_classes, seed)
     model = pipeline_classifier(representation, learner, dataset.image_shape, dataset.num_classes)

@@ -124,6 +124,38 @@ def test_backbone_from_a_keras_classifier_is_its_penultimate_embedding(tmp_path)
     assert np.allclose(features, embeddings, atol=1e-4)
 
 
+def test_an_applications_input_preprocessing_becomes_a_fixed_channel_map():
+    """ResNet's caffe-style preprocessing: RGB → BGR, then the ImageNet means subtracted: a permutation and a bias."""
+    from keras.applications import resnet
+
+    from altoolkit.representations import _affine_channel_map
+
+    kernel, bias = _affine_channel_map(resnet.preprocess_input)
+    assert np.allclose(kernel, [[0, 0, 1], [0, 1, 0], [1, 0, 0]], atol=1e-5)
+    assert np.allclose(bias, [-103.939, -116.779, -123.68], atol=1e-3)
+    with pytest.raises(ToolkitError, match="not a per-pixel channel map"):
+        _affine_channel_map(lambda x: np.sqrt(x))
+
+
+def test_a_backbone_with_preprocessing_exports_a_model_that_computes_its_features(tmp_path):
+    import keras
+
+    from altoolkit.representations import BackboneFeatures
+
+    network = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3),
+                                             pooling="avg")
+    weights_file = tmp_path / "v2.weights.h5"
+    network.save_weights(weights_file)
+    backbone = BackboneFeatures("MobileNetV2", weights=str(weights_file), input_size=32)
+    images = np.random.default_rng(2).integers(0, 256, size=(4, 16, 16, 3)).astype(np.uint8)
+    features = backbone.fit().transform(images)
+    exported = backbone.as_model((16, 16, 3))
+    assert np.allclose(np.asarray(exported(images.astype(np.float32))), features, atol=1e-4)
+    exported.save(tmp_path / "features.keras")
+    reloaded = keras.models.load_model(tmp_path / "features.keras", safe_mode=True)
+    assert np.allclose(np.asarray(reloaded(images.astype(np.float32))), features, atol=1e-4)
+
+
 def test_backbone_errors_say_what_to_pass(tmp_path):
     from altoolkit.representations import BackboneFeatures
 
