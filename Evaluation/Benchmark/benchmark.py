@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="mobilenet (trained from scratch every round), mobilenet_distilled (the same on the "
                              "labels plus label spreading's surest pseudo-labels over patch features) or a fast "
                              "learner refitted every round on --representation")
-    parser.add_argument("--representation", default=None, choices=("model", "patches", "pixels", "backbone"),
+    parser.add_argument("--representation", default=None, choices=("model", "patches", "pixels"),
                         help="what strategies measure distances on, and a fast learner's input (default: model)")
     parser.add_argument("--initial", default=None,
                         help="first n0 labels: random (shared), each (every strategy picks its own from zero "

@@ -136,7 +136,7 @@ class BenchmarkConfig:
         if self.learner not in ("mobilenet", DISTILLED, *FAST_LEARNERS):
             raise ToolkitError(f"--learner must be one of mobilenet, {DISTILLED}, {', '.join(FAST_LEARNERS)}, got "
                                f"{short_repr(self.learner)}")
-        label_free = ("patches", "pixels", "backbone")
+        label_free = ("patches", "pixels")  # a backbone is measured by benchmarks/representations.py
         if self.fast and self.representation not in label_free:
             raise ToolkitError(f"--learner {self.learner} learns on a label-free --representation: choose one of "
                                f"{', '.join(label_free)}")
