@@ -45,7 +45,8 @@ bench-strategies: $(STAMP) $(SPEED_MODEL_DIR)/best_model.keras
 	$(BIN)/python benchmarks/strategy_speed.py --model $(SPEED_MODEL_DIR)/best_model.keras --repeats 3 --output benchmarks/results/strategy_speed.md
 
 # The label-efficiency benchmarks in the README: the design's baseline (about 1.5 hours on two cores), the pipelines
-# (about an hour) and the scarce regime; each resumes where it stopped, and a finished one re-renders its report.
+# (about 40 minutes), the scarce regime (about 20) and label spreading (about 25); each resumes where it stopped,
+# and a finished one re-renders its report.
 bench-pipelines: $(STAMP)
 	$(BIN)/python -m Evaluation.Benchmark.benchmark --preset fashion-baseline --workers 2 --output-dir benchmarks/results/fashion-baseline
 	$(BIN)/python -m Evaluation.Benchmark.benchmark --preset fashion-pipeline --workers 2 --output-dir benchmarks/results/fashion-pipeline --baseline benchmarks/results/fashion-baseline
