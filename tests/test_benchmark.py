@@ -278,11 +278,17 @@ def test_every_preset_is_valid_and_runs_random_first(preset):
 
 
 @pytest.mark.slow
-def test_quick_preset_through_main(tmp_path):
-    """The whole quick preset (about 2 minutes): the report's structure, not its numbers."""
-    assert bm.main(["--preset", "quick", "--output-dir", str(tmp_path), "--quiet"]) == 0
+def test_quick_preset_through_main_with_overrides(tmp_path):
+    """The quick preset from the command line, cut down by overrides (the whole preset takes minutes): the
+    overrides reach the run, and the report and its figure are written."""
+    assert bm.main(["--preset", "quick", "--seeds", "1", "--rounds", "1", "--epochs", "1", "--output-dir",
+                    str(tmp_path), "--quiet"]) == 0
     results = json.loads((tmp_path / config.RESULTS_FILENAME).read_text())
-    assert len(benchmark_stats.curves(results, "random")[0]) == config.PRESETS["quick"].seeds
+    quick = config.PRESETS["quick"]
+    assert (results["config"]["seeds"], results["config"]["rounds"], results["config"]["epochs"]) == (1, 1, 1)
+    assert results["config"]["strategies"] == list(quick.strategies) and results["config"]["n0"] == quick.n0
+    labels, _ = benchmark_stats.curves(results, "random")
+    assert labels.shape == (1, 2) and labels[0, 1] == quick.n0 + quick.budget
     assert (tmp_path / config.REPORT_FILENAME).is_file() and (tmp_path / config.CURVE_FILENAME).is_file()
 
 
