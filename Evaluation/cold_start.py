@@ -40,7 +40,7 @@ def choose_labeled_set(dataset: Dataset, strategy: str, labeled_size: int, start
         raise ToolkitError(f"a cold start chooses --labeled-size {labeled_size} images among the {start_idx} "
                            "training images before --start-idx: raise --start-idx or lower --labeled-size")
     features = label_free_features(COLD_START_REPRESENTATION, dataset.x_train[:start_idx], seed=seed,
-                                   cache_dir=None if cache_dir is None else Path(cache_dir) / "features")
+                                   cache_dir=cache_dir)
     selection = alf.cold_start(strategy, features, labeled_size, seed=seed, representation=COLD_START_REPRESENTATION)
     chosen = [int(index) for index in selection.indices]
     record = {"strategy": strategy, "ran": selection.strategy, "representation": COLD_START_REPRESENTATION,

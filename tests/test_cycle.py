@@ -340,6 +340,7 @@ def test_a_cold_start_chooses_the_base_models_labeled_set_and_later_runs_keep_it
     assert len(set(digits_dataset.y_train[chosen])) >= 9
     first = json.loads((tmp_path / "first" / "cycle_manifest.json").read_text())
     assert first["initial"]["indices"] == initial["indices"]
+    assert len(list((tmp_path / "first" / ".cache" / "features").glob("patches_*.npy"))) == 1
 
     assert AL_cycle.main([*common, "--model", str(model), "--output-dir", str(tmp_path / "again")]) == 0
     again = json.loads((tmp_path / "again" / "cycle_manifest.json").read_text())
