@@ -100,25 +100,6 @@ class PatchFeatures:
     def fit_transform(self, images) -> np.ndarray:
         return self.fit(images).transform(images)
 
-    def as_model(self, input_shape: tuple[int, int, int]):
-        """A frozen Keras model computing exactly :meth:`transform` from images of ``input_shape`` (0–255): the
-        resize, the application's input preprocessing as a fixed 1×1 convolution (every Keras application's
-        ``preprocess_input`` is a per-pixel affine map of the channels; anything else is refused), the network."""
-        import keras
-
-        if not hasattr(self, "_network"):
-            raise ToolkitError("BackboneFeatures must be fitted (the network loaded) before as_model: call fit()")
-        inputs = keras.Input(shape=input_shape, name="image")
-        x = keras.layers.Resizing(self.input_size_, self.input_size_, name="backbone_resize")(inputs)
-        if self._preprocess is not None:
-            kernel, bias = _affine_channel_map(self._preprocess)
-            mix = keras.layers.Conv2D(3, 1, name="backbone_preprocess")
-            x = mix(x)
-            mix.set_weights([kernel.reshape(1, 1, 3, 3), bias])
-        model = keras.Model(inputs, self._network(x, training=False), name="backbone_features")
-        model.trainable = False
-        return model
-
     def as_layer(self):
         """This fitted extractor as a frozen Keras layer (:class:`altoolkit.keras_layers.PatchFeatureLayer`)."""
         from altoolkit.keras_layers import PatchFeatureLayer
