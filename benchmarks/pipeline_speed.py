@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import statistics
 import sys
 import time
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from altoolkit.cli import ToolkitArgumentParser, positive_int
 from altoolkit.errors import ToolkitError, cli_entry
+from benchmarks.reporting import finish_report, median_seconds
 
 SCRIPT = "benchmarks/pipeline_speed.py"
 TARGET_RATIO = 0.5
@@ -39,16 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", default="results/.cache", help="representation cache (default: results/.cache)")
     parser.add_argument("--output", default=None, metavar="FILE.md", help="also write the report here")
     return parser
-
-
-def median_seconds(function, repeats: int) -> tuple[float, object]:
-    result = function()
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times), result
 
 
 @cli_entry
@@ -72,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     features = np.asarray(label_free_features(args.representation, images, cache_dir=args.cache_dir))
     representation_seconds = time.perf_counter() - began
     model = build_model(data.num_classes, input_shape=data.image_shape, seed=0)
-    forward, _ = median_seconds(lambda: probabilities_and_embeddings(model, images[args.labeled_size:]),
+    forward, _, _, _ = median_seconds(lambda: probabilities_and_embeddings(model, images[args.labeled_size:]),
                                 args.repeats)
     labeled, pool = np.arange(args.labeled_size), np.arange(args.labeled_size, needed)
     rows = []
@@ -84,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                                               learner=args.learner)
             return alf.select(name, round_inputs, args.budget).indices
 
-        seconds, chosen = median_seconds(one_round, args.repeats)
+        seconds, _, _, chosen = median_seconds(one_round, args.repeats)
         if len(chosen) != args.budget:
             raise ToolkitError(f"{name} returned {len(chosen)} images, not {args.budget}")
         rows.append((name, seconds, seconds / forward))
@@ -102,13 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, seconds, ratio in rows:
         verdict = "✅ holds" if ratio <= TARGET_RATIO else "❌ misses"
         lines.append(f"| `{name}` | {seconds:.2f} s | {ratio:.2f}× | ≤ {TARGET_RATIO}× | {verdict} |")
-    lines += ["", f"Total wall time: {time.perf_counter() - started:.0f} s.", ""]
-    report = "\n".join(lines)
-    print(report, end="")
-    if args.output:
-        from altoolkit.files import write_text
-
-        write_text(args.output, report)
+    finish_report(lines, started, args.output)
     return 0
 
 

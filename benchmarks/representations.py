@@ -21,6 +21,7 @@ import numpy as np
 
 from altoolkit.cli import ToolkitArgumentParser, positive_int
 from altoolkit.errors import cli_entry
+from benchmarks.reporting import finish_report
 
 SCRIPT = "benchmarks/representations.py"
 LABEL_COUNTS = (100, 500)
@@ -89,13 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.backbone:
         lines += ["", "`backbone` (a pretrained network's penultimate features) is not measured here: its ImageNet "
                   "weights cannot be downloaded on this machine. Pass `--backbone` with a local weights file to add it."]
-    lines += ["", f"Total wall time: {time.perf_counter() - started:.0f} s.", ""]
-    report = "\n".join(lines)
-    print(report, end="")
-    if args.output:
-        from altoolkit.files import write_text
-
-        write_text(args.output, report)
+    finish_report(lines, started, args.output)
     return 0
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 
 from altoolkit.cli import ToolkitArgumentParser, positive_int
 from altoolkit.errors import ToolkitError, cli_entry
+from benchmarks.reporting import finish_report, median_seconds
 
 SCRIPT = "benchmarks/strategy_speed.py"
 STRATEGIES = ("random", "margin", "entropy", "least_confidence", "class_balanced_margin", "class_balanced_random",
@@ -44,17 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated benchmark strategy names (default: every budgeted strategy)")
     parser.add_argument("--output", type=Path, default=None, metavar="FILE.md", help="also write the report here")
     return parser
-
-
-def median_seconds(function, repeats: int) -> tuple[float, float, float, object]:
-    """(median, min, max) wall seconds of ``repeats`` calls after one untimed warm-up call, and its result."""
-    result = function()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), min(times), max(times), result
 
 
 def strategy_call(name: str, probabilities, embeddings, labeled_embeddings, labeled_classes, images, head,
@@ -130,13 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "✅ holds" if ratio <= limit else "❌ misses"
         lines.append(f"| `{name}` | {median:.2f} ({fastest:.2f}–{slowest:.2f}) | {ratio:.2f}× | ≤ {limit}× | "
                      f"{verdict} |")
-    lines += ["", f"Total wall time: {time.perf_counter() - started:.0f} s.", ""]
-    report = "\n".join(lines)
-    print(report, end="")
-    if args.output is not None:
-        from altoolkit.files import write_text
-
-        write_text(args.output, report)
+    finish_report(lines, started, args.output)
     return 0
 
 
