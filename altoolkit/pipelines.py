@@ -74,3 +74,19 @@ def pseudo_labels(features: np.ndarray, labels: np.ndarray, labeled_rows: np.nda
     count = min(int(round(PSEUDO_LABEL_SHARE * len(unlabeled_rows))), PSEUDO_LABELS_PER_LABEL * len(labeled_rows))
     confident = np.sort(np.argsort(-spread.max(axis=1), kind="stable")[:count])
     return unlabeled_rows[confident].astype(np.int64), spread[confident].argmax(axis=1).astype(np.int64)
+
+
+def with_pseudo_labels_on(features: np.ndarray, labels: np.ndarray, train_rows: np.ndarray,
+                          validation_rows: np.ndarray, num_classes: int,
+                          seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(labels with :func:`pseudo_labels` on the rows outside training and validation, the training rows with
+    those rows added, a record: their count and the share that agrees with a known label, in simulation).
+    The validation rows are never pseudo-labeled and never shape the spreading."""
+    unlabeled = np.setdiff1d(np.arange(len(labels)), np.concatenate([train_rows, validation_rows]))
+    rows, classes = pseudo_labels(features, labels, train_rows, unlabeled, num_classes, seed)
+    known = labels[rows] >= 0
+    extended = labels.copy()
+    extended[rows] = classes
+    record = {"count": int(len(rows)),
+              "agree_with_known_labels": float((labels[rows][known] == classes[known]).mean()) if known.any() else None}
+    return extended, np.concatenate([train_rows, rows]), record

@@ -408,20 +408,15 @@ def with_pseudo_labels(dataset: Dataset, train_idx: np.ndarray, validation_idx: 
 
     Pseudo-labels only extend this run's training set: the validation split and the test split stay real labels.
     """
-    from altoolkit.pipelines import pseudo_labels, representation_features
+    from altoolkit.pipelines import representation_features, with_pseudo_labels_on
 
-    labeled = np.concatenate([train_idx, validation_idx])
-    unlabeled = np.setdiff1d(np.arange(len(dataset.x_train)), labeled)
     _, features = representation_features(dataset.x_train, recipe.representation, recipe.representation_settings(),
                                           seed)
-    rows, classes = pseudo_labels(features, dataset.y_train, train_idx, unlabeled, dataset.num_classes, seed)
-    known = dataset.y_train[rows] >= 0
-    labels = dataset.y_train.copy()
-    labels[rows] = classes
-    record = {"count": int(len(rows)), "representation": recipe.representation,
-              "agree_with_known_labels": (float((dataset.y_train[rows][known] == classes[known]).mean())
-                                          if known.any() else None)}
-    return dataclasses.replace(dataset, y_train=labels), np.concatenate([train_idx, rows]), record
+    labels, extended, record = with_pseudo_labels_on(features, dataset.y_train, train_idx, validation_idx,
+                                                     dataset.num_classes, seed)
+    record = {"count": record["count"], "representation": recipe.representation,
+              "agree_with_known_labels": record["agree_with_known_labels"]}
+    return dataclasses.replace(dataset, y_train=labels), extended, record
 
 
 def train_pipeline(dataset: Dataset, labeled_rows: np.ndarray, recipe: TrainingRecipe, seed: int, output_dir: Path,

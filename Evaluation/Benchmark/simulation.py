@@ -73,17 +73,12 @@ class SeedRun:
         """The distilled learner: label spreading over the seed's images on the label-free features gives the
         unlabeled ones it is surest of a class (see :func:`altoolkit.pipelines.pseudo_labels`), and MobileNet trains
         on the labels plus those; the cell records how many and how many were right (the oracle's labels)."""
-        from altoolkit.pipelines import pseudo_labels
+        from altoolkit.pipelines import with_pseudo_labels_on
 
-        labels = self.view.y_train
-        unlabeled = np.setdiff1d(np.arange(len(labels)), np.concatenate([train_idx, validation_idx]))
-        rows, classes = pseudo_labels(self.pseudo_label_features, labels, train_idx, unlabeled,
-                                      self.view.num_classes, self.seed)
-        pseudo = labels.copy()
-        pseudo[rows] = classes
-        facts = self.trainer.train(np.concatenate([train_idx, rows]), validation_idx, pseudo)
-        return {**facts, "pseudo_labels": int(len(rows)),
-                "pseudo_labels_right": float((labels[rows] == classes).mean()) if len(rows) else None}
+        labels, extended, record = with_pseudo_labels_on(self.pseudo_label_features, self.view.y_train, train_idx,
+                                                         validation_idx, self.view.num_classes, self.seed)
+        facts = self.trainer.train(extended, validation_idx, labels)
+        return {**facts, "pseudo_labels": record["count"], "pseudo_labels_right": record["agree_with_known_labels"]}
 
     def run_base(self, record: dict, save: Callable[[Path, list], None]) -> None:
         """Round 0, shared by every strategy: train on the initial set unless recorded with its saved model."""
