@@ -179,7 +179,8 @@ class ActiveLearningAnalyzer:
         """Exactly ``budget`` pool images (fewer only if the pool is smaller) chosen by ``strategy``.
 
         The budgeted path beside :meth:`find_intersection`: any name of ``AL_functions.STRATEGIES``, over the
-        model's embeddings or PCA of the pixels (``representation="pixels"``). Then the same class-balance
+        model's embeddings or a label-free representation (``"pixels"``, ``"patches"``, or ``"backbone"``: the
+        network the base model's recipe names). Then the same class-balance
         check and, when every target is met, the same retraining against random. Returns (indices relative to
         ``start_idx`` in the order chosen, stats).
         """
@@ -187,7 +188,7 @@ class ActiveLearningAnalyzer:
         indices, stats = run_selection(self.context, self.output_dir / "selection", strategy, budget,
                                        seed=self.seed, representation=representation, save_images=save_images,
                                        plots=create_visualization, verbose=self.verbose,
-                                       learner=self.recipe.learner)
+                                       learner=self.recipe.learner, settings=self.recipe.representation_settings())
         self.timings["selection"] = time.perf_counter() - started
         self.model_warning = stats["model_warning"]
         self._use_selection(indices, stats, strategy, self.output_dir / "selection" / "selection_indices.npy")
@@ -468,6 +469,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "images (first, the design's default) or a cold start: --labeled-size images chosen "
                            "without labels among the images before --start-idx, over label-free patch features "
                            "(recommended = typicality)")
+    pool.add_argument("--backbone", default=None,
+                      help="with --train-base: a pretrained network (.keras file or keras.applications name) whose "
+                           "features the fast learners, the cold start and --representation backbone use")
+    pool.add_argument("--backbone-weights", default=None,
+                      help="with --backbone: imagenet (the default; needs the network once) or a local weights file")
     pool.add_argument("--labeled-size", type=positive_int, default=DEFAULT_LABELED_SIZE, help="default: 500")
     pool.add_argument("--start-idx", type=non_negative_int, default=DEFAULT_START_IDX,
                       help="first pool image (default: 501)")
@@ -511,10 +517,13 @@ def build_parser() -> argparse.ArgumentParser:
 def check_option_combinations(args: argparse.Namespace) -> None:
     """Refuse options the chosen path would ignore: --strategy/--representation without --budget, the
     intersection's analysis options with it, and --learner without --train-base."""
-    for option in ("learner", "initial"):
+    for option in ("learner", "initial", "backbone"):
         if getattr(args, option) is not None and not args.train_base:
             raise ToolkitError(f"--{option} chooses how --train-base trains the base model (retraining follows the "
                                f"base model's own): add --train-base, or drop --{option}")
+    if args.backbone_weights is not None and args.backbone is None:
+        raise ToolkitError("--backbone-weights are the weights of --backbone: add --backbone, or drop "
+                           "--backbone-weights")
     if args.budget is None:
         ignored = [option for option in ("strategy", "representation") if getattr(args, option) is not None]
         if ignored:
@@ -568,7 +577,8 @@ def main(argv: list[str] | None = None) -> int:
         dataset = train_base_model(dataset_from_args(args), model_path, args.labeled_size, args.start_idx,
                                    initial=args.initial or FIRST, learner=args.learner or "mobilenet",
                                    epochs=args.epochs if args.epochs is not None else 30,
-                                   seed=args.seed if args.seed is not None else 42, cache_dir=cache_dir,
+                                   seed=args.seed if args.seed is not None else 42, backbone=args.backbone,
+                                   backbone_weights=args.backbone_weights or "imagenet", cache_dir=cache_dir,
                                    verbose=keras_verbosity(args.quiet))
     training = {"epochs": args.epochs} if args.epochs is not None else {}
     analyzer = ActiveLearningAnalyzer(

@@ -38,6 +38,7 @@ MODEL_FREE_LEARNER = "linear"
 def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, model_path: str | Path | None,
                  budget: int, *, strategy: str = DEFAULT_STRATEGY, representation: str = "model", seed: int = 0,
                  skip_changed_images: bool = False, image_size: int = DEFAULT_IMAGE_SIZE,
+                 backbone: str | None = None, backbone_weights: str | None = "imagenet",
                  verbose: bool = True) -> tuple[int, list[BatchItem]]:
     """Pick ``budget`` still-unlabeled pool images with ``strategy`` and record them as a new round.
 
@@ -49,18 +50,25 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
     logistic regression fitted on the labeled set in about a second gives the predictions and the uncertainty,
     and every strategy measures distances on that representation ("recommended": typical images while classes
     have fewer than 10 labels, then diverse margin). Images an earlier round selected and nobody has labeled yet
-    are left out (they wait in that round's batch), so two selections never hand out the same image twice. A
+    are left out (they wait in that round's batch), so two selections never hand out the same image twice.
+    ``representation="backbone"`` measures on the penultimate features of ``backbone`` (a ``.keras`` file or a
+    ``keras.applications`` name, with ``backbone_weights``: "imagenet" or a local weights file). A
     labeled image whose file changed is an error, or left out with ``skip_changed_images``. The store is
     written only once the selection is made. Returns (round, batch).
     """
     import AL_functions as alf
     from altoolkit.data import load_dataset
-    from altoolkit.label_free import label_free_features
+    from altoolkit.label_free import LabelFreeRepresentation, RepresentationSettings, label_free_features
     from altoolkit.labeling.pool import read_pool_images, scan_pool, store_labeled_images
 
     check_budget_filling(strategy)
     alf.check_representation(representation)
     check_positive_int(budget, "budget")
+    if backbone and representation != "backbone":
+        raise ToolkitError("--backbone is measured on with --representation backbone: add it, or drop --backbone")
+    settings = RepresentationSettings(backbone=backbone, backbone_weights=backbone_weights)
+    if representation == "backbone":
+        LabelFreeRepresentation("backbone", settings)  # no network named: refused before any image is read
     model = None
     if model_path is None:
         representation = MODEL_FREE_REPRESENTATION if representation == "model" else representation
@@ -107,7 +115,8 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
         images = np.concatenate([labeled_images, pool_pixels[candidate_rows]])
 
         def features_for(name: str) -> tuple[np.ndarray, np.ndarray]:
-            features = label_free_features(name, images, seed=seed, cache_dir=Path(project) / ".cache")
+            features = label_free_features(name, images, seed=seed, settings=settings,
+                                           cache_dir=Path(project) / ".cache")
             return features[labeled_count:], features[:labeled_count]
 
         if model is None:
@@ -142,6 +151,8 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
         round_id = store.start_round(strategy, {"budget": budget, "seed": seed,
                                                 "model": None if model_path is None else str(Path(model_path)),
                                                 "learner": learner, "ran": ran, "representation": measured_on,
+                                                **({"backbone": backbone, "backbone_weights": backbone_weights}
+                                                   if measured_on == "backbone" else {}),
                                                 "pool_size": len(candidates)}, items)
     return round_id, items
 
@@ -240,9 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--budget", type=positive_int, required=True, help="how many images to label this round")
     select.add_argument("--strategy", default=DEFAULT_STRATEGY, help=f"default: {DEFAULT_STRATEGY}")
     select.add_argument("--representation", default="model", choices=REPRESENTATIONS,
-                        help="features for distance-based strategies: the model's embeddings, PCA of the pixels or "
-                             "the label-free patch features (default: model, or patches without --model; "
-                             "'recommended' chooses its own with a model)")
+                        help="features for distance-based strategies: the model's embeddings, PCA of the pixels, "
+                             "the label-free patch features or a pretrained --backbone's features (default: model, "
+                             "or patches without --model; 'recommended' chooses its own with a model)")
+    select.add_argument("--backbone", default=None,
+                        help="with --representation backbone: a .keras model, or a keras.applications name such as "
+                             "MobileNetV3Small")
+    select.add_argument("--backbone-weights", default="imagenet",
+                        help="with a keras.applications --backbone: imagenet (needs the network once) or a local "
+                             "weights file (default: imagenet)")
     select.add_argument("--seed", type=seed_argument, default=0, help="seed of every random choice (default: 0)")
     select.add_argument(SKIP_CHANGED_OPTION, action="store_true",
                         help="leave out the labels of pool images whose files changed or went missing since they "
@@ -286,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         round_id, items = select_batch(args.project, args.pool, args.labeled, args.model, args.budget,
                                        strategy=args.strategy, representation=args.representation,
                                        seed=args.seed, skip_changed_images=args.skip_changed_images,
-                                       image_size=args.image_size)
+                                       image_size=args.image_size, backbone=args.backbone,
+                                       backbone_weights=args.backbone_weights)
         predicted = {}
         for item in items:
             predicted[item.predicted_class] = predicted.get(item.predicted_class, 0) + 1

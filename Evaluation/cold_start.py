@@ -28,10 +28,11 @@ COLD_START_REPRESENTATION = "patches"
 
 
 def choose_labeled_set(dataset: Dataset, strategy: str, labeled_size: int, start_idx: int, *, seed: int = 0,
-                       cache_dir: str | Path | None = None) -> tuple[Dataset, dict]:
+                       cache_dir: str | Path | None = None, settings=None) -> tuple[Dataset, dict]:
     """``dataset`` with ``labeled_size`` images ``strategy`` chose among training images ``0..start_idx-1`` first,
-    and the record of that choice for the base model's metrics (``{"initial": ...}``)."""
-    from altoolkit.label_free import label_free_features
+    and the record of that choice for the base model's metrics (``{"initial": ...}``). Chosen over patch
+    features, or over a pretrained network's when ``settings`` (a ``RepresentationSettings``) names a backbone."""
+    from altoolkit.label_free import RepresentationSettings, label_free_features
 
     if strategy not in INITIAL_CHOICES[1:]:
         raise ToolkitError(f"unknown cold-start strategy {str(strategy)[:40]!r}: choose one of "
@@ -39,31 +40,39 @@ def choose_labeled_set(dataset: Dataset, strategy: str, labeled_size: int, start
     if labeled_size > start_idx:
         raise ToolkitError(f"a cold start chooses --labeled-size {labeled_size} images among the {start_idx} "
                            "training images before --start-idx: raise --start-idx or lower --labeled-size")
-    features = label_free_features(COLD_START_REPRESENTATION, dataset.x_train[:start_idx], seed=seed,
+    settings = settings or RepresentationSettings()
+    representation = "backbone" if settings.backbone else COLD_START_REPRESENTATION
+    features = label_free_features(representation, dataset.x_train[:start_idx], seed=seed, settings=settings,
                                    cache_dir=cache_dir)
-    selection = alf.cold_start(strategy, features, labeled_size, seed=seed, representation=COLD_START_REPRESENTATION)
+    selection = alf.cold_start(strategy, features, labeled_size, seed=seed, representation=representation)
     chosen = [int(index) for index in selection.indices]
-    record = {"strategy": strategy, "ran": selection.strategy, "representation": COLD_START_REPRESENTATION,
+    record = {"strategy": strategy, "ran": selection.strategy, "representation": representation,
               "prefix": int(start_idx), "seed": int(seed), "indices": chosen}
     return dataset.with_first(chosen, start_idx), {"initial": record}
 
 
 def train_base_model(dataset: Dataset, model_path: Path, labeled_size: int, start_idx: int, *, initial: str = FIRST,
-                     learner: str = "mobilenet", epochs: int = 30, seed: int = 42,
-                     cache_dir: str | Path | None = None, verbose: int = 1) -> Dataset:
+                     learner: str = "mobilenet", epochs: int = 30, seed: int = 42, backbone: str | None = None,
+                     backbone_weights: str | None = "imagenet", cache_dir: str | Path | None = None,
+                     verbose: int = 1) -> Dataset:
     """Train the cycle's missing base model into ``model_path``'s folder on the first ``labeled_size`` images, or on
-    ``labeled_size`` images a cold start (``initial``) chose; returns the data in the order it was trained on."""
+    ``labeled_size`` images a cold start (``initial``) chose; returns the data in the order it was trained on.
+    With ``backbone``, the fast learners and the cold start use that pretrained network's features (recorded in
+    the recipe, so retraining and ``--representation backbone`` follow it)."""
     from altoolkit.training import recipe_for, train_model
 
+    representation = {"representation": "backbone", "backbone": backbone,
+                      "backbone_weights": backbone_weights} if backbone else {}
+    recipe = recipe_for(dataset.name, epochs=epochs, learner=learner, **representation)
+    recipe.validate()
     run_info = None
     if initial != FIRST:
         dataset, run_info = choose_labeled_set(dataset, initial, labeled_size, start_idx, seed=seed,
-                                               cache_dir=cache_dir)
+                                               cache_dir=cache_dir, settings=recipe.representation_settings())
         print(f"cold start: {initial} chose the base model's {labeled_size} labeled images among training images "
               f"0..{start_idx - 1}, without labels")
     else:
         print(f"no base model at {model_path}: training it on the first {labeled_size} images")
-    recipe = recipe_for(dataset.name, epochs=epochs, learner=learner)
     result = train_model(None, Path(model_path).parent, dataset=dataset, labeled_size=labeled_size, recipe=recipe,
                          seed=seed, verbose=verbose, run_info=run_info)
     accuracy = "not measured (no test images)" if result.test_accuracy is None else f"{result.test_accuracy:.3f}"

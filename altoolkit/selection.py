@@ -25,10 +25,10 @@ DESIGN_PARAMETERS = {"threshold_percentile": 50, "n_clusters": 20, "k_neighbors"
 NEEDS = ("labeled_features", "labeled_classes", "head")
 """What a strategy can require beyond the pool's probabilities, embeddings and features."""
 
-REPRESENTATIONS = ("model", "pixels", "patches")
+REPRESENTATIONS = ("model", "pixels", "patches", "backbone")
 """Features a strategy that measures distances can use: the model's embeddings, or a label-free representation of
-the pool and labeled images (PCA of the raw pixels, or the Coates–Ng patch features), which needs no trained
-model: better while the model has seen only a few hundred images."""
+the pool and labeled images (PCA of the raw pixels, the Coates–Ng patch features, or a pretrained network's
+penultimate features), which needs no trained model: better while the model has seen only a few hundred images."""
 
 
 @dataclass(frozen=True)

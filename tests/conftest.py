@@ -51,6 +51,20 @@ def digit_folders(tmp_path_factory, digits_dataset):
     return root / "labeled", root / "pool"
 
 
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory):
+    """A user's "pretrained" network as a .keras file: a seeded random 5×5 convolution, max pooling and flatten on
+    32×32 colour images (random convolution features separate the digits well above chance). Read-only."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(16, 5, activation="relu")(keras.layers.Rescaling(1 / 255)(inputs))
+    path = tmp_path_factory.mktemp("backbone") / "backbone.keras"
+    keras.Model(inputs, keras.layers.Flatten()(keras.layers.MaxPooling2D(4)(x))).save(path)
+    return path
+
+
 def write_png(image, file) -> None:
     from PIL import Image
 

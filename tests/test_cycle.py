@@ -355,6 +355,30 @@ def test_a_cold_start_chooses_the_base_models_labeled_set_and_later_runs_keep_it
     assert "add --train-base" in capsys.readouterr().err
 
 
+def test_a_cycle_on_a_pretrained_backbone_uses_it_to_train_to_start_cold_and_to_select(tmp_path, capsys,
+                                                                                     tiny_backbone):
+    """--train-base --backbone: the linear base model learns on the network's features, the cold start chooses over
+    them, and --representation backbone selects over the same network, which the recipe records."""
+    model = tmp_path / "models" / "bb" / "best_model.keras"
+    common = ["--dataset", "digits", "--labeled-size", "30", "--start-idx", "200", "--end-idx", "400", "--no-images",
+              "--quiet", "--budget", "10", "--strategy", "coreset", "--representation", "backbone"]
+    assert AL_cycle.main([*common, "--model", str(model), "--train-base", "--learner", "linear", "--initial",
+                          "typicality", "--backbone", str(tiny_backbone), "--output-dir", str(tmp_path / "out")]) == 0
+    metrics = json.loads((model.parent / "metrics.json").read_text())
+    assert (metrics["recipe"]["representation"], metrics["recipe"]["backbone"]) == ("backbone", str(tiny_backbone))
+    assert metrics["initial"]["representation"] == "backbone"
+    manifest = json.loads((tmp_path / "out" / "cycle_manifest.json").read_text())
+    assert manifest["selection"]["parameters"]["representation"] == "backbone"
+    assert len(manifest["selection"]["absolute_indices"]) == 10
+    assert len(list((tmp_path / "out" / ".cache" / "features").glob("backbone_*.npy"))) == 2
+    capsys.readouterr()
+    assert AL_cycle.main([*common, "--backbone", str(tiny_backbone), "--output-dir", str(tmp_path / "x")]) == 2
+    assert "add --train-base" in capsys.readouterr().err
+    assert AL_cycle.main([*common, "--train-base", "--backbone-weights", "w.h5", "--output-dir",
+                          str(tmp_path / "y")]) == 2
+    assert "add --backbone" in capsys.readouterr().err
+
+
 def test_a_dataset_puts_chosen_images_first_and_leaves_the_pool_in_place(digits_dataset):
     moved = digits_dataset.with_first([5, 2, 7], prefix=10)
     order = [5, 2, 7, 0, 1, 3, 4, 6, 8, 9]

@@ -766,6 +766,33 @@ def test_select_without_a_model_fits_a_linear_learner_on_patch_features_and_retr
         assert store.rounds()[2]["parameters"]["learner"] == "linear"
 
 
+def test_select_without_a_model_measures_on_a_pretrained_backbone_the_user_names(digit_folders, tiny_backbone,
+                                                                                 tmp_path, capsys):
+    """--representation backbone --backbone F: the cold start's learner and distances use that network's features
+    (cached), the round records which network; a backbone without the representation, or the reverse, is a one-line
+    error that leaves no project behind."""
+    labeled, pool = digit_folders
+    project = tmp_path / "project"
+    common = ["select", "--project", str(project), "--pool", str(pool), "--labeled", str(labeled), "--budget", "6",
+              "--strategy", "coreset"]
+    assert label.main([*common, "--representation", "backbone", "--backbone", str(tiny_backbone)]) == 0
+    with LabelStore(project) as store:
+        (record,) = store.rounds()
+        assert len(store.batch(1)) == 6
+    parameters = record["parameters"]
+    assert (parameters["representation"], parameters["backbone"], parameters["learner"]) == (
+        "backbone", str(tiny_backbone), "linear")
+    assert list((project / ".cache" / "features").glob("backbone_*.npy"))
+    capsys.readouterr()
+    for extra, message in ((["--backbone", str(tiny_backbone)], "add it, or drop --backbone"),
+                           (["--representation", "backbone"], "pass --backbone")):
+        other = tmp_path / "other"
+        assert label.main([*common[:2], str(other), *common[3:], *extra]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert message in line
+        assert not other.exists()
+
+
 def test_select_without_a_model_refuses_strategies_that_need_one(digit_folders, tmp_path, capsys):
     labeled, pool = digit_folders
     assert label.main(["select", "--project", str(tmp_path / "p"), "--pool", str(pool), "--labeled", str(labeled),

@@ -164,7 +164,7 @@ def run_intersection(context: PoolContext, index_sets: dict[str, np.ndarray], ou
 
 def run_selection(context: PoolContext, output_dir: str | os.PathLike, strategy: str, budget: int, *,
                   seed: int = 0, representation: str = "model", save_images: bool = True, plots: bool = True,
-                  verbose: bool = True, learner: str = "mobilenet"):
+                  verbose: bool = True, learner: str = "mobilenet", settings=None):
     """The ``budget`` pool images ``strategy`` picks (any of ``AL_functions.STRATEGIES``, or "recommended",
     which picks a strategy and representation from the labeled set's size), in the order chosen.
 
@@ -172,7 +172,7 @@ def run_selection(context: PoolContext, output_dir: str | os.PathLike, strategy:
     the images and a grid; returns (indices, stats).
     """
     from altoolkit.model import classifier_head
-    from altoolkit.label_free import label_free_features
+    from altoolkit.label_free import RepresentationSettings, label_free_features
 
     output_dir = Path(output_dir)
     started = time.perf_counter()
@@ -182,7 +182,8 @@ def run_selection(context: PoolContext, output_dir: str | os.PathLike, strategy:
     def features_for(name: str) -> tuple[np.ndarray, np.ndarray]:
         images = np.concatenate([context.dataset.x_train[context.start_idx:context.end_idx],
                                  context.dataset.x_train[:context.labeled_size]])
-        features = label_free_features(name, images, seed=seed, cache_dir=context.cache.cache_dir)
+        features = label_free_features(name, images, seed=seed, settings=settings or RepresentationSettings(),
+                                       cache_dir=context.cache.cache_dir)
         return features[:context.pool_size], features[context.pool_size:]
 
     selection = alf.select(strategy, alf.SelectionRound(
