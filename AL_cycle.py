@@ -41,8 +41,8 @@ from altoolkit.pipelines import LEARNER_NAMES
 from altoolkit.training import (METRICS_FILENAME, MODEL_FILENAME, TrainingRecipe, architecture_description,
                                 default_run_dir, evaluate_model, extended_run_dir, finished_run_metrics,
                                 library_versions, recipe_for, train_model)
-from altoolkit.validation import display_text
-from Evaluation.cold_start import FIRST, INITIAL_CHOICES, check_initial_matches, train_base_model
+from Evaluation.cold_start import (FIRST, INITIAL_CHOICES, check_base_model_path, check_initial_matches,
+                                  train_base_model)
 from Evaluation.Diversity.diversity import run_diversity
 from Evaluation.Image_selec.image_selection import run_intersection, run_selection
 from Evaluation.Novelty.novelty import run_novelty
@@ -546,18 +546,7 @@ def check_writable_outputs(args: argparse.Namespace, model_path: Path, cache_dir
     trained."""
     check_writable_directory(args.output_dir, "--output-dir")
     check_writable_directory(cache_dir, "--cache-dir")
-    if not os.path.isfile(model_path):
-        shown = display_text(model_path, 120)
-        if not args.train_base:
-            raise ToolkitError(f"no base model at {shown}: add --train-base to train one on the first "
-                               f"{args.labeled_size} images, or pass --model")
-        if model_path.name != MODEL_FILENAME:
-            raise ToolkitError(f"--train-base writes a run folder holding {MODEL_FILENAME}, so --model {shown} "
-                               f"would never exist: pass --model <folder>/{MODEL_FILENAME}, or leave --model out")
-        if os.path.lexists(model_path.parent):
-            raise ToolkitError(f"--train-base trains into a new folder, but {display_text(model_path.parent, 120)} "
-                               "exists without a model: move it away, or choose another --model or --models-dir")
-        check_writable_directory(model_path.parent, "--models-dir" if args.model is None else "the --model folder")
+    check_base_model_path(model_path, args.train_base, args.labeled_size, model_given=args.model is not None)
     if retraining:
         check_writable_directory(args.models_dir, "--models-dir")
 

@@ -11,6 +11,7 @@ whenever that model is analysed again.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ import numpy as np
 import AL_functions as alf
 from altoolkit.data import Dataset
 from altoolkit.errors import ToolkitError
-from altoolkit.training import METRICS_FILENAME
+from altoolkit.files import check_writable_directory
+from altoolkit.training import METRICS_FILENAME, MODEL_FILENAME
 from altoolkit.validation import display_text
 
 FIRST = "first"
@@ -78,6 +80,23 @@ def train_base_model(dataset: Dataset, model_path: Path, labeled_size: int, star
     accuracy = "not measured (no test images)" if result.test_accuracy is None else f"{result.test_accuracy:.3f}"
     print(f"base model: {result.model_path}, test accuracy {accuracy}")
     return dataset
+
+
+def check_base_model_path(model_path: Path, train_base: bool, labeled_size: int, *, model_given: bool) -> None:
+    """Before any data is read: the base model exists, or ``--train-base`` can train it into a new run folder."""
+    if os.path.isfile(model_path):
+        return
+    shown = display_text(model_path, 120)
+    if not train_base:
+        raise ToolkitError(f"no base model at {shown}: add --train-base to train one on the first {labeled_size} "
+                           "images, or pass --model")
+    if model_path.name != MODEL_FILENAME:
+        raise ToolkitError(f"--train-base writes a run folder holding {MODEL_FILENAME}, so --model {shown} would "
+                           f"never exist: pass --model <folder>/{MODEL_FILENAME}, or leave --model out")
+    if os.path.lexists(model_path.parent):
+        raise ToolkitError(f"--train-base trains into a new folder, but {display_text(model_path.parent, 120)} "
+                           "exists without a model: move it away, or choose another --model or --models-dir")
+    check_writable_directory(model_path.parent, "the --model folder" if model_given else "--models-dir")
 
 
 def recorded_initial(model_path: str | Path) -> dict | None:
