@@ -228,7 +228,7 @@ def run_inference(model, images: np.ndarray, batch_size: int = INFERENCE_BATCH_S
     if len(images) == 0:
         return results
     dtype = np.uint8 if images.dtype == np.uint8 else np.float32
-    infer = _inference_function(model, images.shape[1:], dtype)
+    infer = inference_function(model, images.shape[1:], dtype)
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start:start + batch_size], dtype=dtype)
         count = len(batch)
@@ -239,7 +239,7 @@ def run_inference(model, images: np.ndarray, batch_size: int = INFERENCE_BATCH_S
     return results
 
 
-def _inference_function(model, image_shape: tuple[int, ...], dtype):
+def inference_function(model, image_shape: tuple[int, ...], dtype):
     """An ``images → [outputs]`` function traced once per model and input dtype (any batch size).
 
     uint8 images are cast to float32 inside the graph: a quarter of the host-to-graph copying.
