@@ -77,6 +77,30 @@ def dataset_from_args(args: argparse.Namespace) -> Dataset:
                         image_size=args.image_size)
 
 
+def add_logging_arguments(parser) -> None:
+    """``--log-file PATH`` on a parser or argument group: where :func:`configure_logging` also appends the run's
+    messages, timestamped."""
+    parser.add_argument("--log-file", default=None, metavar="PATH",
+                        help="also append the progress messages, with timestamps, to this file (created with its "
+                             "folders; a run on a server can be followed with tail -f and audited later)")
+
+
+def configure_logging(args: argparse.Namespace, argv: list[str] | None = None) -> None:
+    """Route the toolkit's messages for this command: stdout as always, and ``args.log_file`` when given; the file
+    gets the command line first (``argv`` when ``main`` was called with one). An unopenable log file is a
+    ToolkitError, before any work."""
+    import shlex
+
+    from altoolkit.progress import FILE_ONLY, logger, start_log_file, stop_log_file
+
+    stop_log_file()
+    if getattr(args, "log_file", None) is None:
+        return
+    start_log_file(args.log_file)
+    command = [Path(sys.argv[0]).name, *sys.argv[1:]] if argv is None else list(argv)
+    logger().info(f"run: {shlex.join(command)}", extra=FILE_ONLY)
+
+
 def keras_verbosity(quiet: bool) -> int:
     """Keras' progress bar on a terminal, one line per epoch in logs, nothing when quiet."""
     if quiet:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -199,15 +200,21 @@ def probabilities_and_embeddings_model(model):
     return keras.Model(model.inputs, [model.outputs[0], embeddings], name="probabilities_and_embeddings")
 
 
-def probabilities_and_embeddings(model, images: np.ndarray,
-                                  batch_size: int = INFERENCE_BATCH_SIZE) -> tuple[np.ndarray, np.ndarray]:
+def probabilities_and_embeddings(model, images: np.ndarray, batch_size: int = INFERENCE_BATCH_SIZE,
+                                  progress: bool | str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Run ``model`` once over ``images`` in batches; return (probabilities N×K, embeddings N×D), float32.
 
     ``model`` may be the classifier or the two-output view from :func:`probabilities_and_embeddings_model`.
+    ``progress``: a bar with rate and ETA on stderr, shown when True or a description (printed above it), never
+    when False, and by default (None) when stderr is a terminal and the pass takes more than one batch.
     """
+    from altoolkit.progress import forward_pass_bar
+
     two_outputs = model if len(model.outputs) == 2 else probabilities_and_embeddings_model(model)
     check_input_shape(two_outputs, images.shape[1:])
-    probabilities, embeddings = run_inference(two_outputs, images, batch_size)
+    bar = forward_pass_bar(len(images), -(-len(images) // batch_size), progress)
+    probabilities, embeddings = run_inference(two_outputs, images, batch_size,
+                                              on_batch=None if bar is None else bar.update)
     return probabilities, embeddings
 
 
@@ -217,11 +224,13 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = INFERENCE
     return run_inference(model, images, batch_size)[0]
 
 
-def run_inference(model, images: np.ndarray, batch_size: int = INFERENCE_BATCH_SIZE) -> list[np.ndarray]:
+def run_inference(model, images: np.ndarray, batch_size: int = INFERENCE_BATCH_SIZE,
+                  on_batch: Callable[[int], None] | None = None) -> list[np.ndarray]:
     """Every output of ``model`` over ``images``, as float32 arrays preallocated to N rows.
 
     Batches go through one function traced once per model (unlike ``model.predict``, which retraces for a
     new batch shape); the last batch is padded to full size; memory is N × (output widths), nothing more.
+    ``on_batch(done)`` is called after each batch with the number of images done so far (a progress bar's hook).
     """
     widths = [output.shape[1:] for output in model.outputs]
     results = [np.empty((len(images), *width), np.float32) for width in widths]
@@ -236,6 +245,8 @@ def run_inference(model, images: np.ndarray, batch_size: int = INFERENCE_BATCH_S
             batch = np.concatenate([batch, np.zeros((batch_size - count, *batch.shape[1:]), dtype)])
         for result, output in zip(results, infer(batch)):
             result[start:start + count] = output.numpy()[:count]
+        if on_batch is not None:
+            on_batch(start + count)
     return results
 
 
