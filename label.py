@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from altoolkit.cli import ToolkitArgumentParser, image_size_argument, positive_int, seed_argument
+from altoolkit.cli import (ToolkitArgumentParser, add_logging_arguments, configure_logging, image_size_argument,
+                           positive_int, seed_argument)
 from altoolkit.data import DEFAULT_IMAGE_SIZE
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.labeling.exports import MAX_LABELS_FILE_BYTES
@@ -232,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = ToolkitArgumentParser(prog="label.py", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[2:]))
+    add_logging_arguments(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -299,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(args, argv)
     if args.command == "select":
         round_id, items = select_batch(args.project, args.pool, args.labeled, args.model, args.budget,
                                        strategy=args.strategy, representation=args.representation,
