@@ -10,8 +10,9 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from altoolkit.cli import (ToolkitArgumentParser, add_dataset_arguments, dataset_from_args,
-                           fraction_argument, keras_verbosity, positive_float, positive_int, seed_argument)
+from altoolkit.cli import (ToolkitArgumentParser, add_dataset_arguments, add_logging_arguments, configure_logging,
+                           dataset_from_args, fraction_argument, keras_verbosity, positive_float, positive_int,
+                           seed_argument)
 from altoolkit.data import DEFAULT_IMAGE_SIZE, check_dataset_argument, dataset_classes, load_dataset
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.model import IMAGENET_WEIGHTS_FILE
@@ -125,12 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --label-store: leave out the labels of pool images whose files changed or went "
                             "missing since they were labeled (default: refuse and name them)")
     group.add_argument("--quiet", action="store_true", help="no Keras progress output")
+    add_logging_arguments(group)
     return parser
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(args, argv)
     weights = None if args.weights == "none" else args.weights
     imagenet = weights == "imagenet"
     dataset = dataset_from_args(args)
