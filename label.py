@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from altoolkit.cli import (ToolkitArgumentParser, add_logging_arguments, configure_logging, image_size_argument,
-                           positive_int, seed_argument)
+                           positive_float, positive_int, seed_argument)
 from altoolkit.data import DEFAULT_IMAGE_SIZE
 from altoolkit.errors import ToolkitError, cli_entry
+from altoolkit.feature_cache import DEFAULT_CACHE_LIMIT_BYTES
 from altoolkit.labeling.exports import MAX_LABELS_FILE_BYTES
 from altoolkit.labeling.pool import SKIP_CHANGED_OPTION
 from altoolkit.labeling.store import BatchItem, LabelStore, current_user, damage_message
@@ -40,14 +41,17 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
                  budget: int, *, strategy: str = DEFAULT_STRATEGY, representation: str = "model", seed: int = 0,
                  skip_changed_images: bool = False, image_size: int = DEFAULT_IMAGE_SIZE,
                  backbone: str | None = None, backbone_weights: str | None = "imagenet",
-                 verbose: bool = True) -> tuple[int, list[BatchItem]]:
+                 cache_limit: int | None = None, verbose: bool = True) -> tuple[int, list[BatchItem]]:
     """Pick ``budget`` still-unlabeled pool images with ``strategy`` and record them as a new round.
 
-    The labeled set is the labeled folder's training images plus every label already in the store. With a
-    model, it makes one pass over labeled set and pool (probabilities and embeddings together) and
-    distance-based strategies measure on its embeddings or on a label-free ``representation``. Without one
-    (``model_path=None``, the cold start) no training is needed: the pool and labeled set get a label-free
-    representation (``patches`` unless ``representation`` names another; cached in ``PROJECT/.cache``), a
+    The pool is streamed (:mod:`altoolkit.streaming`): its files are hashed once (later rounds re-hash only
+    files whose size or modification time changed), decoded in parallel batches and passed through the model or
+    the representation once; the per-image arrays land in ``PROJECT/.cache/pool`` (trimmed to ``cache_limit``
+    bytes) and later rounds read them memory-mapped. The labeled set is the labeled folder's training images
+    plus every label already in the store. With a model, distance-based strategies measure on its embeddings
+    or on a label-free ``representation``. Without one (``model_path=None``, the cold start) no training is
+    needed: the pool gets a label-free representation fitted on a sample of its own images (``patches``
+    unless ``representation`` names another), the labeled set the same fit, a
     logistic regression fitted on the labeled set in about a second gives the predictions and the uncertainty,
     and every strategy measures distances on that representation ("recommended": typical images while classes
     have fewer than 10 labels, then diverse margin). Images an earlier round selected and nobody has labeled yet
@@ -59,8 +63,10 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
     """
     import AL_functions as alf
     from altoolkit.data import load_dataset
-    from altoolkit.label_free import LabelFreeRepresentation, RepresentationSettings, label_free_features
-    from altoolkit.labeling.pool import read_pool_images, scan_pool, store_labeled_images
+    from altoolkit.files import file_sha256
+    from altoolkit.label_free import LabelFreeRepresentation, PoolRepresentation, RepresentationSettings
+    from altoolkit.labeling.pool import recorded_pool_hashes, stored_images, store_labeled_images
+    from altoolkit.streaming import scan_file_pool
 
     check_budget_filling(strategy)
     alf.check_representation(representation)
@@ -86,8 +92,25 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
     if model is not None and int(model.outputs[0].shape[1]) != folder.num_classes:
         raise ToolkitError(f"{model_path} predicts {model.outputs[0].shape[1]} classes but {labeled} has "
                            f"{folder.num_classes}: train the model on this labeled folder (train.py --dataset folder)")
-    pool_images = scan_pool(pool)
-    pool_pixels = read_pool_images(pool, pool_images, size)  # a bad pool image is refused before the store is touched
+    file_pool = scan_file_pool(pool, size, recorded_pool_hashes(project, pool))
+    pool_images = stored_images(file_pool)
+    representations: dict[str, PoolRepresentation] = {}
+
+    def pool_representation(name: str) -> PoolRepresentation:
+        if name not in representations:
+            representations[name] = PoolRepresentation(name, file_pool, settings=settings, seed=seed,
+                                                       cache_dir=Path(project) / ".cache", limit_bytes=cache_limit)
+        return representations[name]
+
+    # One streamed pass over the whole pool (cached for later rounds), before the store is touched: a bad pool
+    # image is refused here, and no round sees more than the rows it selects from.
+    if model is None:
+        pool_representation(representation).pool_rows()
+    else:
+        from altoolkit.outputs import streamed_model_outputs
+
+        all_probabilities, all_embeddings = streamed_model_outputs(model, file_sha256(model_path), file_pool,
+                                                                   Path(project) / ".cache", cache_limit)
     store = LabelStore(project, class_names=folder.class_names)
     with store:
         already = store.current_labels()
@@ -113,12 +136,11 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
             if left_out:
                 print(f"left out {len(unlabeled) - len(candidates)} unlabeled images that round "
                       f"{_rounds_text(left_out)} selected already: label them with label.py serve --round N")
-        images = np.concatenate([labeled_images, pool_pixels[candidate_rows]])
+        rows = np.asarray(candidate_rows, dtype=np.int64)
 
         def features_for(name: str) -> tuple[np.ndarray, np.ndarray]:
-            features = label_free_features(name, images, seed=seed, settings=settings,
-                                           cache_dir=Path(project) / ".cache")
-            return features[labeled_count:], features[:labeled_count]
+            chosen = pool_representation(name)
+            return np.asarray(chosen.pool_rows()[rows]), chosen.rows_for(labeled_images)
 
         if model is None:
             pool_embeddings, labeled_embeddings = features_for(representation)
@@ -128,9 +150,8 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
         else:
             from altoolkit.model import classifier_head, probabilities_and_embeddings
 
-            probabilities, embeddings = probabilities_and_embeddings(model, images)
-            labeled_embeddings = embeddings[:labeled_count]
-            pool_probabilities, pool_embeddings = probabilities[labeled_count:], embeddings[labeled_count:]
+            _, labeled_embeddings = probabilities_and_embeddings(model, labeled_images)
+            pool_probabilities, pool_embeddings = np.asarray(all_probabilities[rows]), np.asarray(all_embeddings[rows])
             learner, head_for = model_learner(model_path), (lambda: classifier_head(model))
         selection = alf.select(strategy, alf.SelectionRound(
             pool_probabilities, pool_embeddings, labeled_embeddings, labeled_classes, features_for=features_for,
@@ -147,6 +168,7 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
                            {name: round(float(values[i]), 6) for name, values in scores.items()})
                  for i in chosen]
         store.add_images(pool_images)
+        store.record_pool_file_hashes(file_pool.files)
         store.set_meta("pool", str(Path(pool).resolve()))
         store.set_meta("labeled", str(Path(labeled).resolve()))
         round_id = store.start_round(strategy, {"budget": budget, "seed": seed,
@@ -263,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with a keras.applications --backbone: imagenet (needs the network once) or a local "
                              "weights file (default: imagenet)")
     select.add_argument("--seed", type=seed_argument, default=0, help="seed of every random choice (default: 0)")
+    select.add_argument("--cache-limit-gb", type=positive_float, default=DEFAULT_CACHE_LIMIT_BYTES / 2**30,
+                        help="the project's cache of per-image arrays (PROJECT/.cache) is trimmed to this size, "
+                             "least recently used first (default: %(default)g)")
     select.add_argument(SKIP_CHANGED_OPTION, action="store_true",
                         help="leave out the labels of pool images whose files changed or went missing since they "
                              "were labeled (default: refuse and name them)")
@@ -307,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
                                        strategy=args.strategy, representation=args.representation,
                                        seed=args.seed, skip_changed_images=args.skip_changed_images,
                                        image_size=args.image_size, backbone=args.backbone,
-                                       backbone_weights=args.backbone_weights)
+                                       backbone_weights=args.backbone_weights,
+                                       cache_limit=int(args.cache_limit_gb * 2**30))
         predicted = {}
         for item in items:
             predicted[item.predicted_class] = predicted.get(item.predicted_class, 0) + 1

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -75,3 +75,51 @@ def _checked(values: np.ndarray, rows: int, name: str) -> np.ndarray:
         raise ToolkitError(f"the {name} features are not {rows} rows of finite numbers (got {values.dtype} "
                            f"{values.shape}): the images may be constant or corrupt")
     return values
+
+
+DEFAULT_CACHE_LIMIT_BYTES = 20 * 2**30
+"""How much a cache folder may hold before its least recently used arrays are deleted (``--cache-limit-gb``)."""
+
+
+def cached_pool_arrays(cache_dir: str | os.PathLike, names: Sequence[str], parts: dict, pool,
+                       compute: Callable[[np.ndarray], Sequence[np.ndarray]], *,
+                       limit_bytes: int = DEFAULT_CACHE_LIMIT_BYTES) -> list[np.ndarray]:
+    """Per-image arrays of a streamed file pool (:class:`~altoolkit.streaming.FilePool`), one per name:
+    ``compute(batch)`` over the pool's batches, or their earlier result (memory-mapped) when this pool's content
+    was seen with these ``parts`` before. After a new write, the cache is trimmed to ``limit_bytes``."""
+    from altoolkit.streaming import POOL_ARRAYS_FOLDER, streamed_rows, usable_rows
+
+    key = cache_key({**parts, "pool": pool.digest})
+    targets = [Path(cache_dir) / POOL_ARRAYS_FOLDER / f"{name}_{key}.npy" for name in names]
+    cached = [usable_rows(target, len(pool)) for target in targets]
+    if all(array is not None for array in cached):
+        return cached
+    try:
+        arrays = streamed_rows(pool.batches(), len(pool), compute, targets)
+    except OSError as error:
+        raise ToolkitError(f"cannot write the pool's arrays in {targets[0].parent} ({error.strerror or error}): "
+                           "free disk space, or pass a writable cache folder") from None
+    enforce_cache_limit(cache_dir, limit_bytes, keep=targets)
+    return arrays
+
+
+def enforce_cache_limit(cache_dir: str | os.PathLike, limit_bytes: int, keep: Sequence[Path] = ()) -> list[Path]:
+    """Delete the least recently used cached arrays (``.npy``/``.npz``, oldest modification time first; a read
+    refreshes it) until the folder holds at most ``limit_bytes``; ``keep`` is never deleted. Returns the deleted."""
+    kept = {Path(path).resolve() for path in keep}
+    entries = []
+    for file in Path(cache_dir).rglob("*"):
+        if file.suffix in (".npy", ".npz") and file.is_file() and not file.is_symlink():
+            status = file.stat()
+            entries.append((status.st_mtime_ns, status.st_size, file))
+    total = sum(size for _, size, _ in entries)
+    deleted = []
+    for _, size, file in sorted(entries, key=lambda entry: entry[0]):
+        if total <= limit_bytes:
+            break
+        if file.resolve() in kept:
+            continue
+        file.unlink(missing_ok=True)
+        total -= size
+        deleted.append(file)
+    return deleted

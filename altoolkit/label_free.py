@@ -131,3 +131,47 @@ def _library_versions() -> dict[str, str]:
     import tensorflow as tf
 
     return {"numpy": np.__version__, "scikit-learn": sklearn.__version__, "tensorflow": tf.__version__}
+
+
+class PoolRepresentation:
+    """A label-free representation of a streamed file pool (:class:`~altoolkit.streaming.FilePool`).
+
+    Fitted on a seeded sample of the pool's own images (at most :data:`FIT_SAMPLE`, decoded for the fit only),
+    its rows for the whole pool are streamed into the cache once and read back memory-mapped by every later
+    round, however the labels change; other images (the labeled set) are transformed by the same fit.
+    """
+
+    def __init__(self, name: str, pool, *, settings: RepresentationSettings = RepresentationSettings(),
+                 seed: int = 0, cache_dir, limit_bytes: int | None = None):
+        from altoolkit.feature_cache import DEFAULT_CACHE_LIMIT_BYTES
+
+        self.representation = LabelFreeRepresentation(name, settings, seed)
+        self.pool, self.cache_dir = pool, cache_dir
+        self.limit_bytes = DEFAULT_CACHE_LIMIT_BYTES if limit_bytes is None else limit_bytes
+        self._parts = {"representation": name, "fitted_on": "pool sample", "seed": seed,
+                       "settings": settings.as_dict(), "versions": _library_versions()}
+
+    def pool_rows(self) -> np.ndarray:
+        """The representation of every pool image, in the pool's order (rows × D float32, memory-mapped)."""
+        from altoolkit.feature_cache import cached_pool_arrays
+
+        name = self.representation.name
+        (rows,) = cached_pool_arrays(self.cache_dir, (name,), self._parts, self.pool,
+                                     lambda batch: [self._fitted().transform(batch)], limit_bytes=self.limit_bytes)
+        return rows
+
+    def rows_for(self, images) -> np.ndarray:
+        """The representation of other ``images`` (N×H×W×C), by the pool's fit; cached by their content."""
+        from altoolkit.feature_cache import cached_rows, images_fingerprint
+
+        if len(images) == 0:
+            return np.empty((0, self.pool_rows().shape[1]), np.float32)
+        parts = {**self._parts, "pool": self.pool.digest, "images": images_fingerprint(images)}
+        return cached_rows(self.cache_dir, self.representation.name, parts, len(images),
+                           lambda: self._fitted().transform(images))
+
+    def _fitted(self) -> LabelFreeRepresentation:
+        if not getattr(self.representation, "fitted_", False):
+            sample = self.pool.images(seeded_subsample(len(self.pool), FIT_SAMPLE, self.representation.seed))
+            self.representation.fit(sample)
+        return self.representation

@@ -192,3 +192,22 @@ class ModelOutputCache:
             raise ToolkitError(f"{self.model_path} predicts {classes} classes but the data has "
                                f"{self.dataset.num_classes} ({', '.join(self.dataset.class_names)}): "
                                "pass the --dataset/--classes the model was trained on")
+
+
+def streamed_model_outputs(model, model_sha256: str, pool, cache_dir: str | os.PathLike,
+                           limit_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities N×K, embeddings N×D) of ``model`` over a streamed file pool
+    (:class:`~altoolkit.streaming.FilePool`), one pass in decoded batches, cached under ``cache_dir`` by model
+    file and pool content and read back memory-mapped."""
+    from altoolkit.feature_cache import DEFAULT_CACHE_LIMIT_BYTES, cached_pool_arrays
+    from altoolkit.model import check_input_shape, inference_function, probabilities_and_embeddings_model
+
+    two_outputs = model if len(model.outputs) == 2 else probabilities_and_embeddings_model(model)
+    image_shape = (pool.size, pool.size, 3)
+    check_input_shape(two_outputs, image_shape)
+    infer = inference_function(two_outputs, image_shape, np.uint8)
+    probabilities, embeddings = cached_pool_arrays(
+        cache_dir, ("probabilities", "embeddings"), {"outputs of model": model_sha256}, pool,
+        lambda batch: [output.numpy() for output in infer(batch)],
+        limit_bytes=DEFAULT_CACHE_LIMIT_BYTES if limit_bytes is None else limit_bytes)
+    return probabilities, embeddings

@@ -799,3 +799,32 @@ def test_select_without_a_model_refuses_strategies_that_need_one(digit_folders, 
                        "--budget", "3", "--strategy", "bald"]) == 2
     assert "bald" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
+
+
+def test_a_second_select_reuses_the_recorded_hashes_and_the_streamed_pool_arrays(digit_folders, tmp_path,
+                                                                                 monkeypatch):
+    """The pool is hashed and decoded once: the next round hashes no unchanged file and decodes no pool image (its
+    label-free rows are read back from PROJECT/.cache/pool); a touched file is hashed again, and only it."""
+    import altoolkit.streaming as streaming
+
+    labeled, pool = digit_folders
+    project = tmp_path / "project"
+    common = ["select", "--project", str(project), "--pool", str(pool), "--labeled", str(labeled), "--budget", "4",
+              "--strategy", "margin"]
+    assert label.main(common) == 0
+    with LabelStore(project) as store:
+        assert len(store.pool_file_hashes()) == 40
+    hashed, decoded = [], []
+    real_hash, real_read = streaming.file_sha256, streaming.read_image
+    monkeypatch.setattr(streaming, "file_sha256", lambda file: hashed.append(file.name) or real_hash(file))
+    monkeypatch.setattr(streaming, "read_image", lambda file, size: decoded.append(file.name) or real_read(file, size))
+    assert label.main(common) == 0
+    assert (hashed, decoded) == ([], [])
+    assert len(list((project / ".cache" / "pool").glob("patches_*.npy"))) == 1
+    status = os.stat(pool / "310.png")
+    try:
+        os.utime(pool / "310.png", ns=(status.st_atime_ns, status.st_mtime_ns + 10**9))
+        assert label.main(common) == 0
+    finally:
+        os.utime(pool / "310.png", ns=(status.st_atime_ns, status.st_mtime_ns))  # the folder is shared: restore
+    assert hashed == ["310.png"] and decoded == []  # same content, so the same pool and the same cached rows

@@ -9,15 +9,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
 from altoolkit.data import Dataset
-from altoolkit.sources import FOLDER_ORDER_SEED, IMAGE_SUFFIXES, read_image
+from altoolkit.sources import FOLDER_ORDER_SEED, read_image
 from altoolkit.errors import ToolkitError
 from altoolkit.files import file_sha256
+from altoolkit.labeling.schema import STORE_FILENAME
 from altoolkit.labeling.store import LabelStore, StoredImage
+from altoolkit.streaming import DECODE_WORKERS, FilePool, PoolFile
 
 IMAGE_ID_LENGTH = 20
 SHOWN_CHANGED_FILES = 5
@@ -36,30 +40,42 @@ def is_image_id(text: str) -> bool:
     return len(text) == IMAGE_ID_LENGTH and all(character in "0123456789abcdef" for character in text)
 
 
-def scan_pool(folder: str | Path) -> list[StoredImage]:
-    """Every image file under ``folder`` (recursively, hidden entries skipped), sorted by relative path."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise ToolkitError(f"pool folder {root} not found: give the folder holding the unlabeled images")
-    files = sorted(path for path in root.rglob("*")
-                   if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
-                   and not any(part.startswith(".") for part in path.relative_to(root).parts))
-    if not files:
-        raise ToolkitError(f"pool folder {root} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    images = []
-    for file in files:
-        relative = file.relative_to(root).as_posix()
-        digest = file_sha256(file)
-        images.append(StoredImage(image_id(digest, relative), relative, digest))
-    return images
+def scan_pool(folder: str | Path, known: Mapping[str, tuple[int, int, str]] | None = None) -> list[StoredImage]:
+    """Every image file under ``folder`` (recursively, hidden entries skipped), sorted by relative path; files
+    whose size and modification time ``known`` records keep their recorded hash, the rest are hashed."""
+    from altoolkit.streaming import hash_pool_files, list_image_files
+
+    return [_stored(file) for file in hash_pool_files(folder, list_image_files(folder), known)]
+
+
+def stored_images(pool: FilePool) -> list[StoredImage]:
+    """The label store's view of a scanned file pool: each file with its stable id, in the pool's order."""
+    return [_stored(file) for file in pool.files]
+
+
+def _stored(file: PoolFile) -> StoredImage:
+    return StoredImage(image_id(file.sha256, file.relative_path), file.relative_path, file.sha256)
+
+
+def recorded_pool_hashes(project: str | Path, folder: str | Path) -> dict[str, tuple[int, int, str]]:
+    """The file hashes the project's store recorded at its last scan of this same pool folder (empty for a new
+    project, or a pool at another place: a moved pool is hashed again once)."""
+    if not (Path(project) / STORE_FILENAME).is_file():
+        return {}
+    with LabelStore(project, read_only=True) as store:
+        if store.get_meta("pool") != str(Path(folder).resolve()):
+            return {}
+        return store.pool_file_hashes()
 
 
 def read_pool_images(root: str | Path, images: list[StoredImage], size: int) -> np.ndarray:
-    """Decode the given pool images to uint8 RGB size×size (N×size×size×3), in order, each checked by pool_file."""
+    """Decode the given pool images to uint8 RGB size×size (N×size×size×3), in order, each checked by pool_file
+    (decoded by a few threads: hashing and decoding release the GIL)."""
     root = Path(root)
     if not images:
         return np.empty((0, size, size, 3), np.uint8)
-    return np.stack([read_image(pool_file(root, image), size) for image in images])
+    with ThreadPoolExecutor(DECODE_WORKERS) as executor:
+        return np.stack(list(executor.map(lambda image: read_image(pool_file(root, image), size), images)))
 
 
 def pool_file(root: str | Path, image: StoredImage) -> Path:

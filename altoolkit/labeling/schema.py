@@ -16,7 +16,7 @@ from altoolkit.files import atomic_path
 from altoolkit.validation import short_repr
 
 STORE_FILENAME = "labels.sqlite"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 TABLES = ("meta", "images", "rounds", "batch_items", "labels")
 SQLITE_HEADER = b"SQLite format 3\x00"
 SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 5, 6, 8
@@ -53,7 +53,14 @@ def _add_label_source(connection: sqlite3.Connection) -> None:
     connection.execute("ALTER TABLE labels ADD COLUMN source TEXT NOT NULL DEFAULT 'unknown'")
 
 
-MIGRATIONS = {1: _create_version_1, 2: _add_label_source}
+def _add_pool_file_hashes(connection: sqlite3.Connection) -> None:
+    """Version 3: each pool file's size, modification time and SHA-256 at the last scan, so the next scan hashes
+    only new or changed files (a million-file pool is read once, not on every ``select``)."""
+    connection.execute("CREATE TABLE pool_files (relative_path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+                       "mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL)")
+
+
+MIGRATIONS = {1: _create_version_1, 2: _add_label_source, 3: _add_pool_file_hashes}
 """Version → the step that brings a database from the previous version to it, applied in order."""
 
 

@@ -275,6 +275,21 @@ class LabelStore:
                 [(image.image_id, image.relative_path, image.sha256, now) for image in images])
             return count_rows(connection, "images") - before
 
+    def pool_file_hashes(self) -> dict[str, tuple[int, int, str]]:
+        """Relative path → (size, mtime_ns, SHA-256) of the pool's files at the last scan (empty before schema 3)."""
+        if self.schema_version < 3:
+            return {}
+        rows = self._read("SELECT relative_path, size, mtime_ns, sha256 FROM pool_files")
+        return {str(path): (int(size), int(mtime_ns), str(sha256)) for path, size, mtime_ns, sha256 in rows}
+
+    def record_pool_file_hashes(self, files: Iterable) -> None:
+        """Replace the recorded scan with ``files`` (:class:`~altoolkit.streaming.PoolFile`): files gone from the
+        pool are forgotten, so the table never outgrows the pool."""
+        with self._transaction() as connection:
+            connection.execute("DELETE FROM pool_files")
+            connection.executemany("INSERT INTO pool_files (relative_path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?)",
+                                   [(file.relative_path, file.size, file.mtime_ns, file.sha256) for file in files])
+
     def image(self, image_id: str) -> StoredImage | None:
         rows = self._read("SELECT id, relative_path, sha256 FROM images WHERE id = ?", (image_id,))
         return StoredImage(*rows[0]) if rows else None
