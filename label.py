@@ -41,7 +41,8 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
                  budget: int, *, strategy: str = DEFAULT_STRATEGY, representation: str = "model", seed: int = 0,
                  skip_changed_images: bool = False, image_size: int = DEFAULT_IMAGE_SIZE,
                  backbone: str | None = None, backbone_weights: str | None = "imagenet",
-                 cache_limit: int | None = None, verbose: bool = True) -> tuple[int, list[BatchItem]]:
+                 cache_limit: int | None = None, max_candidates: int | None = None, engine=None,
+                 verbose: bool = True) -> tuple[int, list[BatchItem]]:
     """Pick ``budget`` still-unlabeled pool images with ``strategy`` and record them as a new round.
 
     The pool is streamed (:mod:`altoolkit.streaming`): its files are hashed once (later rounds re-hash only
@@ -65,7 +66,10 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
     from altoolkit.data import load_dataset
     from altoolkit.files import file_sha256
     from altoolkit.label_free import LabelFreeRepresentation, PoolRepresentation, RepresentationSettings
-    from altoolkit.labeling.pool import recorded_pool_hashes, stored_images, store_labeled_images
+    from altoolkit.labeling.pool import (check_labeled_pool_files, recorded_pool_hashes, stored_images,
+                                         store_labeled_images)
+    from altoolkit.labeling.schema import STORE_FILENAME
+    from altoolkit.sampling import seeded_subsample
     from altoolkit.streaming import scan_file_pool
 
     check_budget_filling(strategy)
@@ -99,9 +103,15 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
     def pool_representation(name: str) -> PoolRepresentation:
         if name not in representations:
             representations[name] = PoolRepresentation(name, file_pool, settings=settings, seed=seed,
-                                                       cache_dir=Path(project) / ".cache", limit_bytes=cache_limit)
+                                                       cache_dir=Path(project) / ".cache", limit_bytes=cache_limit,
+                                                       engine=engine)
         return representations[name]
 
+    if (Path(project) / STORE_FILENAME).is_file():  # what the store refuses, refused before anything is written
+        with LabelStore(project, class_names=folder.class_names, read_only=True) as existing:
+            pool_candidates(existing, pool_images, pool)
+            if not skip_changed_images:
+                check_labeled_pool_files(existing, pool)
     # One streamed pass over the whole pool (cached for later rounds), before the store is touched: a bad pool
     # image is refused here, and no round sees more than the rows it selects from.
     if model is None:
@@ -110,37 +120,32 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
         from altoolkit.outputs import streamed_model_outputs
 
         all_probabilities, all_embeddings = streamed_model_outputs(model, file_sha256(model_path), file_pool,
-                                                                   Path(project) / ".cache", cache_limit)
+                                                                   Path(project) / ".cache", cache_limit,
+                                                                   engine=engine, model_path=model_path)
     store = LabelStore(project, class_names=folder.class_names)
     with store:
-        already = store.current_labels()
-        waiting = images_waiting_for_labels(store, already)
-        unlabeled = [image for image in pool_images if image.image_id not in already]
-        candidate_rows = [row for row, image in enumerate(pool_images)
-                          if image.image_id not in already and image.image_id not in waiting]
+        candidate_rows, unlabeled, left_out = pool_candidates(store, pool_images, pool)
+        unlabeled_count = len(candidate_rows)
+        if max_candidates is not None and len(candidate_rows) > max_candidates:
+            candidate_rows = [candidate_rows[i] for i in seeded_subsample(len(candidate_rows), max_candidates, seed)]
         candidates = [pool_images[row] for row in candidate_rows]
-        left_out = sorted({waiting[image.image_id] for image in unlabeled if image.image_id in waiting})
-        if not candidates:
-            if left_out:
-                raise ToolkitError(f"every unlabeled image in {pool} waits in the batch of round "
-                                   f"{_rounds_text(left_out)}: label those (label.py serve --round N, or export and "
-                                   "import) before selecting more")
-            raise ToolkitError(f"every image in {pool} is labeled already: retrain, or add images to the pool")
         store_images, store_classes = store_labeled_images(store, pool, size, skip_changed=skip_changed_images)
         labeled_images = np.concatenate([folder.x_train, store_images])
         labeled_classes = np.concatenate([folder.y_train, store_classes])
         labeled_count = len(labeled_images)
         if verbose:
-            print(f"pool: {len(candidates)} unlabeled of {len(pool_images)} images; labeled: "
+            sampled = f" (selecting among a seeded sample of {len(candidates)})" if unlabeled_count > len(
+                candidates) else ""
+            print(f"pool: {unlabeled_count} unlabeled of {len(pool_images)} images{sampled}; labeled: "
                   f"{len(folder.x_train)} in {labeled} + {len(store_classes)} in the store")
             if left_out:
-                print(f"left out {len(unlabeled) - len(candidates)} unlabeled images that round "
+                print(f"left out {len(unlabeled) - unlabeled_count} unlabeled images that round "
                       f"{_rounds_text(left_out)} selected already: label them with label.py serve --round N")
         rows = np.asarray(candidate_rows, dtype=np.int64)
 
         def features_for(name: str) -> tuple[np.ndarray, np.ndarray]:
             chosen = pool_representation(name)
-            return np.asarray(chosen.pool_rows()[rows]), chosen.rows_for(labeled_images)
+            return rows_of(chosen.pool_rows(), rows), chosen.rows_for(labeled_images)
 
         if model is None:
             pool_embeddings, labeled_embeddings = features_for(representation)
@@ -151,7 +156,7 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
             from altoolkit.model import classifier_head, probabilities_and_embeddings
 
             _, labeled_embeddings = probabilities_and_embeddings(model, labeled_images)
-            pool_probabilities, pool_embeddings = np.asarray(all_probabilities[rows]), np.asarray(all_embeddings[rows])
+            pool_probabilities, pool_embeddings = rows_of(all_probabilities, rows), rows_of(all_embeddings, rows)
             learner, head_for = model_learner(model_path), (lambda: classifier_head(model))
         selection = alf.select(strategy, alf.SelectionRound(
             pool_probabilities, pool_embeddings, labeled_embeddings, labeled_classes, features_for=features_for,
@@ -160,13 +165,15 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
         measured_on = representation if model is None else selection.representation
         if verbose and ran != strategy:
             print(f"{strategy}: {ran} over {measured_on} features for {labeled_count} labels")
-        scores = {"entropy": alf.entropy_scores(pool_probabilities), "margin": alf.margin_scores(pool_probabilities),
-                  "novelty": alf.analyze_novelty_embeddings(
-                      pool_embeddings, labeled_embeddings, min(NOVELTY_NEIGHBOURS, labeled_count)).scores}
-        items = [BatchItem(candidates[i].image_id, store.class_names[int(pool_probabilities[i].argmax())],
-                           {name: round(float(p), 4) for name, p in zip(store.class_names, pool_probabilities[i])},
-                           {name: round(float(values[i]), 6) for name, values in scores.items()})
-                 for i in chosen]
+        chosen_probabilities = np.asarray(pool_probabilities[chosen])
+        scores = {"entropy": alf.entropy_scores(chosen_probabilities), "margin": alf.margin_scores(chosen_probabilities),
+                  "novelty": alf.analyze_novelty_embeddings(np.asarray(pool_embeddings[chosen]), labeled_embeddings,
+                                                            min(NOVELTY_NEIGHBOURS, labeled_count)).scores}
+        items = [BatchItem(candidates[i].image_id, store.class_names[int(chosen_probabilities[position].argmax())],
+                           {name: round(float(p), 4) for name, p in zip(store.class_names,
+                                                                        chosen_probabilities[position])},
+                           {name: round(float(values[position]), 6) for name, values in scores.items()})
+                 for position, i in enumerate(chosen)]
         store.add_images(pool_images)
         store.record_pool_file_hashes(file_pool.files)
         store.set_meta("pool", str(Path(pool).resolve()))
@@ -176,8 +183,45 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
                                                 "learner": learner, "ran": ran, "representation": measured_on,
                                                 **({"backbone": backbone, "backbone_weights": backbone_weights}
                                                    if measured_on == "backbone" else {}),
-                                                "pool_size": len(candidates)}, items)
+                                                "pool_size": len(candidates),
+                                                **({"unlabeled": unlabeled_count, "max_candidates": max_candidates}
+                                                   if unlabeled_count > len(candidates) else {})}, items)
     return round_id, items
+
+
+def engine_from_args(args: argparse.Namespace):
+    """The Ray engine the select options ask for (None: local); Ray options without ``--engine ray`` are refused."""
+    if args.engine != "ray":
+        if args.ray_address is not None or args.ray_actors != 2:
+            raise ToolkitError("--ray-address and --ray-actors configure --engine ray: add it, or drop them")
+        return None
+    from altoolkit.ray_engine import RayEngine, check_ray_available
+
+    check_ray_available()
+    return RayEngine(address=args.ray_address, actors=args.ray_actors)
+
+
+def rows_of(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``values[rows]`` for ascending distinct ``rows``; all rows leave a memory-mapped array on disk (no copy)."""
+    return values if len(rows) == len(values) else np.asarray(values[rows])
+
+
+def pool_candidates(store: LabelStore, pool_images: list, pool: str | Path) -> tuple[list[int], list, list[int]]:
+    """(rows of the pool images a selection may pick, the unlabeled images, rounds whose open batches hold the
+    rest): neither labeled nor waiting in an earlier round's batch. No candidate left is an error saying why."""
+    already = store.current_labels()
+    waiting = images_waiting_for_labels(store, already)
+    unlabeled = [image for image in pool_images if image.image_id not in already]
+    candidate_rows = [row for row, image in enumerate(pool_images)
+                      if image.image_id not in already and image.image_id not in waiting]
+    left_out = sorted({waiting[image.image_id] for image in unlabeled if image.image_id in waiting})
+    if not candidate_rows:
+        if left_out:
+            raise ToolkitError(f"every unlabeled image in {pool} waits in the batch of round "
+                               f"{_rounds_text(left_out)}: label those (label.py serve --round N, or export and "
+                               "import) before selecting more")
+        raise ToolkitError(f"every image in {pool} is labeled already: retrain, or add images to the pool")
+    return candidate_rows, unlabeled, left_out
 
 
 def model_free_probabilities(pool_features: np.ndarray, labeled_features: np.ndarray, labeled_classes: np.ndarray,
@@ -285,6 +329,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with a keras.applications --backbone: imagenet (needs the network once) or a local "
                              "weights file (default: imagenet)")
     select.add_argument("--seed", type=seed_argument, default=0, help="seed of every random choice (default: 0)")
+    select.add_argument("--max-candidates", type=positive_int, default=None,
+                        help="select among a seeded random sample of this many unlabeled images (the whole pool "
+                             "is still scored once and cached): bounds the memory and time of the expensive "
+                             "strategies on a very large pool (default: all)")
+    select.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="where the pool's pass runs: this process (local, the default) or Ray Data actors "
+                             "(ray: pip install 'al-toolkit[ray]'), on this machine or the --ray-address cluster")
+    select.add_argument("--ray-address", default=None,
+                        help="with --engine ray: the cluster to join (auto: the one `ray start --head` runs here; "
+                             "default: a local Ray on this machine's cores)")
+    select.add_argument("--ray-actors", type=positive_int, default=2,
+                        help="with --engine ray: actors scoring in parallel, one core each (default: 2)")
     select.add_argument("--cache-limit-gb", type=positive_float, default=DEFAULT_CACHE_LIMIT_BYTES / 2**30,
                         help="the project's cache of per-image arrays (PROJECT/.cache) is trimmed to this size, "
                              "least recently used first (default: %(default)g)")
@@ -333,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
                                        seed=args.seed, skip_changed_images=args.skip_changed_images,
                                        image_size=args.image_size, backbone=args.backbone,
                                        backbone_weights=args.backbone_weights,
-                                       cache_limit=int(args.cache_limit_gb * 2**30))
+                                       cache_limit=int(args.cache_limit_gb * 2**30),
+                                       max_candidates=args.max_candidates, engine=engine_from_args(args))
         predicted = {}
         for item in items:
             predicted[item.predicted_class] = predicted.get(item.predicted_class, 0) + 1

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import mmap
+
 import numpy as np
 
 from altoolkit.errors import ToolkitError
 
 PROBABILITY_SUM_TOLERANCE = 1e-3
+CHECK_CHUNK_BYTES = 64 << 20
+"""Rows are checked this many bytes at a time, so checking a pool's arrays needs no full-size temporary."""
 
 
 def as_indices(values) -> np.ndarray:
@@ -41,9 +45,32 @@ def check_embeddings(embeddings, name: str = "embeddings", allow_empty: bool = F
         e = e.astype(np.float64)
     if len(e) == 0 and not allow_empty:
         raise ToolkitError(f"{name} is empty: there is nothing to analyse")
-    if not np.all(np.isfinite(e)):
+    if not all_finite(e):
         raise ToolkitError(f"{name} contain NaN or infinity: check the model's output")
     return e
+
+
+def all_finite(values: np.ndarray) -> bool:
+    """True when every entry of ``values`` is finite, checked in chunks of rows; the pages of a memory-mapped
+    array are released after each chunk, so an array on disk larger than memory is checked without being held."""
+    if values.ndim == 0 or values.size == 0:
+        return bool(np.isfinite(values).all())
+    step = max(1, CHECK_CHUNK_BYTES // max(1, values[0].nbytes))
+    for start in range(0, len(values), step):
+        if not np.isfinite(values[start:start + step]).all():
+            return False
+        release_mapped_pages(values)
+    return True
+
+
+def release_mapped_pages(values: np.ndarray) -> None:
+    """Drop this process's resident pages of a memory-mapped array (read-only data stays in the page cache and is
+    read back on the next access); a no-op for arrays in memory."""
+    base = values
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is not None and hasattr(mmap, "MADV_DONTNEED") and not base.closed:
+        base.madvise(mmap.MADV_DONTNEED)
 
 
 def check_scores(scores, name: str = "scores") -> np.ndarray:

@@ -83,10 +83,12 @@ DEFAULT_CACHE_LIMIT_BYTES = 20 * 2**30
 
 def cached_pool_arrays(cache_dir: str | os.PathLike, names: Sequence[str], parts: dict, pool,
                        compute: Callable[[np.ndarray], Sequence[np.ndarray]], *,
-                       limit_bytes: int = DEFAULT_CACHE_LIMIT_BYTES) -> list[np.ndarray]:
+                       limit_bytes: int = DEFAULT_CACHE_LIMIT_BYTES, engine=None, ray_task=None) -> list[np.ndarray]:
     """Per-image arrays of a streamed file pool (:class:`~altoolkit.streaming.FilePool`), one per name:
     ``compute(batch)`` over the pool's batches, or their earlier result (memory-mapped) when this pool's content
-    was seen with these ``parts`` before. After a new write, the cache is trimmed to ``limit_bytes``."""
+    was seen with these ``parts`` before. With ``engine`` (a :class:`~altoolkit.ray_engine.RayEngine`), Ray
+    actors run what ``ray_task()`` returns (kind, payload of :class:`~altoolkit.ray_engine.PoolScorer`) instead,
+    into the same files. After a new write, the cache is trimmed to ``limit_bytes``."""
     from altoolkit.streaming import POOL_ARRAYS_FOLDER, streamed_rows, usable_rows
 
     key = cache_key({**parts, "pool": pool.digest})
@@ -94,8 +96,12 @@ def cached_pool_arrays(cache_dir: str | os.PathLike, names: Sequence[str], parts
     cached = [usable_rows(target, len(pool)) for target in targets]
     if all(array is not None for array in cached):
         return cached
+    if engine is not None:
+        batches, compute = engine.output_batches(pool, ray_task(), len(names)), (lambda outputs: outputs)
+    else:
+        batches = pool.batches()
     try:
-        arrays = streamed_rows(pool.batches(), len(pool), compute, targets)
+        arrays = streamed_rows(batches, len(pool), compute, targets)
     except OSError as error:
         raise ToolkitError(f"cannot write the pool's arrays in {targets[0].parent} ({error.strerror or error}): "
                            "free disk space, or pass a writable cache folder") from None

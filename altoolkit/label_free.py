@@ -142,9 +142,13 @@ class PoolRepresentation:
     """
 
     def __init__(self, name: str, pool, *, settings: RepresentationSettings = RepresentationSettings(),
-                 seed: int = 0, cache_dir, limit_bytes: int | None = None):
+                 seed: int = 0, cache_dir, limit_bytes: int | None = None, engine=None):
         from altoolkit.feature_cache import DEFAULT_CACHE_LIMIT_BYTES
 
+        if engine is not None and name == "backbone":
+            raise ToolkitError("the Ray engine computes the model's outputs and the pixels and patches "
+                               "representations: use --engine local for a backbone")
+        self.engine = engine
         self.representation = LabelFreeRepresentation(name, settings, seed)
         self.pool, self.cache_dir = pool, cache_dir
         self.limit_bytes = DEFAULT_CACHE_LIMIT_BYTES if limit_bytes is None else limit_bytes
@@ -157,7 +161,8 @@ class PoolRepresentation:
 
         name = self.representation.name
         (rows,) = cached_pool_arrays(self.cache_dir, (name,), self._parts, self.pool,
-                                     lambda batch: [self._fitted().transform(batch)], limit_bytes=self.limit_bytes)
+                                     lambda batch: [self._fitted().transform(batch)], limit_bytes=self.limit_bytes,
+                                     engine=self.engine, ray_task=lambda: ("representation", self._fitted()))
         return rows
 
     def rows_for(self, images) -> np.ndarray:

@@ -195,10 +195,12 @@ class ModelOutputCache:
 
 
 def streamed_model_outputs(model, model_sha256: str, pool, cache_dir: str | os.PathLike,
-                           limit_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                           limit_bytes: int | None = None, *, engine=None,
+                           model_path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities N×K, embeddings N×D) of ``model`` over a streamed file pool
     (:class:`~altoolkit.streaming.FilePool`), one pass in decoded batches, cached under ``cache_dir`` by model
-    file and pool content and read back memory-mapped."""
+    file and pool content and read back memory-mapped. With ``engine`` (a
+    :class:`~altoolkit.ray_engine.RayEngine`), Ray actors load ``model_path`` and run the pass."""
     from altoolkit.feature_cache import DEFAULT_CACHE_LIMIT_BYTES, cached_pool_arrays
     from altoolkit.model import check_input_shape, inference_function, probabilities_and_embeddings_model
 
@@ -209,5 +211,6 @@ def streamed_model_outputs(model, model_sha256: str, pool, cache_dir: str | os.P
     probabilities, embeddings = cached_pool_arrays(
         cache_dir, ("probabilities", "embeddings"), {"outputs of model": model_sha256}, pool,
         lambda batch: [output.numpy() for output in infer(batch)],
-        limit_bytes=DEFAULT_CACHE_LIMIT_BYTES if limit_bytes is None else limit_bytes)
+        limit_bytes=DEFAULT_CACHE_LIMIT_BYTES if limit_bytes is None else limit_bytes, engine=engine,
+        ray_task=lambda: ("model", str(Path(model_path).resolve())))
     return probabilities, embeddings

@@ -111,6 +111,10 @@ class PatchFeatures:
         layer.set_fitted(self.whitening_, self.patch_mean_, self.centroids_)
         return layer
 
+    def __getstate__(self) -> dict:
+        """Picklable (e.g. shipped to Ray workers) without its traced TensorFlow function, which is rebuilt."""
+        return {key: value for key, value in self.__dict__.items() if key != "_compiled"}
+
     def _graph(self):
         """The layer's computation as a TensorFlow function, traced once per fitted object."""
         if getattr(self, "_compiled", None) is None:

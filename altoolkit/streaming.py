@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from altoolkit.arrays import all_finite
 from altoolkit.errors import ToolkitError
 from altoolkit.files import atomic_path, file_sha256
 from altoolkit.sources import IMAGE_SUFFIXES, read_image
@@ -32,11 +33,13 @@ DECODE_WORKERS = max(2, min(8, os.cpu_count() or 1))
 """Threads decoding images; each decodes whole batches, at most this many batches ahead of the consumer."""
 HASH_WORKERS = 4
 """Threads hashing new or changed files (reading is the slow part)."""
+HASH_CHUNK = 1024
+"""Files hashed per task."""
 POOL_ARRAYS_FOLDER = "pool"
 """The cache's sub-folder holding the streamed per-image arrays of file pools."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PoolFile:
     """One image file of a pool: its path relative to the pool folder, size, modification time and SHA-256."""
 
@@ -92,8 +95,10 @@ def hash_pool_files(folder: str | Path, listing: Sequence[tuple[str, int, int]],
 
     if len(listing) < 64 or workers <= 1:
         return [hashed(entry) for entry in listing]
-    with ThreadPoolExecutor(workers) as executor:
-        return list(executor.map(hashed, listing, chunksize=256))
+    chunks = (listing[start:start + HASH_CHUNK] for start in range(0, len(listing), HASH_CHUNK))
+    with ThreadPoolExecutor(workers) as executor:  # chunks, not one task per file: a future per file costs ~2 kB
+        return [file for part in executor.map(lambda chunk: [hashed(entry) for entry in chunk], chunks)
+                for file in part]
 
 
 def pool_digest(files: Sequence[PoolFile]) -> str:
@@ -173,7 +178,8 @@ def decoded_batches(root: str | Path, relative_paths: Sequence[str], size: int, 
 def streamed_rows(batches: Iterable[np.ndarray], rows: int, compute: Callable[[np.ndarray], Sequence[np.ndarray]],
                   targets: Sequence[Path], progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
     """Run ``compute`` on every batch and append its outputs (one 2-D float32 array per target, a row per image)
-    to the ``.npy`` files ``targets``; returns them memory-mapped, read-only.
+    to the ``.npy`` files ``targets``; returns them memory-mapped, read-only. (Batches already scored elsewhere,
+    e.g. by Ray, come with ``compute`` returning them as they are.)
 
     Rows are written as they come (never memory-mapped for writing, so written pages do not stay in this
     process's memory); a file appears only complete (atomic rename), and a failure leaves none.
@@ -182,7 +188,7 @@ def streamed_rows(batches: Iterable[np.ndarray], rows: int, compute: Callable[[n
         written = 0
         for batch in batches:
             outputs = [np.ascontiguousarray(output, dtype=np.float32) for output in compute(batch)]
-            if len(outputs) != len(handles) or any(output.ndim != 2 or len(output) != len(batch)
+            if len(outputs) != len(handles) or any(output.ndim != 2 or len(output) != len(outputs[0])
                                                    for output in outputs):
                 raise ToolkitError("a streamed step must return one 2-D array per target, a row per image")
             if written == 0:
@@ -192,9 +198,9 @@ def streamed_rows(batches: Iterable[np.ndarray], rows: int, compute: Callable[[n
                     np.lib.format.write_array_header_1_0(handle, header)
             for handle, output in zip(handles, outputs):
                 handle.write(output.tobytes())
-            written += len(batch)
+            written += len(outputs[0])
             if progress is not None:
-                progress(len(batch))
+                progress(len(outputs[0]))
         if written != rows:
             raise ToolkitError(f"the pool yielded {written} images where {rows} were listed: a file changed while "
                                "it was read; run again")
@@ -233,8 +239,7 @@ def usable_rows(file: Path, rows: int, width: int | None = None) -> np.ndarray |
         return None
     if width is not None and values.shape[1] != width:
         return None
-    step = max(1, (64 << 20) // max(1, values.shape[1] * 4))
-    if not all(np.isfinite(values[start:start + step]).all() for start in range(0, rows, step)):
+    if not all_finite(values):
         return None
     os.utime(file)  # marks it as recently used for the cache's eviction
     return values

@@ -828,3 +828,24 @@ def test_a_second_select_reuses_the_recorded_hashes_and_the_streamed_pool_arrays
     finally:
         os.utime(pool / "310.png", ns=(status.st_atime_ns, status.st_mtime_ns))  # the folder is shared: restore
     assert hashed == ["310.png"] and decoded == []  # same content, so the same pool and the same cached rows
+
+
+def test_max_candidates_selects_among_a_seeded_sample_of_the_unlabeled_images(digit_folders, tmp_path, capsys):
+    """--max-candidates 10: the whole pool is scored and cached, but the batch comes from a seeded sample of 10
+    unlabeled images (the same sample for the same seed), and the round records it."""
+    from altoolkit.sampling import seeded_subsample
+
+    labeled, pool = digit_folders
+    project = tmp_path / "project"
+    assert label.main(["select", "--project", str(project), "--pool", str(pool), "--labeled", str(labeled),
+                       "--budget", "4", "--strategy", "margin", "--max-candidates", "10", "--seed", "7"]) == 0
+    assert "selecting among a seeded sample of 10" in capsys.readouterr().out
+    with LabelStore(project) as store:
+        (record,) = store.rounds()
+        batch = store.batch(1)
+        paths = sorted(image.relative_path for image in store.images())
+    sample = {paths[row] for row in seeded_subsample(40, 10, 7)}
+    with LabelStore(project) as store:
+        assert {store.image(item.image_id).relative_path for item in batch} <= sample
+    assert (record["parameters"]["pool_size"], record["parameters"]["unlabeled"],
+            record["parameters"]["max_candidates"]) == (10, 40, 10)

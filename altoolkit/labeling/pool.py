@@ -150,9 +150,7 @@ def store_labeled_images(store: LabelStore, pool_root: str | Path, size: int, *,
     images = [image for image in store.images() if image.image_id in labels]
     changed = changed_pool_images(pool_root, images)
     if changed and not skip_changed:
-        raise ToolkitError(f"{len(changed)} labeled pool images changed or are missing in {pool_root} since they "
-                           f"were labeled: {describe_changed(changed)}: restore them (or pass the pool's current "
-                           f"location with --pool), or pass {SKIP_CHANGED_OPTION} to leave their labels out")
+        raise _changed_labeled_error(changed, pool_root)
     if changed:
         print(f"warning: left out the labels of {len(changed)} changed or missing pool images: "
               f"{describe_changed(changed)}", file=sys.stderr)
@@ -161,6 +159,21 @@ def store_labeled_images(store: LabelStore, pool_root: str | Path, size: int, *,
     class_ids = {name: index for index, name in enumerate(store.class_names)}
     return (read_pool_images(pool_root, images, size),
             np.asarray([class_ids[labels[image.image_id]] for image in images], dtype=np.int64))
+
+
+def check_labeled_pool_files(store: LabelStore, pool_root: str | Path) -> None:
+    """An error naming the labeled pool images whose files are missing or changed (see
+    :func:`store_labeled_images`), without decoding anything."""
+    labels = store.current_labels()
+    changed = changed_pool_images(pool_root, [image for image in store.images() if image.image_id in labels])
+    if changed:
+        raise _changed_labeled_error(changed, pool_root)
+
+
+def _changed_labeled_error(changed: list[tuple[StoredImage, str]], pool_root: str | Path) -> ToolkitError:
+    return ToolkitError(f"{len(changed)} labeled pool images changed or are missing in {pool_root} since they were "
+                        f"labeled: {describe_changed(changed)}: restore them (or pass the pool's current location "
+                        f"with --pool), or pass {SKIP_CHANGED_OPTION} to leave their labels out")
 
 
 def with_store_labels(dataset: Dataset, store: LabelStore, pool_root: str | Path, *,

@@ -44,7 +44,7 @@ DAMAGE_SHOWN = 3
 """Damaged rows named in one error line (the count says how many more there are)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoredImage:
     """A pool image as the store knows it."""
 
@@ -272,7 +272,7 @@ class LabelStore:
             before = count_rows(connection, "images")
             connection.executemany(
                 "INSERT OR IGNORE INTO images (id, relative_path, sha256, added_at) VALUES (?, ?, ?, ?)",
-                [(image.image_id, image.relative_path, image.sha256, now) for image in images])
+                ((image.image_id, image.relative_path, image.sha256, now) for image in images))
             return count_rows(connection, "images") - before
 
     def pool_file_hashes(self) -> dict[str, tuple[int, int, str]]:
@@ -287,8 +287,9 @@ class LabelStore:
         pool are forgotten, so the table never outgrows the pool."""
         with self._transaction() as connection:
             connection.execute("DELETE FROM pool_files")
-            connection.executemany("INSERT INTO pool_files (relative_path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?)",
-                                   [(file.relative_path, file.size, file.mtime_ns, file.sha256) for file in files])
+            connection.executemany("INSERT INTO pool_files (relative_path, size, mtime_ns, sha256) "
+                                   "VALUES (?, ?, ?, ?)",
+                                   ((file.relative_path, file.size, file.mtime_ns, file.sha256) for file in files))
 
     def image(self, image_id: str) -> StoredImage | None:
         rows = self._read("SELECT id, relative_path, sha256 FROM images WHERE id = ?", (image_id,))
