@@ -35,6 +35,8 @@ FILES_PER_FOLDER = 1000
 MEMORY_TARGET_BYTES = 2 * 10**9
 STREAMED_TARGET = 0.9
 THROUGHPUT_IMAGES = 50_000
+RAY_POOL_LIMIT = 100_000
+"""The Ray comparison runs on the largest pool of at most this many files."""
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -48,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--labeled-per-class", type=positive_int, default=5,
                         help="labeled images per digit (default: 5, so recommended starts with typicality)")
     parser.add_argument("--work-dir", default="results/scale", help="pools, model, projects (default: results/scale)")
+    parser.add_argument("--no-ray", dest="ray", action="store_false",
+                        help="skip the Ray engine's comparison (it needs the [ray] extra)")
     parser.add_argument("--output", default=None, metavar="FILE.md", help="also write the report here")
     return parser
 
@@ -172,6 +176,32 @@ def streamed_against_in_memory(pool_folder: Path, model_path: Path, size: int, c
             "streamed": len(pool) / streamed}
 
 
+def ray_against_local(pool_folder: Path, model_path: Path, size: int, cache: Path) -> list[tuple[str, float, float]]:
+    """(engine, images per second, largest difference from the local arrays) of the model's pass over a pool:
+    local (streamed in this process), then Ray Data with 1 and 2 one-core actors on a local Ray. Ray's time
+    includes starting its actors (each imports TensorFlow and loads the model)."""
+    from altoolkit.model import load_classifier
+    from altoolkit.outputs import streamed_model_outputs
+    from altoolkit.ray_engine import RayEngine, start_ray
+    from altoolkit.streaming import scan_file_pool
+
+    pool = scan_file_pool(pool_folder, size)
+    model = load_classifier(model_path)
+    results, reference = [], None
+    start_ray(None, num_cpus=os.cpu_count())
+    engines = (("local", None), ("Ray, 1 actor", RayEngine(actors=1)), ("Ray, 2 actors", RayEngine(actors=2)))
+    for label, engine in engines:
+        started = time.perf_counter()
+        outputs = streamed_model_outputs(model, f"{label}-{time.time()}", pool, cache, engine=engine,
+                                         model_path=model_path)
+        seconds = time.perf_counter() - started
+        reference = reference or outputs
+        difference = max(float(np.abs(np.asarray(mine) - np.asarray(theirs)).max())
+                         for mine, theirs in zip(outputs, reference))
+        results.append((label, len(pool) / seconds, difference))
+    return results
+
+
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -201,12 +231,14 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((count, strategy, ran, seconds, peak))
             print(f"{count:,} files, {strategy}: {seconds:.0f} s, peak {peak / 2**30:.2f} GiB", flush=True)
     throughput = streamed_against_in_memory(pools[max(sizes)], model, args.image_size, work_dir / "throughput-cache")
-    lines = report_lines(args, arguments, rows, throughput, generating)
+    ray_pool = max((count for count in sizes if count <= RAY_POOL_LIMIT), default=min(sizes))
+    engines = ray_against_local(pools[ray_pool], model, args.image_size, work_dir / "ray-cache") if args.ray else []
+    lines = report_lines(args, arguments, rows, throughput, generating, ray_pool, engines)
     finish_report(lines, started, args.output)
     return 0
 
 
-def report_lines(args, arguments, rows, throughput, generating) -> list[str]:
+def report_lines(args, arguments, rows, throughput, generating, ray_pool, engines) -> list[str]:
     lines = [f"# `label.py select` on pools of {args.image_size}-pixel image files", "", "```",
              f"python {SCRIPT} {shlex.join(arguments)}", "```", "",
              f"- Pools: generated PNG files ({args.image_size}×{args.image_size}, digits with four random pixels "
@@ -231,6 +263,11 @@ def report_lines(args, arguments, rows, throughput, generating) -> list[str]:
               f"alone over images already in memory runs at {throughput['pass_alone']:,.0f} images/s "
               f"({throughput['streamed'] / throughput['pass_alone']:.2f}× of it streamed): on {os.cpu_count()} "
               "cores, decoding PNG files with Pillow (about 0.3 ms each) takes CPU time the model would use."]
+    if engines:
+        lines += ["", f"The same pass over the {ray_pool:,}-file pool on Ray Data (`--engine ray`, a local Ray on "
+                  "this machine; Ray's time includes starting its actors):", "",
+                  "| engine | images/s | largest difference from the local arrays |", "| --- | --- | --- |"]
+        lines += [f"| {label} | {rate:,.0f} | {difference:.1e} |" for label, rate, difference in engines]
     return lines
 
 
