@@ -23,14 +23,16 @@ from typing import Callable
 
 import numpy as np
 
-from altoolkit.cli import ToolkitArgumentParser, image_size_argument, non_negative_int, positive_int
+from altoolkit.cli import (ToolkitArgumentParser, add_logging_arguments, configure_logging, image_size_argument,
+                           non_negative_int, positive_int)
 from altoolkit.data import Dataset, parse_classes
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import check_writable_directory, write_json
+from altoolkit.progress import Countdown, logger
 from Evaluation.Benchmark.config import (CURVE_FILENAME, DISTILLED, FAST_LEARNERS, PRESETS, REPORT_FILENAME, RESULTS_FILENAME,
                                          WORKER_DIRNAME, BenchmarkConfig, benchmark_strategy_names,
                                          load_benchmark_dataset, seed_order)
-from Evaluation.Benchmark.records import merge_worker_cells, open_results, seed_record
+from Evaluation.Benchmark.records import cell_counts, merge_worker_cells, open_results, seed_record
 from Evaluation.Benchmark.report import write_report
 from Evaluation.Benchmark.fast import DEFAULT_CACHE_DIR
 from Evaluation.Benchmark.simulation import (learner_features, make_seed_run, peak_memory_mb, run_in_workers,
@@ -47,6 +49,9 @@ def run_benchmark(config: BenchmarkConfig, output_dir: str | Path, *, dataset: D
     process using them all; the numbers differ from a one-process run, hence a resume needs the same value).
     ``on_cell(results)`` is called after each finished cell has been written (one process only; a progress
     hook). A fast learner's representation is computed once and cached in ``cache_dir``. Returns the results.
+    With ``verbose``, messages go to the ``al_toolkit.benchmark`` logger (stdout, and a ``--log-file``): each
+    cell's accuracy, then ``cell 12/40 done (random, seed 3) · elapsed 5m12s · ETA 12m30s``, the ETA at the mean
+    time per cell finished in this run (cells resumed from results.json count as done, not toward the rate).
     """
     config.validate()
     if not isinstance(workers, int) or workers < 1:
@@ -58,26 +63,37 @@ def run_benchmark(config: BenchmarkConfig, output_dir: str | Path, *, dataset: D
     if baseline is not None:
         results["baseline"] = str(baseline)
     write_json(output_dir / RESULTS_FILENAME, results)
-    say = print if verbose else (lambda *args, **kwargs: None)
+    say = logger("benchmark").info if verbose else (lambda message: None)
+    done, total = cell_counts(results, config)
+    if done:
+        say(f"{done} of {total} cells already done (recorded in {RESULTS_FILENAME})")
     features = learner_features(config, dataset, cache_dir)
+    countdown = Countdown(total)  # after the one-off representation, which would skew the rate
+
+    def saver(name: str, seed: int) -> Callable[[Path | None, list | None], None]:
+        """What a seed's run calls as each cell of ``name`` finishes: keep it, then say how far the run is."""
+        def save(state: Path | None, weights: list[np.ndarray] | None) -> None:
+            if state is not None:
+                save_weights(state, weights)
+            write_json(output_dir / RESULTS_FILENAME, results)
+            say(countdown.finished(cell_counts(results, config)[0], f"{name}, seed {seed}"))
+            if on_cell is not None:
+                on_cell(results)
+
+        return save
+
     if workers == 1:
         for seed in config.seed_numbers:
-            def save(state: Path | None, weights: list[np.ndarray] | None) -> None:
-                if state is not None:
-                    save_weights(state, weights)
-                write_json(output_dir / RESULTS_FILENAME, results)
-                if on_cell is not None:
-                    on_cell(results)
-
             record = seed_record(results, config, len(dataset.x_train), seed)
             if not seed_has_work(record, config):
                 continue
             run = make_seed_run(config, dataset, seed, output_dir, say, features)
-            run.run_base(record, save)
+            run.run_base(record, saver("base", seed))
             for name in config.strategies:
-                run.run_strategy(name, results["seeds"][str(seed)]["strategies"].setdefault(name, []), save)
+                run.run_strategy(name, results["seeds"][str(seed)]["strategies"].setdefault(name, []),
+                                 saver(name, seed))
     else:
-        run_in_workers(config, dataset, output_dir, results, workers, verbose, cache_dir)
+        run_in_workers(config, dataset, output_dir, results, workers, verbose, cache_dir, countdown, done)
         merge_worker_cells(results, output_dir, config, len(dataset.x_train))
     results["peak_memory_mb"] = max(peak_memory_mb(), results.get("peak_memory_mb") or 0.0)
     write_json(output_dir / RESULTS_FILENAME, results)
@@ -125,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="processes training in parallel, one TensorFlow thread each (default: 1 process "
                              "with TensorFlow's default threads); use the number of CPU cores for long runs")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    add_logging_arguments(parser)
     return parser
 
 
@@ -145,6 +162,7 @@ def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(args, argv)
     config = config_from_args(args)
     output_dir = Path(args.output_dir or f"results/benchmark/{args.preset}")
     command = shlex.join([Path(sys.argv[0]).name if argv is None else "benchmark.py",

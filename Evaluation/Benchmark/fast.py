@@ -58,13 +58,14 @@ class FastSeedRun:
 
     def run_base(self, record: dict, save: Callable[..., None]) -> None:
         """Round 0 on the seed's random initial set (the first ``n0`` of its order), or on one strategy's pick."""
-        if "base" not in record:
+        trained = "base" not in record
+        if trained:
             initial = (np.arange(self.config.n0) if self.config.initial in ("random", "each")
                        else self.cold_start(self.config.initial).indices)
             record["base"] = self.evaluate_rows(0, initial, initial)
+        self.say(f"{self.label} base: accuracy {record['base']['accuracy']:.3f} with {self.config.n0} labels")
+        if trained:
             save(None, None)
-        self.say(f"{self.label} base: accuracy {record['base']['accuracy']:.3f} with {self.config.n0} labels",
-                 flush=True)
 
     def run_strategy(self, name: str, cells: list[dict], save: Callable[..., None]) -> None:
         """The rounds of ``name`` not yet in ``cells`` (appended in place, saved one by one)."""
@@ -74,6 +75,8 @@ class FastSeedRun:
             if name == alf.RECOMMENDED:
                 cell["ran"] = f"{selection.strategy} over {selection.representation}"
             cells.append(cell)
+            self.say(f"{self.label} {name} round 0 (its own first {self.config.n0} labels): accuracy "
+                     f"{cell['accuracy']:.3f}")
             save(None, None)
         labeled = self.initial_rows(cells)
         for cell in cells:
@@ -82,9 +85,9 @@ class FastSeedRun:
             cell, chosen = self.run_round(name, labeled, round_number)
             labeled = np.concatenate([labeled, chosen])
             cells.append(cell)
-            save(None, None)
             self.say(f"{self.label} {name} round {round_number}/{self.config.rounds}: accuracy "
-                     f"{cell['accuracy']:.3f} with {cell['labels']} labels", flush=True)
+                     f"{cell['accuracy']:.3f} with {cell['labels']} labels")
+            save(None, None)
 
     def initial_rows(self, cells: list[dict]) -> np.ndarray:
         if cells and cells[0]["round"] == 0:

@@ -178,6 +178,24 @@ def seed_record(results: dict, config: BenchmarkConfig, n_train: int, seed: int)
                                                    "pool_size": int(len(order) - config.n0), "strategies": {}})
 
 
+def expected_cells(config: BenchmarkConfig, name: str) -> int:
+    """Cells strategy ``name`` records per seed: its rounds, plus a round 0 when it picks its own first labels (a
+    fast learner with ``initial = "each"``; random's stay random)."""
+    return config.rounds + (1 if config.fast and config.initial == "each" and name != "random" else 0)
+
+
+def cell_counts(results: dict, config: BenchmarkConfig) -> tuple[int, int]:
+    """(cells recorded, cells the run makes in all): per seed one base cell and every strategy's cells."""
+    done = 0
+    for seed in config.seed_numbers:
+        record = results["seeds"].get(str(seed), {})
+        strategies = record.get("strategies", {})
+        done += ("base" in record) + sum(min(len(strategies.get(name, [])), expected_cells(config, name))
+                                         for name in config.strategies)
+    per_seed = 1 + sum(expected_cells(config, name) for name in config.strategies)
+    return done, per_seed * config.seeds
+
+
 def worker_cells_path(output_dir: Path, seed: int, name: str) -> Path:
     """Where a worker process records the finished cells of one (seed, strategy) or a seed's base."""
     return output_dir / WORKER_DIRNAME / f"seed{seed}_{name}.json"

@@ -14,6 +14,7 @@ import numpy as np
 import AL_functions as alf
 from altoolkit.data import Dataset
 from altoolkit.files import write_json
+from altoolkit.progress import Countdown, current_log_file, logger, start_log_file
 from altoolkit.strategies import pixel_pca_features
 from altoolkit.training import training_indices
 from Evaluation.Benchmark.config import (PSEUDO_LABEL_REPRESENTATION, STATE_DIRNAME, BenchmarkConfig,
@@ -48,7 +49,7 @@ class SeedRun:
             started = time.perf_counter()
             self._trainer = SeedTrainer(self.view, self.config.recipe(), self.seed,
                                         self.config.keep_best_validation_epoch)
-            self.say(f"{self.label}: model built in {time.perf_counter() - started:.1f} s", flush=True)
+            self.say(f"{self.label}: model built in {time.perf_counter() - started:.1f} s")
         return self._trainer
 
     def pixel_features(self) -> np.ndarray:
@@ -83,14 +84,16 @@ class SeedRun:
     def run_base(self, record: dict, save: Callable[[Path, list], None]) -> None:
         """Round 0, shared by every strategy: train on the initial set unless recorded with its saved model."""
         base_state = state_path(self.state_dir, self.seed, "base", 0)
-        if "base" not in record or not base_state.exists():
+        trained = "base" not in record or not base_state.exists()
+        if trained:
             evaluation, facts, training_s, evaluation_s = self.train_and_evaluate(np.zeros(0, np.int64))
             record["base"] = cell_record(0, self.config.n0, evaluation, np.zeros(0, np.int64), facts,
                                    {"forward_s": 0.0, "selection_s": 0.0, "training_s": training_s,
                                     "evaluation_s": evaluation_s})
-            save(base_state, self.trainer.model.get_weights())
         self.say(f"{self.label} base round 0/{self.config.rounds}: accuracy {record['base']['accuracy']:.3f} "
-                 f"with {self.config.n0} labels", flush=True)
+                 f"with {self.config.n0} labels")
+        if trained:
+            save(base_state, self.trainer.model.get_weights())
 
     def run_strategy(self, name: str, cells: list[dict], save: Callable[[Path, list], None]) -> None:
         """The rounds of ``name`` not yet in ``cells`` (appended in place), each saved as it finishes."""
@@ -106,11 +109,11 @@ class SeedRun:
                                      np.asarray(selected, np.int64), self.train_and_evaluate, self.pixel_features)
             selected.extend(int(p) for p in chosen)
             cells.append(cell)
+            self.say(f"{self.label} {name} round {round_number}/{config.rounds}: accuracy {cell['accuracy']:.3f} "
+                     f"with {cell['labels']} labels ({cell['n_selected']} selected)")
             save(state_path(self.state_dir, self.seed, name, round_number), self.trainer.model.get_weights())
             if round_number > 1:
                 state_path(self.state_dir, self.seed, name, round_number - 1).unlink(missing_ok=True)
-            self.say(f"{self.label} {name} round {round_number}/{config.rounds}: accuracy {cell['accuracy']:.3f} "
-                     f"with {cell['labels']} labels ({cell['n_selected']} selected)", flush=True)
 
 
 _WORKER: dict = {}
@@ -138,20 +141,25 @@ def learner_features(config: BenchmarkConfig, dataset: Dataset, cache_dir: Path)
 
 
 def _start_worker(config: BenchmarkConfig, dataset: Dataset, output_dir: Path, config_hash_: str,
-                  verbose: bool, cache_dir: Path) -> None:
+                  verbose: bool, cache_dir: Path, log_file: Path | None) -> None:
     import tensorflow as tf
     from threadpoolctl import threadpool_limits
 
+    if log_file is not None:
+        start_log_file(log_file)
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     features = learner_features(config, dataset, cache_dir)
     _WORKER.update(config=config, dataset=dataset, output_dir=output_dir, config_hash=config_hash_, runs={},
-                   features=features, blas_limits=threadpool_limits(limits=1), say=print if verbose else (lambda *args, **kwargs: None))
+                   features=features, blas_limits=threadpool_limits(limits=1),
+                   say=logger("benchmark").info if verbose else (lambda message: None))
 
 
-def _worker_job(job: tuple[int, str, list[dict]]) -> float:
-    """Run one seed's base (name "base") or one strategy's missing rounds; returns the process's peak memory."""
+def _worker_job(job: tuple[int, str, list[dict]]) -> tuple[int, str, int, float]:
+    """Run one seed's base (name "base") or one strategy's missing rounds; returns (seed, name, cells finished,
+    the process's peak memory)."""
     seed, name, cells = job
+    finished = []
     config, output_dir = _WORKER["config"], _WORKER["output_dir"]
     if seed not in _WORKER["runs"]:
         _WORKER["runs"][seed] = make_seed_run(config, _WORKER["dataset"], seed, output_dir, _WORKER["say"],
@@ -165,12 +173,13 @@ def _worker_job(job: tuple[int, str, list[dict]]) -> float:
         written = [record["base"]] if name == "base" else cells
         write_json(worker_cells_path(output_dir, seed, name), {"config_hash": _WORKER["config_hash"],
                                                                "seed": seed, "name": name, "cells": written})
+        finished.append(name)
 
     if name == "base":
         run.run_base(record, save)
     else:
         run.run_strategy(name, cells, save)
-    return peak_memory_mb()
+    return seed, name, len(finished), peak_memory_mb()
 
 
 def seed_has_work(record: dict, config: BenchmarkConfig) -> bool:
@@ -182,8 +191,11 @@ def seed_has_work(record: dict, config: BenchmarkConfig) -> bool:
 
 
 def run_in_workers(config: BenchmarkConfig, dataset: Dataset, output_dir: Path, results: dict, workers: int,
-                   verbose: bool, cache_dir: Path) -> None:
-    """Every missing cell over ``workers`` processes: first each seed's base, then one job per (seed, strategy)."""
+                   verbose: bool, cache_dir: Path, countdown: Countdown, done: int) -> None:
+    """Every missing cell over ``workers`` processes: first each seed's base, then one job per (seed, strategy).
+
+    As each job ends, ``countdown`` words the progress line (``done`` cells were recorded before the run).
+    """
     import multiprocessing
 
     records = {seed: seed_record(results, config, len(dataset.x_train), seed) for seed in config.seed_numbers}
@@ -193,11 +205,18 @@ def run_in_workers(config: BenchmarkConfig, dataset: Dataset, output_dir: Path, 
             for name in config.strategies if completed_rounds(record["strategies"].get(name, [])) < config.rounds]
     if not bases and not jobs:
         return
+    say = logger("benchmark").info if verbose else (lambda message: None)
     context = multiprocessing.get_context("spawn")
+    peaks = []
     with context.Pool(workers, initializer=_start_worker,
-                      initargs=(config, dataset, output_dir, results["config_hash"], verbose, cache_dir)) as pool:
-        peaks = list(pool.imap_unordered(_worker_job, bases))
-        peaks += list(pool.imap_unordered(_worker_job, jobs))
+                      initargs=(config, dataset, output_dir, results["config_hash"], verbose, cache_dir,
+                                current_log_file())) as pool:
+        for part in (bases, jobs):
+            for seed, name, finished, peak in pool.imap_unordered(_worker_job, part):
+                done += finished
+                peaks.append(peak)
+                if finished:
+                    say(countdown.finished(done, f"{name}, seed {seed}", finished))
     results["peak_memory_mb"] = max([*peaks, results.get("peak_memory_mb") or 0.0])
 
 
