@@ -31,13 +31,14 @@ import numpy as np
 import AL_functions as alf
 from altoolkit.balance import ClassBalance, normalise_targets, parse_targets, recommendations
 from altoolkit.cli import (DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX, ToolkitArgumentParser,
-                           add_dataset_arguments, dataset_from_args, keras_verbosity, non_negative_int,
-                           percentile_argument, positive_int, seed_argument)
+                           add_dataset_arguments, add_logging_arguments, configure_logging, dataset_from_args,
+                           keras_verbosity, non_negative_int, percentile_argument, positive_int, seed_argument)
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import check_writable_directory, remove_abandoned_temporaries, write_json
 from altoolkit.model import is_toolkit_classifier
 from altoolkit.outputs import CACHE_DIRNAME
 from altoolkit.pipelines import LEARNER_NAMES
+from altoolkit.progress import logger
 from altoolkit.training import (METRICS_FILENAME, MODEL_FILENAME, TrainingRecipe, architecture_description,
                                 default_run_dir, evaluate_model, extended_run_dir, finished_run_metrics,
                                 library_versions, recipe_for, train_model)
@@ -86,6 +87,7 @@ class ActiveLearningAnalyzer:
         training: recipe overrides for retraining (epochs, batch_size, learning_rate, ...); by default the
             base model's recipe from its ``metrics.json``.
         auto_retrain: retrain and compare as soon as ``find_intersection`` finds every target met.
+        verbose: progress messages (logger ``al_toolkit.cycle``); 2 adds Keras' epoch lines to each retraining.
     """
 
     def __init__(self, model_path: str | os.PathLike = DEFAULT_MODEL_PATH, labeled_size: int = DEFAULT_LABELED_SIZE,
@@ -361,14 +363,15 @@ class ActiveLearningAnalyzer:
         described = architecture_description(self.recipe, architecture)
         run_dir = extended_run_dir(self.models_dir, self.labeled_size, kind, absolute_indices, self.seed)
         metrics = finished_run_metrics(run_dir, self.dataset, self.recipe, described)
+        step = f"training {1 if kind == 'al' else 2} of 2: base + {'AL' if kind == 'al' else 'random'} selection"
         if metrics is not None:
-            self._say(f"{kind}: reusing the finished run {run_dir}")
+            self._say(f"{step}: reusing the finished run {run_dir}")
             remove_abandoned_temporaries(run_dir)
             return {"dir": run_dir, "metrics": metrics}
-        self._say(f"{kind}: training {described} on {self.labeled_size} + {len(absolute_indices)} images -> {run_dir}")
+        self._say(f"{step} ({described} on {self.labeled_size} + {len(absolute_indices)} images -> {run_dir})")
         result = train_model(absolute_indices, run_dir, dataset=self.dataset, labeled_size=self.labeled_size,
                              recipe=self.recipe, seed=self.seed, overwrite=True,
-                             verbose=keras_verbosity(not self.verbose),
+                             verbose=keras_verbosity(self.verbose < 2),
                              run_info={"base_model": str(self.model_path), "selection": kind},
                              architecture=architecture)
         return {"dir": result.output_dir, "metrics": result.metrics}
@@ -447,7 +450,7 @@ class ActiveLearningAnalyzer:
 
     def _say(self, message: str) -> None:
         if self.verbose:
-            print(message, flush=True)
+            logger("cycle").info(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -461,14 +464,11 @@ def build_parser() -> argparse.ArgumentParser:
     pool.add_argument("--train-base", action="store_true",
                       help="train the base model first when the --model file does not exist")
     pool.add_argument("--learner", default=None, choices=LEARNER_NAMES,
-                      help="with --train-base: the base model's learner (default: mobilenet; linear trains a "
-                           "logistic regression on label-free patch features in seconds). Retraining always uses "
-                           "the base model's learner")
+                      help="with --train-base: the base model's learner (default: mobilenet; linear: seconds); "
+                           "retraining uses the base model's learner")
     pool.add_argument("--initial", default=None, choices=INITIAL_CHOICES,
-                      help="with --train-base: the base model's labeled set, the first --labeled-size training "
-                           "images (first, the design's default) or a cold start: --labeled-size images chosen "
-                           "without labels among the images before --start-idx, over label-free patch features "
-                           "(recommended = typicality)")
+                      help="with --train-base: the base model's labeled set: the first --labeled-size images "
+                           "(default) or a strategy's cold-start choice among the images before --start-idx")
     pool.add_argument("--backbone", default=None,
                       help="with --train-base: a pretrained network (.keras file or keras.applications name) whose "
                            "features the fast learners, the cold start and --representation backbone use")
@@ -477,8 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     pool.add_argument("--labeled-size", type=positive_int, default=DEFAULT_LABELED_SIZE, help="default: 500")
     pool.add_argument("--start-idx", type=non_negative_int, default=DEFAULT_START_IDX,
                       help="first pool image (default: 501)")
-    pool.add_argument("--end-idx", type=positive_int, default=CYCLE_END_IDX,
-                      help="end of the pool, exclusive (default: 4000)")
+    pool.add_argument("--end-idx", type=positive_int, default=CYCLE_END_IDX, help="pool end, exclusive (default: 4000)")
     pool.add_argument("--target-per-class", default=None,
                       help="selected images wanted per class: N, or class=N,class=N; retraining needs targets "
                            "(default: no targets, no retraining)")
@@ -505,12 +504,12 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--no-retrain", action="store_true", help="stop after the balance check")
     output = parser.add_argument_group("output")
     output.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="analyses and comparison (default: results)")
-    output.add_argument("--cache-dir", default=None,
-                        help="the model's outputs, reused by later runs on the same model and data "
-                             "(default: <output-dir>/.cache)")
+    output.add_argument("--cache-dir", default=None, help="model outputs kept for reuse (default: <output-dir>/.cache)")
     output.add_argument("--models-dir", default="models", help="base and retrained models (default: models)")
     output.add_argument("--no-images", action="store_true", help="do not save the selected images")
     output.add_argument("--quiet", action="store_true", help="print nothing but warnings and errors")
+    output.add_argument("--verbose", action="store_true", help="also Keras' epoch lines while training")
+    add_logging_arguments(output)
     return parser
 
 
@@ -555,6 +554,7 @@ def check_writable_outputs(args: argparse.Namespace, model_path: Path, cache_dir
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
+    configure_logging(args, argv)
     check_option_combinations(args)
     targets = parse_targets(args.target_per_class)
     model_path = Path(args.model) if args.model else default_run_dir(args.labeled_size, args.models_dir) / MODEL_FILENAME
@@ -568,13 +568,13 @@ def main(argv: list[str] | None = None) -> int:
                                    epochs=args.epochs if args.epochs is not None else 30,
                                    seed=args.seed if args.seed is not None else 42, backbone=args.backbone,
                                    backbone_weights=args.backbone_weights or "imagenet", cache_dir=cache_dir,
-                                   verbose=keras_verbosity(args.quiet))
+                                   verbose=keras_verbosity(args.quiet or not args.verbose))
     training = {"epochs": args.epochs} if args.epochs is not None else {}
     analyzer = ActiveLearningAnalyzer(
         model_path, args.labeled_size, args.start_idx, args.end_idx, targets, dataset=dataset,
         dataset_name=args.dataset, classes=args.classes, data_path=args.data_path, image_size=args.image_size,
         output_dir=args.output_dir, models_dir=args.models_dir, cache_dir=cache_dir, seed=args.seed,
-        training=training, auto_retrain=not args.no_retrain, verbose=not args.quiet)
+        training=training, auto_retrain=not args.no_retrain, verbose=0 if args.quiet else 1 + args.verbose)
     if args.budget is not None:
         analyzer.select(args.budget, args.strategy or alf.RECOMMENDED, args.representation or "model",
                         save_images=not args.no_images)
