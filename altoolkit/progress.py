@@ -2,9 +2,10 @@
 of long runs, and a progress bar for forward passes.
 
 Long-running paths log through :func:`logger` instead of printing. Messages at INFO reach stdout as bare text,
-as ``print`` would (the console handler is installed on import, so library use prints what it always printed);
-:func:`start_log_file` also appends them, with a timestamp and level, to a file. The ETA arithmetic is pure
-(:func:`eta_seconds`, :func:`format_duration`, :func:`progress_line`) so it can be checked with known numbers.
+as ``print`` would (the first :func:`logger` call installs the console handler, so library use prints what it
+always printed); :func:`start_log_file` also appends them, with a timestamp and level, to a file. The ETA
+arithmetic is pure (:func:`eta_seconds`, :func:`format_duration`, :func:`progress_line`) so it can be checked
+with known numbers.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ FILE_ONLY = {"file_only": True}
 
 
 def logger(name: str | None = None) -> logging.Logger:
-    """The toolkit's logger, or its child ``name`` (e.g. ``logger("benchmark")``)."""
+    """The toolkit's logger, or its child ``name`` (e.g. ``logger("benchmark")``); the first call installs the
+    console handler (nothing is configured at import)."""
+    _install_console()
     return logging.getLogger(LOGGER_NAME if not name else f"{LOGGER_NAME}.{name}")
 
 
@@ -50,14 +53,11 @@ class _ConsoleHandler(logging.StreamHandler):
 
 
 def _install_console() -> None:
-    root = logger()
+    root = logging.getLogger(LOGGER_NAME)
     if not any(isinstance(handler, _ConsoleHandler) for handler in root.handlers):
         root.addHandler(_ConsoleHandler())
     root.setLevel(logging.INFO)
     root.propagate = False
-
-
-_install_console()
 
 
 def start_log_file(path: str | os.PathLike) -> Path:
