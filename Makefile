@@ -11,10 +11,11 @@ SPEED_MODEL_DIR ?= models/fashion_mnist_500_train
 
 install: $(STAMP)
 
+# The tested pins (requirements.txt) first, then the project with its TensorFlow [cpu] extra, which the pins satisfy.
 $(STAMP): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[cpu,test]'
 	touch $(STAMP)
 
 # The main job, end to end on the embedded digits data: the design's cycle (MobileNetV3Small, the intersection),
