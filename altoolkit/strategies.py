@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from altoolkit.arrays import as_indices, check_embeddings, check_probabilities, check_scores
+from altoolkit.arrays import (as_indices, check_embeddings, check_probabilities, check_scores,
+                              release_mapped_pages)
 from altoolkit.errors import ToolkitError
 from altoolkit.sampling import FIT_SAMPLE, sampled_pca, seeded_ranking, seeded_subsample
 
@@ -220,7 +221,9 @@ def typicality_select(pool_features, labeled_features, budget: int, seed: int = 
     n = min(check_budget(budget), len(pool))
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    features = reduced_features(np.vstack([pool, labeled]).astype(np.float32), seed)
+    stacked = np.concatenate([np.asarray(pool, np.float32), np.asarray(labeled, np.float32)])  # one float32 copy
+    release_mapped_pages(pool)  # a pool read from disk need not stay resident beside its copy
+    features = reduced_features(stacked, seed)
     pool = features[:len(pool)]
     n_clusters = min(len(labeled) + n, len(features))
     fit_rows = seeded_subsample(len(features), max(FIT_SAMPLE, 20 * n_clusters), seed)
