@@ -65,6 +65,13 @@ def tiny_backbone(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def png_writer():
+    """``write_png(image, file)``: save a uint8 image as a PNG, creating its folders (test modules cannot import
+    this conftest by name: the hostile suite has its own)."""
+    return write_png
+
+
 def write_png(image, file) -> None:
     from PIL import Image
 

@@ -9,7 +9,6 @@ import pytest
 import label
 from altoolkit.labeling.store import LabelStore
 from altoolkit.ray_engine import worker_error_text
-from conftest import write_png
 
 pytest.importorskip("ray.data", reason="the Ray engine is the optional [ray] extra (CI installs it)")
 
@@ -62,11 +61,11 @@ def test_the_ray_engine_writes_the_arrays_the_local_path_writes(digit_folders, t
 
 
 def test_a_bad_pool_file_under_the_ray_engine_is_one_line_that_names_it(digit_folders, tiny_classifier, tmp_path,
-                                                                         capsys, digits_dataset):
+                                                                         capsys, digits_dataset, png_writer):
     labeled, _ = digit_folders
     pool = tmp_path / "pool"
     for index in range(3):
-        write_png(digits_dataset.x_train[index], pool / f"{index}.png")
+        png_writer(digits_dataset.x_train[index], pool / f"{index}.png")
     (pool / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     project = tmp_path / "project"
     assert label.main(["select", "--project", str(project), "--pool", str(pool), "--labeled", str(labeled),

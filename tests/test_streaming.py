@@ -13,16 +13,15 @@ from altoolkit.feature_cache import cached_pool_arrays, enforce_cache_limit
 from altoolkit.sources import read_image
 from altoolkit.streaming import (FilePool, decoded_batches, hash_pool_files, list_image_files, pool_digest,
                                  scan_file_pool, streamed_rows)
-from conftest import write_png
 
 
 @pytest.fixture(scope="module")
-def pool_folder(tmp_path_factory, digits_dataset):
+def pool_folder(tmp_path_factory, digits_dataset, png_writer):
     """70 digit PNGs (some in a sub-folder, one hidden file and one text file that are not part of the pool)."""
     root = tmp_path_factory.mktemp("stream_pool")
     for index in range(70):
-        write_png(digits_dataset.x_train[index], root / ("sub" if index % 3 == 0 else ".") / f"{index:03d}.png")
-    write_png(digits_dataset.x_train[0], root / ".hidden.png")
+        png_writer(digits_dataset.x_train[index], root / ("sub" if index % 3 == 0 else ".") / f"{index:03d}.png")
+    png_writer(digits_dataset.x_train[0], root / ".hidden.png")
     (root / "notes.txt").write_text("not an image")
     return root
 
