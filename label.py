@@ -51,9 +51,9 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
     bytes) and later rounds read them memory-mapped. The labeled set is the labeled folder's training images
     plus every label already in the store. With a model, distance-based strategies measure on its embeddings
     or on a label-free ``representation``. Without one (``model_path=None``, the cold start) no training is
-    needed: the pool gets a label-free representation fitted on a sample of its own images (``patches``
-    unless ``representation`` names another), the labeled set the same fit, a
-    logistic regression fitted on the labeled set in about a second gives the predictions and the uncertainty,
+    needed: a label-free representation (``patches`` unless ``representation`` names another) is fitted on a
+    sample of the pool's own images and applied to pool and labeled set alike; a logistic regression fitted on
+    the labeled set in about a second gives the predictions and the uncertainty,
     and every strategy measures distances on that representation ("recommended": typical images while classes
     have fewer than 10 labels, then diverse margin). Images an earlier round selected and nobody has labeled yet
     are left out (they wait in that round's batch), so two selections never hand out the same image twice.
@@ -125,7 +125,7 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
     store = LabelStore(project, class_names=folder.class_names)
     with store:
         candidate_rows, unlabeled, left_out = pool_candidates(store, pool_images, pool)
-        unlabeled_count = len(candidate_rows)
+        eligible_count = len(candidate_rows)
         if max_candidates is not None and len(candidate_rows) > max_candidates:
             candidate_rows = [candidate_rows[i] for i in seeded_subsample(len(candidate_rows), max_candidates, seed)]
         candidates = [pool_images[row] for row in candidate_rows]
@@ -134,12 +134,12 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
         labeled_classes = np.concatenate([folder.y_train, store_classes])
         labeled_count = len(labeled_images)
         if verbose:
-            sampled = f" (selecting among a seeded sample of {len(candidates)})" if unlabeled_count > len(
+            sampled = f" (selecting among a seeded sample of {len(candidates)})" if eligible_count > len(
                 candidates) else ""
-            print(f"pool: {unlabeled_count} unlabeled of {len(pool_images)} images{sampled}; labeled: "
+            print(f"pool: {eligible_count} unlabeled of {len(pool_images)} images{sampled}; labeled: "
                   f"{len(folder.x_train)} in {labeled} + {len(store_classes)} in the store")
             if left_out:
-                print(f"left out {len(unlabeled) - unlabeled_count} unlabeled images that round "
+                print(f"left out {len(unlabeled) - eligible_count} unlabeled images that round "
                       f"{_rounds_text(left_out)} selected already: label them with label.py serve --round N")
         rows = np.asarray(candidate_rows, dtype=np.int64)
 
@@ -184,8 +184,8 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
                                                 **({"backbone": backbone, "backbone_weights": backbone_weights}
                                                    if measured_on == "backbone" else {}),
                                                 "pool_size": len(candidates),
-                                                **({"unlabeled": unlabeled_count, "max_candidates": max_candidates}
-                                                   if unlabeled_count > len(candidates) else {})}, items)
+                                                **({"unlabeled": eligible_count, "max_candidates": max_candidates}
+                                                   if eligible_count > len(candidates) else {})}, items)
     return round_id, items
 
 
