@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from altoolkit.errors import ToolkitError
-from altoolkit.files import save_npy
+from altoolkit.files import remove_abandoned_temporaries, save_npy
 
 FEATURES_FOLDER = "features"
 CACHE_FORMAT = 1
@@ -96,6 +96,8 @@ def cached_pool_arrays(cache_dir: str | os.PathLike, names: Sequence[str], parts
     cached = [usable_rows(target, len(pool)) for target in targets]
     if all(array is not None for array in cached):
         return cached
+    for target in targets:  # a killed run's half-written file would otherwise sit in the cache for good
+        remove_abandoned_temporaries(target)
     if engine is not None:
         batches, compute = engine.output_batches(pool, ray_task(), len(names)), (lambda outputs: outputs)
     else:

@@ -146,3 +146,30 @@ def test_the_cache_keeps_within_its_limit_by_deleting_the_least_recently_used(tm
     cached_pool_arrays(tmp_path, ("first",), {"n": 1}, pool, lambda batch: [batch.reshape(len(batch), -1)[:, :3]],
                        limit_bytes=1)
     assert [file.name.split("_")[0] for file in (tmp_path / "pool").iterdir()] == ["first"]
+
+
+def test_a_killed_runs_half_written_pool_array_is_removed_by_the_next_write(tmp_path, pool_folder):
+    """A process killed while streaming leaves a temporary beside the cache file; the next run that writes that
+    file deletes it (its owner is gone) and never reads it."""
+    import subprocess
+    import sys
+
+    pool = scan_file_pool(pool_folder, 8)
+    script = ("import sys, numpy as np\n"
+              "from altoolkit.feature_cache import cached_pool_arrays\n"
+              "from altoolkit.streaming import scan_file_pool\n"
+              f"pool = scan_file_pool({str(pool_folder)!r}, 8)\n"
+              "def compute(batch):\n"
+              "    sys.stdout.write('started\\n'); sys.stdout.flush(); import time; time.sleep(60)\n"
+              f"cached_pool_arrays({str(tmp_path)!r}, ('rows',), {{'n': 1}}, pool, compute)\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "started"
+    finally:
+        process.kill()
+        process.wait()
+    leftovers = list((tmp_path / "pool").glob(".rows_*"))
+    assert len(leftovers) == 1
+    (rows,) = cached_pool_arrays(tmp_path, ("rows",), {"n": 1}, pool,
+                                 lambda batch: [batch.reshape(len(batch), -1)[:, :2]])
+    assert len(rows) == 70 and not any(path.exists() for path in leftovers)
