@@ -26,6 +26,7 @@ from altoolkit.arrays import all_finite
 from altoolkit.errors import ToolkitError
 from altoolkit.files import atomic_path, file_sha256
 from altoolkit.sources import IMAGE_SUFFIXES, read_image
+from altoolkit.validation import display_text
 
 STREAM_BATCH = 256
 """Images decoded, scored and discarded together."""
@@ -67,7 +68,14 @@ def list_image_files(folder: str | Path) -> list[tuple[str, int, int]]:
             except OSError:
                 continue  # vanished, or a link to nothing: not an image of this pool
             if os.path.isfile(Path(directory) / name):
-                found.append(((relative_directory / name).as_posix(), status.st_size, status.st_mtime_ns))
+                relative = (relative_directory / name).as_posix()
+                try:
+                    relative.encode("utf-8")
+                except UnicodeEncodeError:
+                    shown = relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                    raise ToolkitError(f"pool file name {display_text(shown, 120)} is not valid UTF-8: rename it "
+                                       "(e.g. convmv -f latin1 -t utf8), or move it out of the pool") from None
+                found.append((relative, status.st_size, status.st_mtime_ns))
     if not found:
         raise ToolkitError(f"pool folder {root} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return sorted(found)

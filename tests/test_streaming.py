@@ -173,3 +173,13 @@ def test_a_killed_runs_half_written_pool_array_is_removed_by_the_next_write(tmp_
     (rows,) = cached_pool_arrays(tmp_path, ("rows",), {"n": 1}, pool,
                                  lambda batch: [batch.reshape(len(batch), -1)[:, :2]])
     assert len(rows) == 70 and not any(path.exists() for path in leftovers)
+
+
+def test_a_pool_file_name_that_is_not_utf8_is_one_clear_error(tmp_path, pool_folder):
+    import shutil
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    shutil.copy(pool_folder / "001.png", os.fsdecode(bytes(pool) + b"/bad\xff.png"))
+    with pytest.raises(ToolkitError, match=r"pool file name bad\\xff.png is not valid UTF-8: rename it"):
+        list_image_files(pool)
