@@ -15,7 +15,7 @@ import numpy as np
 
 from altoolkit.errors import ToolkitError
 from altoolkit.representations import BackboneFeatures, PatchFeatures
-from altoolkit.sampling import FIT_SAMPLE, fit_sampled_pca, project_rows, seeded_subsample
+from altoolkit.sampling import fit_sample_size, fit_sampled_pca, project_rows, seeded_subsample
 from altoolkit.validation import check_seed
 
 LABEL_FREE_REPRESENTATIONS = ("pixels", "patches", "backbone")
@@ -51,14 +51,16 @@ class LabelFreeRepresentation:
         self.name, self.settings, self.seed = name, settings, check_seed(seed)
 
     def fit(self, images) -> "LabelFreeRepresentation":
-        """Fit on ``images`` (PCA and k-means on a seeded sample of at most :data:`FIT_SAMPLE` of them)."""
+        """Fit on ``images`` (PCA and k-means on a seeded sample of at most :data:`FIT_SAMPLE` of them, fewer for
+        large images: :func:`~altoolkit.sampling.fit_sample_size`)."""
         if getattr(images, "ndim", None) != 4 or len(images) < 2:
             raise ToolkitError(f"a representation is fitted on at least 2 images (N×H×W×C), got shape "
                                f"{getattr(images, 'shape', None)}")
         if self.name == "pixels":
             self._pca = fit_sampled_pca(images, self.settings.pixel_components, self.seed, _pixel_scale(images))
         elif self.name == "patches":
-            sample = np.asarray(images[seeded_subsample(len(images), FIT_SAMPLE, self.seed)])
+            sample = np.asarray(images[seeded_subsample(len(images), fit_sample_size(_image_values(images)),
+                                                         self.seed)])
             settings = self.settings
             self._patches = PatchFeatures(n_centroids=settings.patch_centroids, patch_size=settings.patch_size,
                                           pooling=settings.patch_pooling, random_state=self.seed).fit(sample)
@@ -121,6 +123,11 @@ def label_free_features(name: str, images, *, fit_images=None, seed: int = 0,
                        lambda: representation.fit(fit_images).transform(images))
 
 
+def _image_values(images) -> int:
+    """Numbers per image (height × width × channels)."""
+    return int(np.prod(np.shape(images)[1:], dtype=np.int64))
+
+
 def _pixel_scale(images) -> float:
     """Integer pixels (0–255) are scaled to [0, 1]; float ones are taken as they are."""
     return 1 / 255 if np.issubdtype(np.asarray(images[:1]).dtype, np.integer) else 1.0
@@ -177,6 +184,7 @@ class PoolRepresentation:
 
     def _fitted(self) -> LabelFreeRepresentation:
         if not getattr(self.representation, "fitted_", False):
-            sample = self.pool.images(seeded_subsample(len(self.pool), FIT_SAMPLE, self.representation.seed))
+            count = fit_sample_size(3 * self.pool.size ** 2)
+            sample = self.pool.images(seeded_subsample(len(self.pool), count, self.representation.seed))
             self.representation.fit(sample)
         return self.representation

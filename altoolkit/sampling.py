@@ -4,7 +4,8 @@
   its first ``n``);
 - :func:`seeded_subsample`: ``size`` distinct rows in ascending order (all rows when there are fewer), the sample
   that k-means, PCA and the random control draw;
-- :data:`FIT_SAMPLE`: how many rows PCA and k-means are fitted on before every row is assigned or projected;
+- :data:`FIT_SAMPLE` / :func:`fit_sample_size`: how many rows PCA and k-means are fitted on before every row is
+  assigned or projected (fewer for wide rows, so a fit's memory stays bounded);
 - :func:`fit_sampled_pca` / :func:`project_rows` / :func:`sampled_pca`: a PCA fitted on that sample, applied to
   any rows in chunks (memory independent of how many rows there are).
 """
@@ -21,6 +22,16 @@ TRANSFORM_CHUNK = 4096
 FIT_SAMPLE = 10_000
 """PCA and k-means are fitted on at most this many seeded rows, then applied to all: full k-means on 50,000 × 576
 embeddings took about 17 s here, the sampled fit well under a second."""
+FIT_SAMPLE_BYTES = 256 << 20
+"""… and on at most this many bytes of float32 rows: 10,000 flattened 128-pixel images would be 2 GB (a sample of
+10,000 images of 32 pixels, 120 MB, is within it)."""
+TRANSFORM_BYTES = 64 << 20
+"""Rows are also projected at most this many float32 bytes at a time."""
+
+
+def fit_sample_size(row_values: int) -> int:
+    """How many rows of ``row_values`` numbers a fit samples: :data:`FIT_SAMPLE`, fewer for wide rows."""
+    return int(max(2, min(FIT_SAMPLE, FIT_SAMPLE_BYTES // max(1, 4 * int(row_values)))))
 
 
 def seeded_ranking(scores, seed: int = 0) -> np.ndarray:
@@ -47,7 +58,7 @@ def fit_sampled_pca(rows, n_components: int, seed: int = 0, scale: float = 1.0):
     row flattened and multiplied by ``scale``); at most as many components as the sample allows."""
     from sklearn.decomposition import PCA
 
-    sample = _flat_rows(rows[seeded_subsample(len(rows), FIT_SAMPLE, seed)], scale)
+    sample = _flat_rows(rows[seeded_subsample(len(rows), fit_sample_size(_row_values(rows)), seed)], scale)
     components = min(n_components, *sample.shape)
     return PCA(n_components=components, svd_solver="randomized", random_state=seed).fit(sample)
 
@@ -55,9 +66,15 @@ def fit_sampled_pca(rows, n_components: int, seed: int = 0, scale: float = 1.0):
 def project_rows(pca, rows, scale: float = 1.0) -> np.ndarray:
     """``rows`` (flattened, times ``scale``) projected on a fitted PCA, :data:`TRANSFORM_CHUNK` rows at a time."""
     projected = np.empty((len(rows), pca.n_components_), dtype=np.float32)
-    for start in range(0, len(rows), TRANSFORM_CHUNK):
-        projected[start:start + TRANSFORM_CHUNK] = pca.transform(_flat_rows(rows[start:start + TRANSFORM_CHUNK], scale))
+    step = max(1, min(TRANSFORM_CHUNK, TRANSFORM_BYTES // max(1, 4 * _row_values(rows))))
+    for start in range(0, len(rows), step):
+        projected[start:start + step] = pca.transform(_flat_rows(rows[start:start + step], scale))
     return projected
+
+
+def _row_values(rows) -> int:
+    """How many numbers one row holds once flattened."""
+    return int(np.prod(np.shape(rows)[1:], dtype=np.int64)) if np.ndim(rows) > 1 else 1
 
 
 def sampled_pca(rows, n_components: int, seed: int = 0, scale: float = 1.0) -> np.ndarray:

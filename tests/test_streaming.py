@@ -183,3 +183,24 @@ def test_a_pool_file_name_that_is_not_utf8_is_one_clear_error(tmp_path, pool_fol
     shutil.copy(pool_folder / "001.png", os.fsdecode(bytes(pool) + b"/bad\xff.png"))
     with pytest.raises(ToolkitError, match=r"pool file name bad\\xff.png is not valid UTF-8: rename it"):
         list_image_files(pool)
+
+
+def test_fits_on_wide_rows_sample_fewer_of_them_so_their_memory_stays_bounded():
+    """10,000 flattened 32-pixel images (120 MB of float32) are within the fit's budget, as before; 128-pixel
+    images would be 2 GB, so fewer are sampled; projecting goes in chunks of bounded bytes with the same result."""
+    from altoolkit.sampling import FIT_SAMPLE, FIT_SAMPLE_BYTES, fit_sample_size, fit_sampled_pca, project_rows
+
+    assert fit_sample_size(32 * 32 * 3) == FIT_SAMPLE
+    wide = fit_sample_size(128 * 128 * 3)
+    assert wide * 128 * 128 * 3 * 4 <= FIT_SAMPLE_BYTES < (wide + 1) * 128 * 128 * 3 * 4
+    rows = np.random.default_rng(0).random((300, 40, 40, 3)).astype(np.float32)
+    pca = fit_sampled_pca(rows, 5, seed=0)
+    import altoolkit.sampling as sampling
+
+    whole = pca.transform(rows.reshape(300, -1)).astype(np.float32)
+    old = sampling.TRANSFORM_BYTES
+    try:
+        sampling.TRANSFORM_BYTES = 7 * 40 * 40 * 3 * 4  # seven rows a step
+        assert np.allclose(project_rows(pca, rows), whole, atol=1e-5)
+    finally:
+        sampling.TRANSFORM_BYTES = old
