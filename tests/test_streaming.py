@@ -185,7 +185,7 @@ def test_a_pool_file_name_that_is_not_utf8_is_one_clear_error(tmp_path, pool_fol
         list_image_files(pool)
 
 
-def test_fits_on_wide_rows_sample_fewer_of_them_so_their_memory_stays_bounded():
+def test_fits_on_wide_rows_sample_fewer_of_them_so_their_memory_stays_bounded(monkeypatch):
     """10,000 flattened 32-pixel images (120 MB of float32) are within the fit's budget, as before; 128-pixel
     images would be 2 GB, so fewer are sampled; projecting goes in chunks of bounded bytes with the same result."""
     from altoolkit.sampling import FIT_SAMPLE, FIT_SAMPLE_BYTES, fit_sample_size, fit_sampled_pca, project_rows
@@ -198,9 +198,5 @@ def test_fits_on_wide_rows_sample_fewer_of_them_so_their_memory_stays_bounded():
     import altoolkit.sampling as sampling
 
     whole = pca.transform(rows.reshape(300, -1)).astype(np.float32)
-    old = sampling.TRANSFORM_BYTES
-    try:
-        sampling.TRANSFORM_BYTES = 7 * 40 * 40 * 3 * 4  # seven rows a step
-        assert np.allclose(project_rows(pca, rows), whole, atol=1e-5)
-    finally:
-        sampling.TRANSFORM_BYTES = old
+    monkeypatch.setattr(sampling, "TRANSFORM_BYTES", 7 * 40 * 40 * 3 * 4)  # seven rows a step
+    assert np.allclose(project_rows(pca, rows), whole, atol=1e-5)
