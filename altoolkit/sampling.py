@@ -60,7 +60,9 @@ def fit_sampled_pca(rows, n_components: int, seed: int = 0, scale: float = 1.0):
 
     sample = _flat_rows(rows[seeded_subsample(len(rows), fit_sample_size(_row_values(rows)), seed)], scale)
     components = min(n_components, *sample.shape)
-    return PCA(n_components=components, svd_solver="randomized", random_state=seed).fit(sample)
+    # copy=False: the sample is this function's own array, so PCA may centre it in place (same numbers, one copy
+    # of the sample fewer: 270 MB for 128-pixel images)
+    return PCA(n_components=components, svd_solver="randomized", random_state=seed, copy=False).fit(sample)
 
 
 def project_rows(pca, rows, scale: float = 1.0) -> np.ndarray:
