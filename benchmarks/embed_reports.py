@@ -27,6 +27,7 @@ EMBEDDED_REPORTS = {"headline": "benchmarks/results/fashion-pipeline/report.md#L
                     "representations": "benchmarks/results/representations.md",
                     "pipeline-speed": "benchmarks/results/pipeline_speed.md",
                     "scale-32": "benchmarks/results/scale_32px.md",
+                    "scale-128": "benchmarks/results/scale_128px.md",
                     "fashion-benchmark": "benchmarks/results/fashion/report.md",
                     "fashion-scarce-benchmark": "benchmarks/results/fashion-scarce/report.md",
                     "strategy-speed": "benchmarks/results/strategy_speed.md"}
