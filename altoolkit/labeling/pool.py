@@ -21,7 +21,7 @@ from altoolkit.errors import ToolkitError
 from altoolkit.files import file_sha256
 from altoolkit.labeling.schema import STORE_FILENAME
 from altoolkit.labeling.store import LabelStore, StoredImage
-from altoolkit.streaming import DECODE_WORKERS, FilePool, PoolFile
+from altoolkit.streaming import DECODE_WORKERS, FilePool, PoolFile, hash_pool_files, list_image_files
 
 IMAGE_ID_LENGTH = 20
 SHOWN_CHANGED_FILES = 5
@@ -43,8 +43,6 @@ def is_image_id(text: str) -> bool:
 def scan_pool(folder: str | Path, known: Mapping[str, tuple[int, int, str]] | None = None) -> list[StoredImage]:
     """Every image file under ``folder`` (recursively, hidden entries skipped), sorted by relative path; files
     whose size and modification time ``known`` records keep their recorded hash, the rest are hashed."""
-    from altoolkit.streaming import hash_pool_files, list_image_files
-
     return [_stored(file) for file in hash_pool_files(folder, list_image_files(folder), known)]
 
 
