@@ -31,8 +31,9 @@ import numpy as np
 import AL_functions as alf
 from altoolkit.balance import ClassBalance, normalise_targets, parse_targets, recommendations
 from altoolkit.cli import (DEFAULT_LABELED_SIZE, DEFAULT_MODEL_PATH, DEFAULT_START_IDX, ToolkitArgumentParser,
-                           add_dataset_arguments, add_logging_arguments, configure_logging, dataset_from_args,
-                           keras_verbosity, non_negative_int, percentile_argument, positive_int, seed_argument)
+                           add_backbone_arguments, add_dataset_arguments, add_logging_arguments, configure_logging,
+                           dataset_from_args, keras_verbosity, non_negative_int, percentile_argument, positive_int,
+                           seed_argument)
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import check_writable_directory, remove_abandoned_temporaries, write_json
 from altoolkit.model import is_toolkit_classifier
@@ -469,11 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     pool.add_argument("--initial", default=None, choices=INITIAL_CHOICES,
                       help="with --train-base: the base model's labeled set: the first --labeled-size images "
                            "(default) or a strategy's cold-start choice among the images before --start-idx")
-    pool.add_argument("--backbone", default=None,
-                      help="with --train-base: a pretrained network (.keras file or keras.applications name) whose "
-                           "features the fast learners, the cold start and --representation backbone use")
-    pool.add_argument("--backbone-weights", default=None,
-                      help="with --backbone: imagenet (the default; needs the network once) or a local weights file")
+    add_backbone_arguments(pool, "with --train-base, the fast learners, the cold start and --representation "
+                                 "backbone use its features", weights_default=None)
     pool.add_argument("--labeled-size", type=positive_int, default=DEFAULT_LABELED_SIZE, help="default: 500")
     pool.add_argument("--start-idx", type=non_negative_int, default=DEFAULT_START_IDX,
                       help="first pool image (default: 501)")

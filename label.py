@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from altoolkit.cli import (ToolkitArgumentParser, add_logging_arguments, configure_logging, image_size_argument,
-                           positive_float, positive_int, seed_argument)
+from altoolkit.cli import (ToolkitArgumentParser, add_backbone_arguments, add_logging_arguments, configure_logging,
+                           image_size_argument, positive_float, positive_int, seed_argument)
 from altoolkit.data import DEFAULT_IMAGE_SIZE
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.feature_cache import DEFAULT_CACHE_LIMIT_BYTES
@@ -322,12 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="features for distance-based strategies: the model's embeddings, PCA of the pixels, "
                              "the label-free patch features or a pretrained --backbone's features (default: model, "
                              "or patches without --model; 'recommended' chooses its own with a model)")
-    select.add_argument("--backbone", default=None,
-                        help="with --representation backbone: a .keras model, or a keras.applications name such as "
-                             "MobileNetV3Small")
-    select.add_argument("--backbone-weights", default="imagenet",
-                        help="with a keras.applications --backbone: imagenet (needs the network once) or a local "
-                             "weights file (default: imagenet)")
+    add_backbone_arguments(select, "with --representation backbone, distances (and, without --model, the "
+                                   "learner) use its features")
     select.add_argument("--seed", type=seed_argument, default=0, help="seed of every random choice (default: 0)")
     select.add_argument("--max-candidates", type=positive_int, default=None,
                         help="select among a seeded random sample of this many unlabeled images (the whole pool "

@@ -10,9 +10,9 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from altoolkit.cli import (ToolkitArgumentParser, add_dataset_arguments, add_logging_arguments, configure_logging,
-                           dataset_from_args, fraction_argument, keras_verbosity, positive_float, positive_int,
-                           seed_argument)
+from altoolkit.cli import (ToolkitArgumentParser, add_backbone_arguments, add_dataset_arguments,
+                           add_logging_arguments, configure_logging, dataset_from_args, fraction_argument,
+                           keras_verbosity, positive_float, positive_int, seed_argument)
 from altoolkit.data import DEFAULT_IMAGE_SIZE, check_dataset_argument, dataset_classes, load_dataset
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.model import IMAGENET_WEIGHTS_FILE
@@ -106,12 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--representation", choices=("patches", "pixels", "backbone"), default="patches",
                        help="label-free features for the fast learners and the pseudo-labels (default: patches; "
                             "backbone: a pretrained network's frozen features, see --backbone)")
-    group.add_argument("--backbone", default=None,
-                       help="with --representation backbone: a .keras model, or a keras.applications name such as "
-                            "MobileNetV3Small or ResNet50")
-    group.add_argument("--backbone-weights", default="imagenet",
-                       help="for a keras.applications backbone: imagenet (downloaded, needs the network) or the path "
-                            "of a local weights file (default: imagenet)")
+    add_backbone_arguments(group, "with --representation backbone, its frozen features feed the fast learners")
     group.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                        help="random horizontal flips while training (default: on for cifar10 and fashion_mnist)")
     group.add_argument("--seed", type=seed_argument, default=42, help="fixes the initial weights and shuffling (default: 42)")

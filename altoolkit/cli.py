@@ -57,6 +57,17 @@ percentile_argument = _argument_type(check_percentile, float, "a percentile")
 image_size_argument = _argument_type(check_image_size, int, "an image size")
 """``type=`` for ``--image-size``: MIN_IMAGE_SIZE to MAX_IMAGE_SIZE pixels."""
 
+def add_backbone_arguments(group, used_for: str, weights_default: str | None = "imagenet") -> None:
+    """``--backbone`` and ``--backbone-weights``, worded alike by every CLI; ``used_for`` says what the network's
+    features serve there (``weights_default`` None lets a CLI tell weights given without a backbone)."""
+    group.add_argument("--backbone", default=None,
+                       help="a pretrained network, a .keras model or a keras.applications name such as "
+                            f"MobileNetV3Small: {used_for}")
+    group.add_argument("--backbone-weights", default=weights_default,
+                       help="for a keras.applications --backbone: imagenet (the default; downloaded once, needs the "
+                            "network) or the path of a local weights file")
+
+
 def add_dataset_arguments(parser: argparse.ArgumentParser, default: str = "cifar10") -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--dataset", default=default, choices=DATASET_NAMES,
