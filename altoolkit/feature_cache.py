@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from altoolkit.arrays import all_finite
 from altoolkit.errors import ToolkitError
 from altoolkit.files import remove_abandoned_temporaries, save_npy
 
@@ -47,13 +48,9 @@ def cached_rows(cache_dir: str | os.PathLike | None, name: str, parts: dict, row
     if cache_dir is None:
         return _checked(compute(), rows, name)
     file = Path(cache_dir) / FEATURES_FOLDER / f"{name}_{cache_key(parts)}.npy"
-    if file.is_file():
-        try:
-            cached = np.load(file, mmap_mode="r", allow_pickle=False)
-            if _usable(cached, rows):
-                return cached
-        except (OSError, ValueError, EOFError):
-            pass
+    cached = read_cached(file, rows)
+    if cached is not None:
+        return cached
     values = _checked(compute(), rows, name)
     try:
         save_npy(file, values)
@@ -63,10 +60,25 @@ def cached_rows(cache_dir: str | os.PathLike | None, name: str, parts: dict, row
     return np.load(file, mmap_mode="r", allow_pickle=False)
 
 
+def read_cached(file: Path, rows: int, *, float32_only: bool = False) -> np.ndarray | None:
+    """The array cached in ``file``, memory-mapped, if it holds ``rows`` rows of finite floats (float32 ones with
+    ``float32_only``); None when it is missing or unusable. A use refreshes its time for the cache's eviction."""
+    if not file.is_file():
+        return None
+    try:
+        values = np.load(file, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if not _usable(values, rows) or (float32_only and values.dtype != np.float32):
+        return None
+    os.utime(file)
+    return values
+
+
 def _usable(values: np.ndarray, rows: int) -> bool:
     if values.ndim != 2 or len(values) != rows or not np.issubdtype(values.dtype, np.floating):
         return False
-    return all(np.isfinite(values[start:start + 65536]).all() for start in range(0, len(values), 65536))
+    return all_finite(values)
 
 
 def _checked(values: np.ndarray, rows: int, name: str) -> np.ndarray:
@@ -89,11 +101,11 @@ def cached_pool_arrays(cache_dir: str | os.PathLike, names: Sequence[str], parts
     was seen with these ``parts`` before. With ``engine`` (a :class:`~altoolkit.ray_engine.RayEngine`), Ray
     actors run what ``ray_task()`` returns (kind, payload of :class:`~altoolkit.ray_engine.PoolScorer`) instead,
     into the same files. After a new write, the cache is trimmed to ``limit_bytes``."""
-    from altoolkit.streaming import POOL_ARRAYS_FOLDER, streamed_rows, usable_rows
+    from altoolkit.streaming import POOL_ARRAYS_FOLDER, streamed_rows
 
     key = cache_key({**parts, "pool": pool.digest})
     targets = [Path(cache_dir) / POOL_ARRAYS_FOLDER / f"{name}_{key}.npy" for name in names]
-    cached = [usable_rows(target, len(pool)) for target in targets]
+    cached = [read_cached(target, len(pool), float32_only=True) for target in targets]
     if all(array is not None for array in cached):
         return cached
     for target in targets:  # a killed run's half-written file would otherwise sit in the cache for good

@@ -22,7 +22,6 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from altoolkit.arrays import all_finite
 from altoolkit.errors import ToolkitError
 from altoolkit.files import atomic_path, file_sha256
 from altoolkit.sources import IMAGE_SUFFIXES, read_image
@@ -233,21 +232,3 @@ class _AtomicTargets:
         for context in reversed(self._contexts):
             context.__exit__(kind, error, trace)
         return False
-
-
-def usable_rows(file: Path, rows: int, width: int | None = None) -> np.ndarray | None:
-    """The cached array in ``file`` memory-mapped, if it holds ``rows`` finite float rows (of ``width``)."""
-    if not file.is_file():
-        return None
-    try:
-        values = np.load(file, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        return None
-    if values.ndim != 2 or len(values) != rows or values.dtype != np.float32:
-        return None
-    if width is not None and values.shape[1] != width:
-        return None
-    if not all_finite(values):
-        return None
-    os.utime(file)  # marks it as recently used for the cache's eviction
-    return values
