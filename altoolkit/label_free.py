@@ -15,7 +15,7 @@ import numpy as np
 
 from altoolkit.errors import ToolkitError
 from altoolkit.representations import BackboneFeatures, PatchFeatures
-from altoolkit.sampling import fit_sample_size, fit_sampled_pca, project_rows, seeded_subsample
+from altoolkit.sampling import fit_sample_size, fit_sampled_pca, project_rows, row_values, seeded_subsample
 from altoolkit.validation import check_seed
 
 LABEL_FREE_REPRESENTATIONS = ("pixels", "patches", "backbone")
@@ -59,7 +59,7 @@ class LabelFreeRepresentation:
         if self.name == "pixels":
             self._pca = fit_sampled_pca(images, self.settings.pixel_components, self.seed, _pixel_scale(images))
         elif self.name == "patches":
-            sample = np.asarray(images[seeded_subsample(len(images), fit_sample_size(_image_values(images)),
+            sample = np.asarray(images[seeded_subsample(len(images), fit_sample_size(row_values(images)),
                                                          self.seed)])
             settings = self.settings
             self._patches = PatchFeatures(n_centroids=settings.patch_centroids, patch_size=settings.patch_size,
@@ -121,11 +121,6 @@ def label_free_features(name: str, images, *, fit_images=None, seed: int = 0,
              "versions": _library_versions()}
     return cached_rows(cache_dir, name, parts, len(images),
                        lambda: representation.fit(fit_images).transform(images))
-
-
-def _image_values(images) -> int:
-    """Numbers per image (height × width × channels)."""
-    return int(np.prod(np.shape(images)[1:], dtype=np.int64))
 
 
 def _pixel_scale(images) -> float:

@@ -29,9 +29,9 @@ TRANSFORM_BYTES = 64 << 20
 """Rows are also projected at most this many float32 bytes at a time."""
 
 
-def fit_sample_size(row_values: int) -> int:
-    """How many rows of ``row_values`` numbers a fit samples: :data:`FIT_SAMPLE`, fewer for wide rows."""
-    return int(max(2, min(FIT_SAMPLE, FIT_SAMPLE_BYTES // max(1, 4 * int(row_values)))))
+def fit_sample_size(values_per_row: int) -> int:
+    """How many rows of ``values_per_row`` numbers a fit samples: :data:`FIT_SAMPLE`, fewer for wide rows."""
+    return int(max(2, min(FIT_SAMPLE, FIT_SAMPLE_BYTES // max(1, 4 * int(values_per_row)))))
 
 
 def seeded_ranking(scores, seed: int = 0) -> np.ndarray:
@@ -58,7 +58,7 @@ def fit_sampled_pca(rows, n_components: int, seed: int = 0, scale: float = 1.0):
     row flattened and multiplied by ``scale``); at most as many components as the sample allows."""
     from sklearn.decomposition import PCA
 
-    sample = _flat_rows(rows[seeded_subsample(len(rows), fit_sample_size(_row_values(rows)), seed)], scale)
+    sample = _flat_rows(rows[seeded_subsample(len(rows), fit_sample_size(row_values(rows)), seed)], scale)
     components = min(n_components, *sample.shape)
     # copy=False: the sample is this function's own array, so PCA may centre it in place (same numbers, one copy
     # of the sample fewer: 270 MB for 128-pixel images)
@@ -68,13 +68,13 @@ def fit_sampled_pca(rows, n_components: int, seed: int = 0, scale: float = 1.0):
 def project_rows(pca, rows, scale: float = 1.0) -> np.ndarray:
     """``rows`` (flattened, times ``scale``) projected on a fitted PCA, :data:`TRANSFORM_CHUNK` rows at a time."""
     projected = np.empty((len(rows), pca.n_components_), dtype=np.float32)
-    step = max(1, min(TRANSFORM_CHUNK, TRANSFORM_BYTES // max(1, 4 * _row_values(rows))))
+    step = max(1, min(TRANSFORM_CHUNK, TRANSFORM_BYTES // max(1, 4 * row_values(rows))))
     for start in range(0, len(rows), step):
         projected[start:start + step] = pca.transform(_flat_rows(rows[start:start + step], scale))
     return projected
 
 
-def _row_values(rows) -> int:
+def row_values(rows) -> int:
     """How many numbers one row holds once flattened."""
     return int(np.prod(np.shape(rows)[1:], dtype=np.int64)) if np.ndim(rows) > 1 else 1
 
