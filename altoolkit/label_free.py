@@ -154,18 +154,21 @@ class PoolRepresentation:
         self.representation = LabelFreeRepresentation(name, settings, seed)
         self.pool, self.cache_dir = pool, cache_dir
         self.limit_bytes = DEFAULT_CACHE_LIMIT_BYTES if limit_bytes is None else limit_bytes
+        self._rows: np.ndarray | None = None
         self._parts = {"representation": name, "fitted_on": "pool sample", "seed": seed,
                        "settings": settings.as_dict(), "versions": _library_versions()}
 
     def pool_rows(self) -> np.ndarray:
-        """The representation of every pool image, in the pool's order (rows × D float32, memory-mapped)."""
+        """The representation of every pool image, in the pool's order (rows × D float32, memory-mapped); computed
+        or read from the cache (and checked) once per object, however often it is asked for."""
         from altoolkit.feature_cache import cached_pool_arrays
 
-        name = self.representation.name
-        (rows,) = cached_pool_arrays(self.cache_dir, (name,), self._parts, self.pool,
-                                     lambda batch: [self._fitted().transform(batch)], limit_bytes=self.limit_bytes,
-                                     engine=self.engine, ray_task=lambda: ("representation", self._fitted()))
-        return rows
+        if self._rows is None:
+            (self._rows,) = cached_pool_arrays(
+                self.cache_dir, (self.representation.name,), self._parts, self.pool,
+                lambda batch: [self._fitted().transform(batch)], limit_bytes=self.limit_bytes, engine=self.engine,
+                ray_task=lambda: ("representation", self._fitted()))
+        return self._rows
 
     def rows_for(self, images) -> np.ndarray:
         """The representation of other ``images`` (N×H×W×C), by the pool's fit; cached by their content."""
