@@ -192,13 +192,13 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
 def engine_from_args(args: argparse.Namespace):
     """The Ray engine the select options ask for (None: local); Ray options without ``--engine ray`` are refused."""
     if args.engine != "ray":
-        if args.ray_address is not None or args.ray_actors != 2:
+        if args.ray_address is not None or args.ray_actors is not None:
             raise ToolkitError("--ray-address and --ray-actors configure --engine ray: add it, or drop them")
         return None
     from altoolkit.ray_engine import RayEngine, check_ray_available
 
     check_ray_available()
-    return RayEngine(address=args.ray_address, actors=args.ray_actors)
+    return RayEngine(address=args.ray_address, actors=args.ray_actors or RayEngine.actors)
 
 
 def rows_of(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--ray-address", default=None,
                         help="with --engine ray: the cluster to join (auto: the one `ray start --head` runs here; "
                              "default: a local Ray on this machine's cores)")
-    select.add_argument("--ray-actors", type=positive_int, default=2,
+    select.add_argument("--ray-actors", type=positive_int, default=None,
                         help="with --engine ray: actors scoring in parallel, one core each (default: 2)")
     select.add_argument("--cache-limit-gb", type=positive_float, default=DEFAULT_CACHE_LIMIT_BYTES / 2**30,
                         help="the project's cache of per-image arrays (PROJECT/.cache) is trimmed to this size, "

@@ -77,9 +77,11 @@ def test_a_bad_pool_file_under_the_ray_engine_is_one_line_that_names_it(digit_fo
 
 def test_ray_options_need_the_ray_engine(digit_folders, tmp_path, capsys):
     labeled, pool = digit_folders
-    assert label.main(["select", "--project", str(tmp_path / "p"), "--pool", str(pool), "--labeled", str(labeled),
-                       "--budget", "2", "--ray-address", "auto"]) == 2
-    assert "add it, or drop them" in capsys.readouterr().err
+    for option in (["--ray-address", "auto"], ["--ray-actors", "2"]):
+        assert label.main(["select", "--project", str(tmp_path / "p"), "--pool", str(pool), "--labeled",
+                           str(labeled), "--budget", "2", *option]) == 2
+        assert "add it, or drop them" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
 
 
 def test_a_workers_error_keeps_the_toolkits_message():
