@@ -19,6 +19,7 @@ from altoolkit.validation import short_repr
 RESULTS_FILENAME = "results.json"
 REPORT_FILENAME = "report.md"
 CURVE_FILENAME = "learning_curve.png"
+ACCURACY_PER_LABEL_FILENAME = "accuracy_per_label.png"
 STATE_DIRNAME = "state"
 WORKER_DIRNAME = "worker_cells"
 FORMAT_VERSION = 3
@@ -167,6 +168,21 @@ BUDGETED_STRATEGIES = ("least_confidence", "bald", "coreset", "coreset_pixels", 
 PIPELINE_STRATEGIES = ("random", alf.RECOMMENDED, "typicality", "probcover", "margin", "diverse_margin", "badge")
 """Under a fast learner: the cold-start candidates (typicality, ProbCover), the uncertainty ones that led on the
 tuning seeds, and the recommended handover between them."""
+
+STRATEGY_FAMILIES = {"uncertainty": ("entropy", "margin", "least_confidence", "uncertainty", "bald"),
+                     "uncertainty with diversity": ("badge", "diverse_margin", "class_balanced_margin",
+                                                    "class_balanced_random"),
+                     "coverage and diversity": ("diversity", "novelty", "coreset", "probcover"),
+                     "typical images": ("typicality",),
+                     "the design's intersection": ("intersection", "intersection_filled", "combined")}
+"""What each table strategy mainly looks for: one panel of the learning-curve figure per family."""
+
+
+def strategy_family(name: str) -> str:
+    """The family of a benchmark strategy name (``*_pixels`` goes with its strategy; others are "other")."""
+    base = name.removesuffix(PIXELS_SUFFIX)
+    return next((family for family, names in STRATEGY_FAMILIES.items() if base in names), "other")
+
 
 PRESETS: dict[str, BenchmarkConfig] = {
     "quick": BenchmarkConfig(),

@@ -8,13 +8,16 @@ from pathlib import Path
 import numpy as np
 
 from AL_functions import RECOMMENDED
-from altoolkit.errors import ToolkitError
+from altoolkit.cli import ToolkitArgumentParser
+from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import write_text
 from altoolkit.pipelines import PSEUDO_LABELS_PER_LABEL
-from Evaluation.Benchmark.config import BASELINE, CURVE_FILENAME, REPORT_FILENAME, RESULTS_FILENAME
+from Evaluation.Benchmark.config import (ACCURACY_PER_LABEL_FILENAME, BASELINE, CURVE_FILENAME, REPORT_FILENAME,
+                                         RESULTS_FILENAME)
 from Evaluation.Benchmark.records import execution_settings
 from Evaluation.Benchmark.stats import (check_rows, finished_seed_numbers, finished_seeds, format_number,
-                                        pipeline_check, pipeline_efficiency, summarise, target_lines, verdict)
+                                        pipeline_check, pipeline_efficiency, ranking, summarise, target_lines,
+                                        verdict)
 
 def render_report(results: dict, summary: dict) -> str:
     """The markdown report: command, setting, detectable effect, strategy tables, per-class accuracy, speed."""
@@ -46,16 +49,17 @@ def render_report(results: dict, summary: dict) -> str:
               "curve) ÷ labels the strategy used; n/a when that accuracy is outside random's range."]
     paired = {name: entry for name, entry in summary["strategies"].items() if "paired" in entry}
     if paired:
-        lines += ["", f"## Paired difference vs {BASELINE} (points, p-value)", "",
-                  "Cells are paired by seed and round; p is a paired t-test's, corrected for the number of tests in "
-                  "this table (Benjamini–Hochberg). A strategy that used a different number of labels than random "
-                  "(intersection) is compared at unequal label counts here: read its label efficiency instead.", "",
+        lines += ["", f"## Paired difference vs {BASELINE} at equal labels (points ± 95 % CI, p-value)", "",
+                  "Cells are paired by seed and taken at the same number of labels"
+                  + interpolation_note([name for name, entry in paired.items() if entry.get("interpolated")])
+                  + " p is a paired t-test's, corrected for the number of tests in this table "
+                  "(Benjamini–Hochberg).", "",
                   "| strategy | " + " | ".join(f"round {r}" for r in range(rounds + 1)) + " |",
                   "| --- |" + " --- |" * (rounds + 1)]
     for name, entry in paired.items():
         corrected = entry.get("paired_corrected") or [p for _, p in entry["paired"]]
-        lines.append(f"| {name} | " + " | ".join(f"{100 * d:+.1f} (p={format_number(p, 3)})"
-                                                  for (d, _), p in zip(entry["paired"], corrected)) + " |")
+        lines.append(f"| {name} | " + " | ".join(paired_cell(difference, spread, p) for (difference, _), spread, p
+                                                  in zip(entry["paired"], entry["paired_ci"], corrected)) + " |")
     target_section = target_lines(summary, len(data["class_names"]))
     if target_section:
         lines += ["", *target_section]
@@ -85,6 +89,23 @@ def render_report(results: dict, summary: dict) -> str:
               f"Processes: {execution['workers']}, TensorFlow threads each: {execution['tensorflow_threads']}.",
               ""]
     return "\n".join(lines)
+
+
+def interpolation_note(names: list[str]) -> str:
+    """How the paired table compares the strategies that labeled a different number of images than random."""
+    if not names:
+        return f" (every strategy labeled as many images as {BASELINE} each round)."
+    return (f": {', '.join(names)} labeled a different number of images than {BASELINE} (as many as met "
+            f"{'its' if len(names) == 1 else 'their'} criteria), so each of its rounds is compared with "
+            f"{BASELINE}'s accuracy at that round's label count, interpolated on {BASELINE}'s curve of the same seed; "
+            f"n/a where a seed used more labels than {BASELINE} reached.")
+
+
+def paired_cell(difference: float | None, spread: float | None, p: float | None) -> str:
+    """One cell of the paired-difference table: points ± CI half-width (p), or n/a when not compared."""
+    if difference is None:
+        return "n/a"
+    return f"{100 * difference:+.1f} ± {100 * spread:.1f} (p={format_number(p, 3)})"
 
 
 PIPELINE_COLUMNS_PER_CLASS = (1, 2, 3, 5, 10, 20, 30, 50, 100, 150)
@@ -230,51 +251,66 @@ def strategy_speed_table(results: dict) -> dict[str, dict[str, float]]:
     return table
 
 
-def plot_learning_curves(summary: dict, target: Path, title: str) -> Path:
-    """Left: accuracy vs labels per strategy, mean with a shaded 95 % CI over seeds. Right (when strategies other
-    than random ran): each one's paired difference from random per round with its 95 % CI, the comparison the
-    tables test."""
-    from matplotlib import colormaps
-    from matplotlib.ticker import MaxNLocator
-
-    from altoolkit.plots import new_figure, save_figure
-
-    compared = any("paired" in entry for entry in summary["strategies"].values())
-    figure = new_figure(14 if compared else 8, 6)
-    axes = figure.subplots(1, 2) if compared else [figure.subplots(1, 1)]
-    curves_axis = axes[0]
-    colours = colormaps["tab10"].colors
-    for number, (name, entry) in enumerate(summary["strategies"].items()):
-        colour, style = colours[number % len(colours)], ("-", "--", ":")[number // len(colours) % 3]
-        x, y, ci = (np.asarray(entry[key]) for key in ("labels_mean", "accuracy_mean", "accuracy_ci"))
-        curves_axis.plot(x, y, style, marker="o", markersize=3, label=name, color=colour)
-        curves_axis.fill_between(x, y - ci, y + ci, alpha=0.12, color=colour)
-        if "paired" in entry:
-            rounds = np.arange(len(entry["paired"]))
-            difference = 100 * np.asarray([d for d, _ in entry["paired"]])
-            half = 100 * np.asarray(entry["paired_ci"])
-            axes[1].plot(rounds, difference, style, marker="o", markersize=3, color=colour)
-            axes[1].fill_between(rounds, difference - half, difference + half, alpha=0.08, color=colour)
-    curves_axis.set_xlabel("labeled images")
-    curves_axis.set_ylabel("test accuracy")
-    curves_axis.set_title(title)
-    if compared:
-        difference_axis = axes[1]
-        difference_axis.axhline(0.0, color="black", linewidth=1)
-        difference_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        difference_axis.set_xlabel("round")
-        difference_axis.set_ylabel(f"accuracy − {BASELINE}, points (paired by seed)")
-        difference_axis.set_title(f"paired difference vs {BASELINE}, mean ± 95 % CI")
-    for axis in axes:
-        axis.grid(alpha=0.3)
-    figure.legend(*curves_axis.get_legend_handles_labels(), loc="lower center", ncol=6, frameon=False)
-    figure.subplots_adjust(bottom=0.25)
-    return save_figure(target, figure)
+def accuracy_per_label_curves(results: dict, summary: dict) -> dict[str, dict] | None:
+    """The curves of the headline picture: the design's baseline, this run's random and its recommended pipeline
+    (mean accuracy and 95 % CI per round); None without a baseline run or a recommended strategy."""
+    baseline = load_baseline(results)
+    if baseline is None or RECOMMENDED not in summary["strategies"] or not finished_seeds(baseline):
+        return None
+    design = summarise(baseline)["strategies"][BASELINE]
+    named = {f"design's baseline: {BASELINE} labels, MobileNetV3Small from scratch": design,
+             f"{BASELINE} labels, same learner as recommended": summary["strategies"].get(BASELINE),
+             f"{RECOMMENDED} pipeline": summary["strategies"][RECOMMENDED]}
+    return {name: {"labels": entry["labels_mean"], "accuracy": entry["accuracy_mean"], "ci": entry["accuracy_ci"]}
+            for name, entry in named.items() if entry is not None}
 
 
 def write_report(results: dict, output_dir: Path) -> None:
+    """Render every file of the report from ``results``: the learning curves, the accuracy-per-label picture
+    when a baseline run is named, and report.md."""
+    from Evaluation.Benchmark.figures import plot_accuracy_per_label, plot_learning_curves
+
     summary = summarise(results)
     seeds = len(finished_seeds(results))
-    plot_learning_curves(summary, output_dir / CURVE_FILENAME,
+    plot_learning_curves(summary, ranking(summary), output_dir / CURVE_FILENAME,
                          f"{results['dataset']['name']}: mean ± 95 % CI over {seeds} seeds")
+    headline = accuracy_per_label_curves(results, summary)
+    if headline is not None:
+        plot_accuracy_per_label(headline, next(iter(headline)), "design's baseline",
+                                output_dir / ACCURACY_PER_LABEL_FILENAME,
+                                f"{results['dataset']['name']}: accuracy per label, mean ± 95 % CI over paired "
+                                "seeds")
     write_text(output_dir / REPORT_FILENAME, render_report(results, summary))
+
+
+def render_folders(folders: list[str]) -> list[Path]:
+    """Re-render the report of each finished benchmark folder from its results.json alone (nothing is trained)."""
+    from Evaluation.Benchmark.records import read_json_record
+
+    written = []
+    for folder in map(Path, folders):
+        results = read_json_record(folder / RESULTS_FILENAME, "benchmark results",
+                                   "give a folder a benchmark run wrote (it holds results.json)")
+        if not isinstance(results, dict) or not {"config", "dataset", "seeds"} <= results.keys():
+            raise ToolkitError(f"{folder / RESULTS_FILENAME} is not benchmark results (no config, dataset and seeds): "
+                               "give a folder a benchmark run wrote")
+        if not finished_seeds(results):
+            raise ToolkitError(f"{folder} has no finished seed yet: run or resume its benchmark first")
+        write_report(results, folder)
+        written.append(folder / REPORT_FILENAME)
+    return written
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    parser = ToolkitArgumentParser(description="Re-render benchmark reports from their results.json, training "
+                                               "nothing.")
+    parser.add_argument("folders", nargs="+", metavar="DIR", help="benchmark output folders (with results.json)")
+    args = parser.parse_args(argv)
+    for path in render_folders(args.folders):
+        print(f"wrote {path} and its figures")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

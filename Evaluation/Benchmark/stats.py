@@ -64,6 +64,54 @@ def label_efficiency(baseline_labels: Sequence[float], baseline_accuracies: Sequ
     return None if needed is None or labels_used <= 0 else needed / labels_used
 
 
+def accuracy_at_labels(labels: Sequence[float], accuracies: Sequence[float], at: Sequence[float]) -> np.ndarray:
+    """One curve's accuracy at the label counts ``at``: linear interpolation between its rounds, NaN outside the
+    labels it measured (never extrapolated). ``labels`` must increase."""
+    x, y = np.asarray(labels, np.float64), np.asarray(accuracies, np.float64)
+    wanted = np.asarray(at, np.float64)
+    values = np.interp(wanted, x, y)
+    values[(wanted < x[0]) | (wanted > x[-1])] = np.nan
+    return values
+
+
+def baseline_at_equal_labels(labels: np.ndarray, baseline_labels: np.ndarray,
+                             baseline_accuracies: np.ndarray) -> np.ndarray:
+    """Per seed (row) and round: the baseline's accuracy at the strategy's label count of that seed and round,
+    interpolated on the baseline's own curve of the same seed; NaN beyond the labels the baseline measured."""
+    return np.stack([accuracy_at_labels(base_x, base_y, x)
+                     for x, base_x, base_y in zip(labels, baseline_labels, baseline_accuracies)])
+
+
+def paired_at_equal_labels(labels: np.ndarray, accuracies: np.ndarray, baseline_labels: np.ndarray,
+                           baseline_accuracies: np.ndarray) -> tuple[list, list]:
+    """Per round: ((mean strategy − baseline at the same labels, paired t-test p), half-width of its 95 % CI),
+    over paired seeds (rows of the same seed in both). A round where any seed used more or fewer labels than the
+    baseline's curve covers gets ``(None, None)`` and a None CI: it is not compared."""
+    reference = baseline_at_equal_labels(labels, baseline_labels, baseline_accuracies)
+    paired, spreads = [], []
+    for strategy_column, baseline_column in zip(accuracies.T, reference.T):
+        if np.isnan(baseline_column).any():
+            paired.append((None, None))
+            spreads.append(None)
+        else:
+            paired.append(paired_difference(strategy_column, baseline_column))
+            spreads.append(mean_ci(strategy_column - baseline_column)[1])
+    return paired, spreads
+
+
+def ranking(summary: dict) -> list[str]:
+    """Strategy names, best first, by their last equal-label difference from the baseline (the baseline counts
+    as 0; a strategy never compared goes last, in table order)."""
+    def last_difference(name: str) -> float:
+        entry = summary["strategies"][name]
+        if name == BASELINE:
+            return 0.0
+        measured = [difference for difference, _ in entry.get("paired", []) if difference is not None]
+        return measured[-1] if measured else -math.inf
+
+    return sorted(summary["strategies"], key=last_difference, reverse=True)
+
+
 def finished_seed_numbers(results: dict) -> list[str]:
     """The configured seeds whose base and every configured strategy's rounds are all done, in order.
 
@@ -119,10 +167,9 @@ def summarise(results: dict) -> dict:
                  "final_std": float(accuracies[:, -1].std(ddof=1)) if len(labels) > 1 else float("nan"),
                  "auc": float(np.mean([area_under_curve(x, y) for x, y in zip(labels, accuracies)]))}
         if len(baseline_labels) == len(labels) and name != BASELINE:
-            entry["paired"] = [paired_difference(accuracies[:, r], baseline_acc[:, r])
-                               for r in range(accuracies.shape[1])]
-            entry["paired_ci"] = [mean_ci(accuracies[:, r] - baseline_acc[:, r])[1]
-                                  for r in range(accuracies.shape[1])]
+            entry["paired"], entry["paired_ci"] = paired_at_equal_labels(labels, accuracies, baseline_labels,
+                                                                         baseline_acc)
+            entry["interpolated"] = not np.array_equal(labels, baseline_labels)
         if len(baseline_labels):
             entry["label_efficiency"] = label_efficiency(baseline_labels.mean(axis=0), baseline_acc.mean(axis=0),
                                                          entry["final_mean"], float(labels[:, -1].mean()))
@@ -175,15 +222,15 @@ def target_check(summary: dict, num_classes: int, name: str = RECOMMENDED,
     checks = []
     for per_class in target.gain_at_labels_per_class:
         count = per_class * num_classes
-        if count in labels:
-            gain = differences[labels.index(count)]
+        gain = differences[labels.index(count)] if count in labels else None
+        if gain is not None:
             checks.append((f"gain over random at {per_class} labels per class ({count}) ≥ +{100 * target.gain:.0f} "
                            "points", f"{100 * gain:+.2f}", gain >= target.gain))
         else:
             checks.append((f"gain over random at {per_class} labels per class ({count}) ≥ +{100 * target.gain:.0f} "
                            "points", f"not measured (no round at {count} labels)", None))
     limit = target.never_below_up_to_labels_per_class * num_classes
-    within = [r for r, count in enumerate(labels) if count <= limit]
+    within = [r for r, count in enumerate(labels) if count <= limit and differences[r] is not None]
     below = [r for r in within if differences[r] < 0]
     checks.append((f"never below random up to {target.never_below_up_to_labels_per_class} labels per class "
                    "(mean paired difference ≥ 0)",
