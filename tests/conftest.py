@@ -6,10 +6,40 @@ Training costs most of a test session's time, so it happens once per session, he
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 TINY_MODEL_LABELED_SIZE = 100
 """The tiny model is trained on the first 100 digits, so pools start at index 100 or later."""
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture
+def chromium_page():
+    """A 1280×900 page in Debian's headless Chromium driven by Playwright, with ``page.console_errors`` collecting
+    every console error and ``page.requested`` every URL it asked for. Skips without Playwright or Chromium, unless
+    AL_REQUIRE_BROWSER=1 (CI), where their absence fails."""
+    if os.environ.get("AL_REQUIRE_BROWSER") == "1":
+        assert CHROMIUM.exists(), f"{CHROMIUM} is missing but AL_REQUIRE_BROWSER=1: install Debian's chromium"
+        from playwright import sync_api
+    else:
+        sync_api = pytest.importorskip("playwright.sync_api")
+        if not CHROMIUM.exists():
+            pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser test")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(10000)
+            page.console_errors, page.requested = [], []
+            page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
+            page.on("pageerror", lambda error: page.console_errors.append(str(error)))
+            page.on("request", lambda request: page.requested.append(request.url))
+            yield page
+        finally:
+            browser.close()
 
 
 @pytest.fixture(scope="session")

@@ -81,3 +81,117 @@ def test_the_summary_compares_a_strategy_with_more_labels_at_random_s_label_coun
     assert entry["paired"][1][0] == pytest.approx(np.mean([0.06, 0.02, 0.03]))
     assert entry["paired"][2] == (None, None)
     assert benchmark_stats.ranking(benchmark_stats.summarise(results)) == ["greedy", "random"]
+
+
+def test_picks_are_described_as_typical_isolated_or_near_duplicate():
+    from Evaluation.Benchmark import picks
+
+    line = np.array([[float(x)] for x in range(10)] + [[100.0], [5.2]])  # evenly spaced, an outlier, a twin of 5
+    percentiles = picks.typicality_percentiles(line, neighbours=1)
+    assert percentiles[10] == pytest.approx(100 / 12)  # only itself is as isolated as the outlier
+    # row 0 is 1 from its neighbour, like 7 other rows (6 is 0.8 from the twin) and less than the outlier: 9 of 12
+    assert percentiles[0] == pytest.approx(100 * 9 / 12)
+    assert percentiles[5] == percentiles[11] == pytest.approx(100.0)
+    assert picks.nearest_pick_ratios(line, np.array([5, 11, 0])) == pytest.approx([0.2, 0.2, 5.0])
+    described = picks.describe_picks(line, np.array([5, 11, 0, 10]), np.array(list("aabbbbbbbbcc")),
+                                     typicality=percentiles)
+    assert described["near_duplicates"] == 2 and described["classes_covered"] == 3
+    assert described["classes"] == ["b", "c", "a", "c"]
+    assert described["median_typicality"] == pytest.approx(np.median(percentiles[[5, 11, 0, 10]]))
+
+
+DIGIT_STRATEGIES = ("random", "margin", "intersection")
+
+
+@pytest.fixture
+def digits_run(digits_dataset, tmp_path):
+    """A finished benchmark folder on digits made by hand (two seeds, two rounds; the intersection picks 35 images
+    a round where the others pick 20), holding only results.json: what a committed run keeps."""
+    import json
+
+    from Evaluation.Benchmark import config
+
+    settings = config.BenchmarkConfig(dataset="digits", n0=60, budget=20, rounds=2, seeds=2, epochs=1,
+                                      strategies=DIGIT_STRATEGIES)
+    classes = list(digits_dataset.class_names)
+    rng = np.random.default_rng(7)
+    seeds = {}
+    for seed in range(2):
+        order = config.seed_order(len(digits_dataset.x_train), settings, seed)
+
+        def cell(round_number, labels, picked):
+            accuracy = float(np.round(rng.uniform(0.5, 0.9), 4))
+            return {"round": round_number, "labels": int(labels), "accuracy": accuracy, "n_selected": len(picked),
+                    "per_class_accuracy": {name: float(np.round(rng.uniform(0.3, 1.0), 3)) for name in classes},
+                    "selected_indices": [int(i) for i in picked],
+                    "timings": {"forward_s": 0.1, "selection_s": 0.2, "training_s": 1.0, "evaluation_s": 0.1}}
+
+        strategies = {}
+        for offset, name in enumerate(DIGIT_STRATEGIES):
+            size = 35 if name == "intersection" else 20
+            start = 60 + 100 * offset
+            strategies[name] = [cell(1, 60 + size, order[start:start + size]),
+                                cell(2, 60 + 2 * size, order[start + size:start + 2 * size])]
+        seeds[str(seed)] = {"initial_indices": [int(i) for i in order[:60]], "pool_size": int(len(order) - 60),
+                            "base": cell(0, 60, []), "strategies": strategies}
+    results = {"format": config.FORMAT_VERSION, "config": settings.as_dict(),
+               "config_hash": config.config_hash(settings, digits_dataset.fingerprint), "command": "hand-made",
+               "execution": {"workers": 1, "tensorflow_threads": "default"},
+               "dataset": {"name": digits_dataset.name, "fingerprint": digits_dataset.fingerprint,
+                           "class_names": classes, "train_size": int(len(digits_dataset.x_train)),
+                           "test_size": int(len(digits_dataset.x_test))},
+               "versions": {}, "seeds": seeds, "peak_memory_mb": 100.0}
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / config.RESULTS_FILENAME).write_text(json.dumps(results))
+    return folder, results
+
+
+def test_a_finished_run_is_rendered_from_its_results_alone(digits_run, capsys):
+    from Evaluation.Benchmark import report
+
+    folder, _ = digits_run
+    assert report.main([str(folder)]) == 0
+    for name in ("report.md", "report.html", "learning_curve.png"):
+        assert (folder / name).stat().st_size > 0
+    markdown = (folder / "report.md").read_text()
+    intersection_row = next(line for line in markdown.splitlines() if line.startswith("| intersection | +0.0"))
+    assert intersection_row.endswith("| n/a |")  # 130 labels at round 2: random stopped at 100
+    assert "intersection labeled a different number of images than random" in markdown
+
+
+def test_rendering_a_folder_without_results_is_one_line_saying_what_to_do(tmp_path, capsys):
+    from Evaluation.Benchmark import report
+
+    assert report.main([str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "results.json" in error and "give a folder a benchmark run wrote" in error
+
+
+def test_the_html_report_renders_offline_and_shows_the_numbers_of_results_json(digits_run, chromium_page):
+    from Evaluation.Benchmark import report
+
+    folder, results = digits_run
+    report.render_folders([str(folder)])
+    page = chromium_page
+    page.goto((folder / "report.html").as_uri())
+    assert page.console_errors == []
+    assert all(url == (folder / "report.html").as_uri() or url.startswith("data:") for url in page.requested)
+    for name in DIGIT_STRATEGIES:
+        finals = [record["strategies"][name][-1]["accuracy"] for record in results["seeds"].values()]
+        row = page.locator(f'tr[data-strategy="{name}"]')
+        assert float(row.get_attribute("data-final")) == pytest.approx(np.mean(finals), abs=1e-6)
+        assert row.locator("td").nth(3).inner_text().startswith(f"{100 * np.mean(finals):.1f} ± ")
+    margin = [np.array([r["strategies"]["margin"][1]["accuracy"], r["strategies"]["random"][1]["accuracy"]])
+              for r in results["seeds"].values()]
+    shown = page.locator("td[data-difference]").all()
+    assert any(float(cell.get_attribute("data-difference")) == pytest.approx(np.mean([m - r for m, r in margin]))
+               for cell in shown)
+    first_seed = results["seeds"]["0"]["strategies"]
+    assert page.locator(".gallery").count() == len(DIGIT_STRATEGIES)
+    assert page.locator("#picks-intersection + p + .gallery img").count() == len(first_seed["intersection"][0][
+        "selected_indices"])
+    widths = page.eval_on_selector_all("img", "images => images.map(image => image.naturalWidth)")
+    assert widths and all(width > 0 for width in widths)
+    heat = page.locator("td[data-value]")
+    assert heat.count() == len(DIGIT_STRATEGIES) * 10

@@ -29,7 +29,8 @@ from altoolkit.data import Dataset, parse_classes
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import check_writable_directory, write_json
 from altoolkit.progress import Countdown, logger
-from Evaluation.Benchmark.config import (CURVE_FILENAME, DISTILLED, FAST_LEARNERS, PRESETS, REPORT_FILENAME, RESULTS_FILENAME,
+from Evaluation.Benchmark.config import (CURVE_FILENAME, DISTILLED, FAST_LEARNERS, HTML_REPORT_FILENAME, PRESETS,
+                                         REPORT_FILENAME, RESULTS_FILENAME,
                                          WORKER_DIRNAME, BenchmarkConfig, benchmark_strategy_names,
                                          load_benchmark_dataset, seed_order)
 from Evaluation.Benchmark.records import cell_counts, merge_worker_cells, open_results, seed_record
@@ -98,8 +99,9 @@ def run_benchmark(config: BenchmarkConfig, output_dir: str | Path, *, dataset: D
     results["peak_memory_mb"] = max(peak_memory_mb(), results.get("peak_memory_mb") or 0.0)
     write_json(output_dir / RESULTS_FILENAME, results)
     shutil.rmtree(output_dir / WORKER_DIRNAME, ignore_errors=True)
-    write_report(results, output_dir)
-    say(f"wrote {output_dir / RESULTS_FILENAME}, {output_dir / CURVE_FILENAME} and {output_dir / REPORT_FILENAME}")
+    write_report(results, output_dir, dataset)
+    say(f"wrote {output_dir / RESULTS_FILENAME}, {output_dir / CURVE_FILENAME}, {output_dir / REPORT_FILENAME} and "
+        f"{output_dir / HTML_REPORT_FILENAME}")
     return results
 
 

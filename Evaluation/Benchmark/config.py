@@ -18,6 +18,7 @@ from altoolkit.validation import short_repr
 
 RESULTS_FILENAME = "results.json"
 REPORT_FILENAME = "report.md"
+HTML_REPORT_FILENAME = "report.html"
 CURVE_FILENAME = "learning_curve.png"
 ACCURACY_PER_LABEL_FILENAME = "accuracy_per_label.png"
 STATE_DIRNAME = "state"

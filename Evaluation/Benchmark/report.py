@@ -1,5 +1,5 @@
-"""The benchmark's report: ``report.md`` (tables of the statistics, speed, per-class accuracy) and
-``learning_curve.png``, rendered from ``results.json`` alone."""
+"""The benchmark's report: ``report.md`` (tables of the statistics, speed, per-class accuracy), its figures and
+``report.html``, rendered from ``results.json`` (and, for the HTML's picked images, the run's data set)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import numpy as np
 
 from AL_functions import RECOMMENDED
 from altoolkit.cli import ToolkitArgumentParser
+from altoolkit.data import Dataset
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.files import write_text
 from altoolkit.pipelines import PSEUDO_LABELS_PER_LABEL
-from Evaluation.Benchmark.config import (ACCURACY_PER_LABEL_FILENAME, BASELINE, CURVE_FILENAME, REPORT_FILENAME,
-                                         RESULTS_FILENAME)
+from Evaluation.Benchmark.config import (ACCURACY_PER_LABEL_FILENAME, BASELINE, CURVE_FILENAME, HTML_REPORT_FILENAME,
+                                         REPORT_FILENAME, RESULTS_FILENAME)
 from Evaluation.Benchmark.records import execution_settings
 from Evaluation.Benchmark.stats import (check_rows, finished_seed_numbers, finished_seeds, format_number,
                                         pipeline_check, pipeline_efficiency, ranking, summarise, target_lines,
@@ -24,13 +25,7 @@ def render_report(results: dict, summary: dict) -> str:
     config, data = results["config"], results["dataset"]
     rounds = config["rounds"]
     lines = ["# Active-learning benchmark", "", "## Command", "", f"```\n{results['command']}\n```", "",
-             "## Setting", "",
-             f"- data: {data['name']} ({', '.join(data['class_names'])}), {data['train_size']} training / "
-             f"{data['test_size']} test images, fingerprint {data['fingerprint']}",
-             *setting_lines(config),
-             *recommended_lines(results),
-             f"- seeds: {config['seeds']} (finished, and used below: {len(finished_seeds(results))}); "
-             f"config hash {results['config_hash']}", "",
+             "## Setting", "", *setting_bullets(results), "",
              "## What the benchmark can detect", "",
              f"Round-0 (base model) accuracy over seeds: mean {format_number(summary['base_mean'], percent=True)} %, "
              f"std {format_number(summary['base_std'], percent=True)} points"
@@ -99,6 +94,16 @@ def interpolation_note(names: list[str]) -> str:
             f"{'its' if len(names) == 1 else 'their'} criteria), so each of its rounds is compared with "
             f"{BASELINE}'s accuracy at that round's label count, interpolated on {BASELINE}'s curve of the same seed; "
             f"n/a where a seed used more labels than {BASELINE} reached.")
+
+
+def setting_bullets(results: dict) -> list[str]:
+    """The Setting section's bullet lines: data, labels and training, what recommended ran, seeds."""
+    config, data = results["config"], results["dataset"]
+    return [f"- data: {data['name']} ({', '.join(data['class_names'])}), {data['train_size']} training / "
+            f"{data['test_size']} test images, fingerprint {data['fingerprint']}",
+            *setting_lines(config), *recommended_lines(results),
+            f"- seeds: {config['seeds']} (finished, and used below: {len(finished_seeds(results))}); "
+            f"config hash {results['config_hash']}"]
 
 
 def paired_cell(difference: float | None, spread: float | None, p: float | None) -> str:
@@ -265,10 +270,12 @@ def accuracy_per_label_curves(results: dict, summary: dict) -> dict[str, dict] |
             for name, entry in named.items() if entry is not None}
 
 
-def write_report(results: dict, output_dir: Path) -> None:
+def write_report(results: dict, output_dir: Path, dataset: Dataset | None = None) -> None:
     """Render every file of the report from ``results``: the learning curves, the accuracy-per-label picture
-    when a baseline run is named, and report.md."""
+    when a baseline run is named, report.md, and report.html (whose galleries show ``dataset``'s images; the
+    run's data set is loaded when not given)."""
     from Evaluation.Benchmark.figures import plot_accuracy_per_label, plot_learning_curves
+    from Evaluation.Benchmark.report_html import load_run_dataset, render_html, round_picks
 
     summary = summarise(results)
     seeds = len(finished_seeds(results))
@@ -281,6 +288,12 @@ def write_report(results: dict, output_dir: Path) -> None:
                                 f"{results['dataset']['name']}: accuracy per label, mean ± 95 % CI over paired "
                                 "seeds")
     write_text(output_dir / REPORT_FILENAME, render_report(results, summary))
+    dataset = dataset if dataset is not None else load_run_dataset(results)
+    baseline = load_baseline(results)
+    pipeline_checks = pipeline_check(results, baseline) if baseline is not None and finished_seeds(baseline) else []
+    write_text(output_dir / HTML_REPORT_FILENAME,
+               render_html(results, summary, ranking(summary), output_dir, round_picks(results, dataset), dataset,
+                           setting_bullets(results), pipeline_checks))
 
 
 def render_folders(folders: list[str]) -> list[Path]:
@@ -308,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folders", nargs="+", metavar="DIR", help="benchmark output folders (with results.json)")
     args = parser.parse_args(argv)
     for path in render_folders(args.folders):
-        print(f"wrote {path} and its figures")
+        print(f"wrote {path}, report.html and the figures beside them")
     return 0
 
 
