@@ -45,6 +45,7 @@ from altoolkit.training import (METRICS_FILENAME, MODEL_FILENAME, TrainingRecipe
                                 library_versions, recipe_for, train_model)
 from Evaluation.cold_start import (FIRST, INITIAL_CHOICES, check_base_model_path, check_initial_matches,
                                   train_base_model)
+from Evaluation.cycle_report import write_cycle_report
 from Evaluation.Diversity.diversity import run_diversity
 from Evaluation.Image_selec.image_selection import run_intersection, run_selection
 from Evaluation.Novelty.novelty import run_novelty
@@ -585,10 +586,11 @@ def main(argv: list[str] | None = None) -> int:
         analyzer.find_intersection(save_images=not args.no_images, create_visualization=True)
     analyzer.timings["total"] = time.perf_counter() - started
     manifest = analyzer.write_manifest()
+    report = write_cycle_report(manifest.parent)
     if not args.quiet:
         print()
         print(analyzer.get_summary())
-        print(f"\nrun manifest: {manifest}")
+        print(f"\nrun manifest: {manifest}\nreport: {report}")
     return 0
 
 

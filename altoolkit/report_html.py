@@ -28,7 +28,7 @@ img.figure { max-width: 100%; border: 1px solid #eee; }
 .met { color: #1a7f37; font-weight: 600; } .missed { color: #c62828; font-weight: 600; }
 .note { color: #555; font-size: 13.5px; }
 .gallery { display: flex; flex-wrap: wrap; gap: 6px; margin: 6px 0 18px; }
-.gallery figure { margin: 0; width: 72px; text-align: center; font-size: 11px; line-height: 1.2; }
+.gallery figure { margin: 0; width: 80px; text-align: center; font-size: 11px; line-height: 1.2; }
 .gallery img { width: 64px; height: 64px; image-rendering: pixelated; border: 3px solid #ccc; }
 .gallery img.outlier { border-color: #ef6c00; } .gallery img.duplicate { border-color: #c62828; }
 .gallery img.typical { border-color: #1565c0; }
@@ -80,14 +80,15 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def figure_tag(path: Path, alt: str) -> str:
+def figure_tag(path: Path, alt: str, css_class: str = "figure") -> str:
     """An <img> of a PNG file, embedded."""
     try:
         png = Path(path).read_bytes()
     except OSError as error:
         raise ToolkitError(f"cannot read the figure {path} ({error.strerror or error}): render the report's "
                            "figures first") from None
-    return f'<img class="figure" src="{data_uri(png)}" alt="{escape(alt)}">'
+    extra = f' class="{escape(css_class)}"' if css_class else ""
+    return f'<img{extra} src="{data_uri(png)}" alt="{escape(alt)}">'
 
 
 def array_png(image: np.ndarray) -> bytes:

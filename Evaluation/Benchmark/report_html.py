@@ -169,9 +169,9 @@ def paired_section(summary: dict, ranked: list[str]) -> list[str]:
                              f'{"</b>" if strong else ""}<br><span class="note">p={format_number(p, 3)}</span></td>')
         rows.append(cells)
     return [f"<h2>Paired difference from {BASELINE} at equal labels</h2>",
-            f'<p class="note">Points, mean ± 95 % CI over paired seeds; {BASELINE}\'s accuracy is read on its own curve '
-            "of the same seed at the strategy's label count (interpolated where they differ; n/a beyond the labels "
-            f"{BASELINE} reached). p: paired t-test, Benjamini–Hochberg-corrected; bold where below 0.05.</p>",
+            f'<p class="note">Points, mean ± 95 % CI over paired seeds; {BASELINE}\'s accuracy is read on its own '
+            "curve of the same seed at the strategy's label count (interpolated where they differ; n/a beyond the "
+            f"labels {BASELINE} reached). p: paired t-test, Benjamini–Hochberg-corrected; bold where below 0.05.</p>",
             table(["strategy", *[f"round {r}" for r in range(rounds)]], rows)]
 
 
