@@ -195,3 +195,24 @@ def test_the_html_report_renders_offline_and_shows_the_numbers_of_results_json(d
     assert widths and all(width > 0 for width in widths)
     heat = page.locator("td[data-value]")
     assert heat.count() == len(DIGIT_STRATEGIES) * 10
+
+
+def test_few_strategies_share_one_panel_and_many_get_one_per_family_with_the_references_in_each():
+    from Evaluation.Benchmark import config, figures
+
+    five = ["margin", "recommended", "random", "intersection", "coreset"]
+    assert figures.panel_groups(five) == {"all strategies": five}
+    twenty = ["margin", "diverse_margin", "badge", "recommended", "least_confidence", "bald", "entropy", "random",
+              "typicality_pixels", "typicality", "intersection_filled", "combined", "intersection", "coreset",
+              "novelty", "coreset_pixels", "diversity", "class_balanced_margin", "class_balanced_random", "probcover"]
+    groups = figures.panel_groups(twenty)
+    assert list(groups) == ["uncertainty", "uncertainty with diversity", "typical images", "the design's intersection",
+                            "coverage and diversity"]
+    assert groups["uncertainty"] == ["margin", "recommended", "least_confidence", "bald", "entropy", "random"]
+    assert groups["typical images"] == ["recommended", "random", "typicality_pixels", "typicality"]
+    for names in groups.values():
+        assert {"random", "recommended"} <= set(names)
+        assert names == [name for name in twenty if name in names]  # the ranking's order
+    shown = {name for names in groups.values() for name in names}
+    assert shown == set(twenty)
+    assert config.strategy_family("my.module:pick") == "other"

@@ -8,7 +8,7 @@ initial weights on everything labeled so far and evaluated on the test split.
 
 Standalone: ``python Evaluation/Benchmark/benchmark.py --preset quick --output-dir results/benchmark`` (or
 ``python -m Evaluation.Benchmark.benchmark ...``) writes ``results.json`` (rewritten after every finished cell,
-so a restart with the same arguments resumes), ``learning_curve.png`` and ``report.md``.
+so a restart with the same arguments resumes), ``learning_curve.png``, ``report.md`` and ``report.html``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from Evaluation.Benchmark.trainer import save_weights
 def run_benchmark(config: BenchmarkConfig, output_dir: str | Path, *, dataset: Dataset | None = None,
                   command: str = "", verbose: bool = True, on_cell: Callable[[dict], None] | None = None,
                   workers: int = 1, cache_dir: str | Path = DEFAULT_CACHE_DIR, baseline: str | None = None) -> dict:
-    """Run (or resume) the benchmark into ``output_dir``; write results.json, learning_curve.png and report.md.
+    """Run (or resume) the benchmark into ``output_dir``; write results.json and the report.
 
     ``workers`` > 1 runs that many processes with one TensorFlow thread each (faster on several cores than one
     process using them all; the numbers differ from a one-process run, hence a resume needs the same value).
