@@ -216,3 +216,16 @@ def test_few_strategies_share_one_panel_and_many_get_one_per_family_with_the_ref
     shown = {name for names in groups.values() for name in names}
     assert shown == set(twenty)
     assert config.strategy_family("my.module:pick") == "other"
+
+
+def test_a_damaged_results_file_is_refused_in_one_line(digits_run, capsys):
+    import json
+
+    from Evaluation.Benchmark import report
+
+    folder, results = digits_run
+    del results["seeds"]["1"]["strategies"]["margin"][0]["accuracy"]
+    (folder / "results.json").write_text(json.dumps(results))
+    assert report.main([str(folder)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "seeds['1'].strategies['margin'][0].accuracy must be a number" in error

@@ -182,9 +182,11 @@ def heat_map_section(summary: dict, ranked: list[str], classes: list[str]) -> li
     if not known:
         return []
     low, high = min(known), max(known)
-    rows = [[escape(name), *[heat_cell(summary["strategies"][name]["per_class_final"].get(cls), low, high,
-                                       format_number(summary["strategies"][name]["per_class_final"].get(cls),
-                                                     percent=True)) for cls in classes]] for name in ranked]
+    rows = [[escape(name), f"{summary['strategies'][name]['labels_mean'][-1]:.0f}",
+             *[heat_cell(summary["strategies"][name]["per_class_final"].get(cls), low, high,
+                         format_number(summary["strategies"][name]["per_class_final"].get(cls), percent=True))
+               for cls in classes]] for name in ranked]
     return ["<h2>Per-class accuracy at the last round (%)</h2>",
             f'<p class="note">Red = the lowest value in the table ({100 * low:.1f} %), green = the highest '
-            f"({100 * high:.1f} %).</p>", table(["strategy", *map(escape, classes)], rows)]
+            f"({100 * high:.1f} %); mind the labels column where the strategies used different numbers.</p>",
+            table(["strategy", "labels", *map(escape, classes)], rows)]
