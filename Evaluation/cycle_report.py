@@ -40,12 +40,13 @@ def read_manifest(output_dir: Path) -> dict:
     return manifest
 
 
-def pool_scores(output_dir: Path) -> dict[str, np.ndarray]:
-    """Every per-pool-image score the analyses saved (short name → array over the pool), from the files present."""
+def pool_scores(output_dir: Path, analyses: list[str]) -> dict[str, np.ndarray]:
+    """The per-pool-image scores that this run's ``analyses`` saved (short name → array over the pool); files an
+    earlier run left in the folder are not read."""
     scores = {}
-    for relative, names in SCORE_FILES.values():
+    for analysis, (relative, names) in SCORE_FILES.items():
         path = output_dir / relative
-        if path.is_file():
+        if analysis in analyses and path.is_file():
             with np.load(path) as saved:
                 scores.update({short: saved[name] for name, short in names.items() if name in saved.files})
     return scores
@@ -132,7 +133,7 @@ def gallery_section(output_dir: Path, manifest: dict) -> list[str]:
     if not images:
         return [title, f"<p>{escape(folder / 'images')} holds no images: run AL_cycle.py without --no-images to see "
                        "them here.</p>"]
-    scores = pool_scores(output_dir)
+    scores = pool_scores(output_dir, list(manifest.get("analyses") or {}))
     start = manifest["start_idx"]
     figures = []
     for rank, index in enumerate(selection.get("absolute_indices", []), start=1):

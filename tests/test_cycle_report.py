@@ -26,6 +26,7 @@ def cycle_folder(tmp_path):
                 "labeled_size": 100, "start_idx": START, "end_idx": 150, "seed": 42,
                 "model": {"path": "models/100_train/best_model.keras"},
                 "parameters": {"uncertainty": {"threshold_percentile": 50}},
+                "analyses": {"uncertainty": {"count": 20}, "diversity": {"count": 20}, "novelty": {"count": 20}},
                 "selection": {"by": "intersection", "count": 3, "absolute_indices": PICKED},
                 "balance": {"all_met": False, "actual": {"cat": 2, "dog": 1, "t-shirt/top": 0},
                             "targets": {"cat": 1, "dog": 1, "t-shirt/top": 1},
@@ -52,6 +53,14 @@ def test_the_cycle_report_is_rebuilt_from_the_output_folder(cycle_folder, capsys
     text = (folder / "report.html").read_text()
     assert "hand-made verdict" in text and "t-shirt/top: 1 short of its target" in text
     assert "<script" not in text and "http" not in text.replace("http-equiv", "")
+
+
+def test_scores_left_by_an_earlier_run_are_not_shown_under_this_runs_picks(cycle_folder):
+    folder, manifest = cycle_folder
+    manifest["analyses"] = {}
+    (folder / "cycle_manifest.json").write_text(json.dumps(manifest))
+    text = cycle_report.render_cycle_report(folder)
+    assert text.count("<figure data-index=") == 3 and "nov " not in text
 
 
 def test_a_folder_without_a_manifest_is_one_line_saying_what_to_do(tmp_path, capsys):
