@@ -7,7 +7,7 @@ DEMO_DIR ?= results/demo
 
 SPEED_MODEL_DIR ?= models/fashion_mnist_500_train
 
-.PHONY: install demo test bench-speed bench-strategies bench-pipelines bench-representations bench-scale readme-reports bench-reports report-screenshots screenshots label-demo clean
+.PHONY: install demo test bench-speed bench-strategies bench-pipelines bench-representations bench-scale readme-reports bench-reports report-screenshots screenshots label-demo bench-live clean
 
 install: $(STAMP)
 
@@ -81,6 +81,7 @@ report-screenshots: $(STAMP)
 # The README's pictures of the labeling page (headless Debian chromium through Playwright).
 screenshots: $(STAMP)
 	$(BIN)/python docs/screenshot_labeling_page.py
+	$(BIN)/python -m docs.screenshot_live_page
 
 # The labeling walkthrough's first steps on digits written as image folders: folders, base model, round 1.
 LABEL_DEMO_DIR ?= results/label-demo
@@ -90,6 +91,10 @@ label-demo: $(STAMP)
 		--output-dir $(LABEL_DEMO_DIR)/models/base
 	$(BIN)/python label.py select --project $(LABEL_DEMO_DIR)/project --pool $(LABEL_DEMO_DIR)/pool \
 		--labeled $(LABEL_DEMO_DIR)/labeled --model $(LABEL_DEMO_DIR)/models/base/best_model.keras --budget 20
+
+# Label post latency of label.py serve --live while its worker refits (digits, 100 labels; about a minute).
+bench-live: $(STAMP)
+	$(BIN)/python -m benchmarks.live_latency --output benchmarks/results/live_latency.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache results/demo $(LABEL_DEMO_DIR)

@@ -26,6 +26,7 @@ from altoolkit.data import DEFAULT_IMAGE_SIZE
 from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.feature_cache import DEFAULT_CACHE_LIMIT_BYTES
 from altoolkit.labeling.exports import MAX_LABELS_FILE_BYTES
+from altoolkit.labeling.live import DEFAULT_REFIT_EVERY
 from altoolkit.labeling.pool import SKIP_CHANGED_OPTION
 from altoolkit.labeling.store import BatchItem, LabelStore, current_user, damage_message
 from altoolkit.validation import check_positive_int
@@ -183,7 +184,7 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
                                                 "learner": learner, "ran": ran, "representation": measured_on,
                                                 **({"backbone": backbone, "backbone_weights": backbone_weights}
                                                    if measured_on == "backbone" else {}),
-                                                "pool_size": len(candidates),
+                                                "pool_size": len(candidates), "image_size": size,
                                                 **({"unlabeled": eligible_count, "max_candidates": max_candidates}
                                                    if eligible_count > len(candidates) else {})}, items)
     return round_id, items
@@ -370,6 +371,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-remote", action="store_true", help="allow a --host other machines can reach")
     serve.add_argument("--labeler", default=None, help="who labels (default: the current user)")
     serve.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    serve.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
+                       help="refit the fast learner while you label and reorder the images not yet shown "
+                            "(default: on for a round selected without --model, whose representation is cached)")
+    serve.add_argument("--refit-every", type=positive_int, default=DEFAULT_REFIT_EVERY,
+                       help="with --live: new labels between two refits (default: %(default)s)")
 
     command("status", "labels per class and the rounds so far")
     return parser
@@ -422,13 +428,49 @@ def main(argv: list[str] | None = None) -> int:
             print(f"imported {counts.recorded} labels into round {round_id} ({counts.new} new, {counts.changed} "
                   f"changed, {counts.unchanged} unchanged); retrain: {retrain_command(store, args.project, round_id)}")
         elif args.command == "serve":
+            import AL_functions as alf
             from altoolkit.labeling.server import serve
 
+            live = serve_live(store, round_id, args.live)
             serve(store, round_id, pool_root(store, args.pool), host=args.host, port=args.port,
                   allow_remote=args.allow_remote, labeler=args.labeler or current_user(),
                   retrain_command=retrain_command(store, args.project, round_id),
-                  open_browser=not args.no_browser)
+                  open_browser=not args.no_browser, live_select=alf.select if live else None,
+                  refit_every=args.refit_every)
     return 0
+
+
+def serve_live(store: LabelStore, round_id: int, asked: bool | None) -> bool:
+    """Whether ``serve`` runs the live queue: as asked, or by default when the round was selected without a model
+    (``--live`` on a round selected with one is refused, saying why)."""
+    from altoolkit.labeling.live import live_round
+
+    if asked is False:
+        return False
+    try:
+        live_round(store, round_id)
+    except ToolkitError:
+        if asked:
+            raise
+        return False
+    return True
+
+
+def live_status(record: dict) -> str:
+    """One line on a round's latest live reorder: what it ran on how many labels, the estimate, the stop signal."""
+    details = record["details"]
+    estimate = details.get("estimate")
+    accuracy = (f"accuracy {estimate['accuracy']:.0%} ± {estimate['standard_error']:.0%} ({estimate['folds']}-fold "
+                f"CV on {estimate['labels']} labels)" if estimate else "accuracy: not yet (a class has one label)")
+    stop = details.get("stop") or {}
+    if stop.get("mean_kappa") is None:
+        signal = f"stop signal after {stop.get('refits_needed', '?')} more refit(s)"
+    else:
+        verdict = "predictions stable: you can stop" if stop["stop"] else "predictions still changing: keep labeling"
+        signal = (f"stabilizing predictions: mean kappa {stop['mean_kappa']:.3f} over the last {stop['window']} "
+                  f"refits (stop at ≥ {stop['threshold']}): {verdict}")
+    return f"  live: reorder {record['reorder']} ran {record['strategy']} on {details.get('labeled')} labels; " \
+           f"{accuracy}; {signal}"
 
 
 def print_status(store: LabelStore) -> int:
@@ -446,6 +488,9 @@ def print_status(store: LabelStore) -> int:
     for record in store.rounds(with_parameters=False):
         labeled = sum(image_id in labels for image_id in store.batch_image_ids(record["round"]))
         print(f"round {record['round']}: {record['strategy']}, {record['batch_size']} images, {labeled} labeled")
+        reorders = store.reorders(record["round"])
+        if reorders:
+            print(live_status(reorders[-1]))
     damage = store.damaged_rows()
     if damage:
         raise ToolkitError(damage_message(store.path, damage, note=", left out of the status above"))

@@ -30,7 +30,8 @@ EMBEDDED_REPORTS = {"headline": "benchmarks/results/fashion-pipeline/report.md#L
                     "scale-128": "benchmarks/results/scale_128px.md",
                     "fashion-benchmark": "benchmarks/results/fashion/report.md",
                     "fashion-scarce-benchmark": "benchmarks/results/fashion-scarce/report.md",
-                    "strategy-speed": "benchmarks/results/strategy_speed.md"}
+                    "strategy-speed": "benchmarks/results/strategy_speed.md",
+                    "live-latency": "benchmarks/results/live_latency.md"}
 """Embed name → report file, relative to the repository (``file#Section title`` for one section's body)."""
 
 

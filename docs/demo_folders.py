@@ -24,14 +24,7 @@ def write_demo_folders(output_dir: str | Path, per_class: int = 20, pool_size: i
         raise ToolkitError("--per-class and --pool-size must be positive")
     digits = load_dataset("digits")
     output_dir = Path(output_dir)
-    counts: dict[int, int] = {}
-    labeled_rows, pool_rows = [], []
-    for row, label in enumerate(digits.y_train):
-        if counts.get(int(label), 0) < per_class:
-            counts[int(label)] = counts.get(int(label), 0) + 1
-            labeled_rows.append(row)
-        elif len(pool_rows) < pool_size:
-            pool_rows.append(row)
+    labeled_rows, pool_rows = demo_rows(digits.y_train, per_class, pool_size)
     if len(pool_rows) < pool_size:
         raise ToolkitError(f"digits has only {len(pool_rows)} images left for the pool: lower --pool-size")
     with atomic_directory(output_dir / "labeled") as labeled:
@@ -43,6 +36,20 @@ def write_demo_folders(output_dir: str | Path, per_class: int = 20, pool_size: i
         for number, row in enumerate(pool_rows):
             Image.fromarray(digits.x_train[row]).save(pool / f"image_{number:04d}.png")
     return output_dir / "labeled", output_dir / "pool"
+
+
+def demo_rows(classes, per_class: int, pool_size: int) -> tuple[list[int], list[int]]:
+    """(rows of the labeled folder, rows of the pool in file order): the first ``per_class`` digits of each class,
+    then the next ``pool_size`` digits (``pool/image_0000.png`` is the first pool row)."""
+    counts: dict[int, int] = {}
+    labeled_rows, pool_rows = [], []
+    for row, label in enumerate(classes):
+        if counts.get(int(label), 0) < per_class:
+            counts[int(label)] = counts.get(int(label), 0) + 1
+            labeled_rows.append(row)
+        elif len(pool_rows) < pool_size:
+            pool_rows.append(row)
+    return labeled_rows, pool_rows
 
 
 @cli_entry

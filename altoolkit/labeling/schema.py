@@ -16,7 +16,7 @@ from altoolkit.files import atomic_path
 from altoolkit.validation import short_repr
 
 STORE_FILENAME = "labels.sqlite"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 TABLES = ("meta", "images", "rounds", "batch_items", "labels")
 SQLITE_HEADER = b"SQLite format 3\x00"
 SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 5, 6, 8
@@ -60,7 +60,19 @@ def _add_pool_file_hashes(connection: sqlite3.Connection) -> None:
                        "mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL)")
 
 
-MIGRATIONS = {1: _create_version_1, 2: _add_label_source, 3: _add_pool_file_hashes}
+def _add_live_reorders(connection: sqlite3.Connection) -> None:
+    """Version 4: the live queue's reorders of a round's batch (``label.py serve --live``): which labels each refit
+    used (every current label up to a label row), what it ran, its estimates, and the order it gave."""
+    connection.execute("CREATE TABLE reorders (id INTEGER PRIMARY KEY, round_id INTEGER NOT NULL REFERENCES "
+                       "rounds(id), created_at REAL NOT NULL, last_label_row INTEGER NOT NULL, labels_used INTEGER "
+                       "NOT NULL, strategy TEXT NOT NULL, details TEXT NOT NULL)")
+    connection.execute("CREATE TABLE reorder_items (reorder_id INTEGER NOT NULL REFERENCES reorders(id), "
+                       "position INTEGER NOT NULL, image_id TEXT NOT NULL REFERENCES images(id), predicted_class "
+                       "TEXT NOT NULL, probabilities TEXT NOT NULL, scores TEXT NOT NULL, "
+                       "PRIMARY KEY (reorder_id, position))")
+
+
+MIGRATIONS = {1: _create_version_1, 2: _add_label_source, 3: _add_pool_file_hashes, 4: _add_live_reorders}
 """Version → the step that brings a database from the previous version to it, applied in order."""
 
 

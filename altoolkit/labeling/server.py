@@ -4,7 +4,8 @@ Standard library only (``http.server``). The server answers on loopback unless t
 the page, the batch as JSON, and the batch's own images (looked up by id in the label store: no filesystem path is
 ever built from a URL), and writes labels through :class:`~altoolkit.labeling.store.LabelStore`, which commits each one.
 
-Routes: ``GET /`` (the page), ``GET /api/batch``, ``GET /image/<id>``, ``POST /api/label`` ``{"id", "class"}``
+Routes: ``GET /`` (the page), ``GET /api/batch``, ``GET /api/live`` (the live queue's latest order and
+estimates, see :mod:`altoolkit.labeling.live`), ``GET /image/<id>``, ``POST /api/label`` ``{"id", "class"}``
 and ``POST /api/unlabel`` ``{"id"}`` (both answer ``{"labeled": k, "total": B}``). A malformed request gets a 4xx
 answer with a JSON ``error``; when another program holds the store's write lock for longer than the store's busy
 timeout, a post is answered 503 with ``Retry-After`` and nothing is written (the page keeps the label and retries).
@@ -111,6 +112,8 @@ class LabelingSession:
     page: bytes
     page_policy: str
     loopback_only: bool
+    refit_every: int | None = None
+    """New labels between two refits of the live queue (None: no live queue)."""
 
     def __post_init__(self) -> None:
         self.positions = {item.image_id: position for position, item in enumerate(self.items)}
@@ -130,6 +133,28 @@ class LabelingSession:
         return {"round": self.round_id, "classes": list(self.store.class_names), "shortcuts": self.shortcuts,
                 "items": items, "labeled": sum(item["label"] is not None for item in items),
                 "total": len(items), "labeler": self.labeler, "retrain_command": self.retrain_command}
+
+    def live_payload(self) -> dict:
+        """The live queue's state: labels per class in the store, and the latest reorder (its order of the images
+        not yet labeled with the refitted learner's guesses, the accuracy estimate and the stop signal)."""
+        if self.refit_every is None:
+            return {"enabled": False}
+        counts = dict.fromkeys(self.store.class_names, 0)
+        for image_id, class_name in self.store.current_labels(skip_damaged=True).items():
+            counts[class_name] += 1
+        payload = {"enabled": True, "every": self.refit_every, "reorder": 0, "store_per_class": counts}
+        history = self.store.reorders(self.round_id)
+        if history:
+            latest = history[-1]
+            details = latest["details"]
+            order = [{"id": item.image_id, "predicted": item.predicted_class,
+                      "top": [{"class": name, "probability": probability} for name, probability in item.top_classes(3)]}
+                     for item in self.store.reorder_items(latest["reorder"]) if item.image_id in self.positions]
+            payload.update(reorder=latest["reorder"], labels_used=latest["labels_used"], ran=details.get("ran"),
+                           labeled=details.get("labeled"), estimate=details.get("estimate"),
+                           stop=details.get("stop"), kappa=details.get("kappa"),
+                           folder_per_class=details.get("folder_per_class"), order=order)
+        return payload
 
     def image_response(self, image_id: str) -> tuple[bytes, str] | None:
         """A batch image as (bytes, content type) a browser can show; None unless ``image_id`` is one of the batch's.
@@ -214,6 +239,8 @@ class LabelRequestHandler(http.server.BaseHTTPRequestHandler):
                             "X-Frame-Options": "DENY"})
             elif path == "/api/batch":
                 self._send_json(200, self.session.batch_payload())
+            elif path == "/api/live":
+                self._send_json(200, self.session.live_payload())
             elif path.startswith("/image/"):
                 self._send_image(path[len("/image/"):])
             else:
@@ -405,12 +432,13 @@ def _inline_hash(text: str) -> str:
 
 def make_server(store: LabelStore, round_id: int | None, pool_root: str | Path, *, host: str = "127.0.0.1",
                 port: int = 8765, allow_remote: bool = False, labeler: str | None = None,
-                retrain_command: str = "") -> LabelingServer:
+                retrain_command: str = "", refit_every: int | None = None) -> LabelingServer:
     """A bound (not yet serving) server for round ``round_id``'s batch (None: the latest); port 0: any free port.
 
     Checks up front what would otherwise show up as broken images or failed saves: the address, the batch and
     the labels in the store, every pool file.
-    ``labeler`` defaults to the current user.
+    ``labeler`` defaults to the current user; ``refit_every`` turns on the page's live panel (the worker that
+    refits is started by :func:`serve`).
     """
     check_bind_address(host, allow_remote)
     if not 0 <= port <= 65535:
@@ -428,7 +456,7 @@ def make_server(store: LabelStore, round_id: int | None, pool_root: str | Path, 
         pool_file(pool_root, image)
     page, policy = load_page()
     session = LabelingSession(store, round_id, items, Path(pool_root), labeler or current_user(), retrain_command,
-                              page, policy, loopback_only=is_loopback(host))
+                              page, policy, loopback_only=is_loopback(host), refit_every=refit_every)
     try:
         return LabelingServer((host.strip("[]"), port), session)
     except OSError as error:
@@ -446,13 +474,26 @@ def server_url(server: LabelingServer) -> str:
 
 def serve(store: LabelStore, round_id: int | None, pool_root: str | Path, *, host: str = "127.0.0.1", port: int = 8765,
           allow_remote: bool = False, labeler: str | None = None, retrain_command: str = "",
-          open_browser: bool = True) -> None:
-    """Serve the labeling page until Ctrl-C; prints one line with the page's address (and opens it if asked)."""
+          open_browser: bool = True, live_select=None, refit_every: int | None = None) -> None:
+    """Serve the labeling page until Ctrl-C; prints one line with the page's address (and opens it if asked).
+
+    With ``live_select`` (AL_functions.select) the live queue's worker process refits after every ``refit_every``
+    labels (:mod:`altoolkit.labeling.live`); it is stopped with the server.
+    """
+    from altoolkit.labeling.live import live_round, start_worker
+
+    live = live_select is not None
     server = make_server(store, round_id, pool_root, host=host, port=port, allow_remote=allow_remote,
-                         labeler=labeler, retrain_command=retrain_command)
+                         labeler=labeler, retrain_command=retrain_command, refit_every=refit_every if live else None)
     session = server.session
     url = server_url(server)
-    print(f"serving round {session.round_id} ({len(session.items)} images) at {url} — Ctrl-C to stop", flush=True)
+    worker = None
+    if live:
+        live_round(store, session.round_id)
+        worker = start_worker(store.path.parent, session.round_id, Path(pool_root), refit_every, live_select)
+    mode = f", live: reordered after every {refit_every} labels" if live else ""
+    print(f"serving round {session.round_id} ({len(session.items)} images{mode}) at {url} — Ctrl-C to stop",
+          flush=True)
     try:
         if open_browser:
             webbrowser.open(url)
@@ -463,3 +504,6 @@ def serve(store: LabelStore, round_id: int | None, pool_root: str | Path, *, hos
               file=sys.stderr, flush=True)
     finally:
         server.server_close()
+        if worker is not None:
+            worker.terminate()
+            worker.join(timeout=10)

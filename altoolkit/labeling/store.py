@@ -7,7 +7,9 @@ Tables (schema version in ``PRAGMA user_version``):
 - ``rounds``: one row per selection round (strategy, parameters as JSON, model, time);
 - ``batch_items``: the images a round selected, in order, with the model's prediction and scores;
 - ``labels``: an append-only history; each row gives an image a class (or ``NULL``: the label was withdrawn,
-  e.g. by *undo*). The latest row per image is its current label, so re-labeling never loses the old answer.
+  e.g. by *undo*). The latest row per image is its current label, so re-labeling never loses the old answer;
+- ``reorders`` and ``reorder_items``: the live queue's new orders of a round's batch (``serve --live``), each with
+  the last label row its refit used, so which labels it saw and what it selected stay auditable.
 
 The database runs in WAL mode with ``synchronous=FULL``: a label is on disk when :meth:`LabelStore.set_label`
 returns, and a killed process or a power cut loses at most the label being given.
@@ -364,20 +366,83 @@ class LabelStore:
         return [row[0] for row in self._read("SELECT image_id FROM batch_items WHERE round_id = ? "
                                              "ORDER BY position", (round_id,))]
 
-    def _batch_item(self, row: tuple) -> tuple[BatchItem | None, RowDamage | None]:
+    def _batch_item(self, row: tuple, table: str = "batch_items") -> tuple[BatchItem | None, RowDamage | None]:
         round_id, position, image_id, predicted_class, probabilities_text, scores_text = row
-        where = f"round {round_id} position {position}"
+        where = f"{'round' if table == 'batch_items' else 'reorder'} {round_id} position {position}"
         probabilities, problem = json_object(probabilities_text, numbers_only=True)
         if problem:
-            return None, RowDamage("batch_items", where, f"probabilities {problem}")
+            return None, RowDamage(table, where, f"probabilities {problem}")
         scores, problem = json_object(scores_text, numbers_only=True)
         if problem:
-            return None, RowDamage("batch_items", where, f"scores {problem}")
+            return None, RowDamage(table, where, f"scores {problem}")
         if self.class_names and not {predicted_class, *probabilities} <= set(self.class_names):
             unknown = sorted(map(str, {predicted_class, *probabilities} - set(self.class_names)))
-            return None, RowDamage("batch_items", where,
-                                   f"class {short_repr(unknown[0])} is not one of the project's classes")
+            return None, RowDamage(table, where, f"class {short_repr(unknown[0])} is not one of the project's classes")
         return BatchItem(image_id, predicted_class, probabilities, scores), None
+
+    def record_reorder(self, round_id: int, last_label_row: int, labels_used: int, strategy: str, details: dict,
+                       items: Sequence[BatchItem]) -> int:
+        """Record a live refit's order of the round's not yet labeled images (one short transaction); its id."""
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "INSERT INTO reorders (round_id, created_at, last_label_row, labels_used, strategy, details) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (round_id, time.time(), last_label_row, labels_used, strategy, json.dumps(details, sort_keys=True)))
+            reorder_id = int(cursor.lastrowid)
+            connection.executemany(
+                "INSERT INTO reorder_items (reorder_id, position, image_id, predicted_class, probabilities, scores) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(reorder_id, position, item.image_id, item.predicted_class, json.dumps(item.probabilities),
+                  json.dumps(item.scores)) for position, item in enumerate(items)])
+        return reorder_id
+
+    def reorders(self, round_id: int) -> list[dict]:
+        """The round's live reorders, oldest first: id, created_at, last_label_row, labels_used, strategy, details
+        (none before schema 4)."""
+        if self.schema_version < 4:
+            return []
+        records = []
+        for row in self._read("SELECT id, created_at, last_label_row, labels_used, strategy, details FROM reorders "
+                              "WHERE round_id = ? ORDER BY id", (round_id,)):
+            details, problem = json_object(row[5])
+            if problem:
+                raise ToolkitError(damage_message(self.path, [RowDamage("reorders", f"reorder {row[0]}",
+                                                                        f"details {problem}")]))
+            records.append(dict(zip(("reorder", "created_at", "last_label_row", "labels_used", "strategy"), row[:5]),
+                                details=details))
+        return records
+
+    def reorder_items(self, reorder_id: int) -> list[BatchItem]:
+        """A reorder's images in its order, with the refitted learner's predictions."""
+        items, damage = [], []
+        for row in self._read("SELECT reorder_id, position, image_id, predicted_class, probabilities, scores "
+                              "FROM reorder_items WHERE reorder_id = ? ORDER BY position", (reorder_id,)):
+            item, problem = self._batch_item(row, table="reorder_items")
+            damage += [problem] if problem else []
+            items += [item] if item else []
+        if damage:
+            raise ToolkitError(damage_message(self.path, damage))
+        return items
+
+    def labels_up_to(self) -> tuple[int, dict[str, str]]:
+        """(the last label row, every current label as of that row): one consistent snapshot, so a refit can
+        record exactly which labels it used."""
+        with self._locked(self._reader, self._read_lock) as connection:
+            connection.execute("BEGIN")
+            try:
+                last = int(connection.execute("SELECT COALESCE(MAX(id), 0) FROM labels").fetchone()[0])
+                rows = connection.execute(
+                    "SELECT l.image_id, l.class_name FROM labels l JOIN (SELECT image_id, MAX(id) AS last FROM labels "
+                    "WHERE id <= ? GROUP BY image_id) latest ON l.id = latest.last WHERE l.class_name IS NOT NULL",
+                    (last,)).fetchall()
+            finally:
+                connection.execute("COMMIT")
+        known = set(self.class_names)
+        return last, {image_id: name for image_id, name in rows if name in known}
+
+    def label_rows_after(self, round_id: int, row: int) -> int:
+        """How many label rows (labels given, changed or withdrawn) of ``round_id`` came after label row ``row``."""
+        return int(self._read("SELECT COUNT(*) FROM labels WHERE round_id = ? AND id > ?", (round_id, row))[0][0])
 
     def set_label(self, image_id: str, class_name: str, *, labeler: str, round_id: int | None = None,
                   source: str = "page") -> None:
