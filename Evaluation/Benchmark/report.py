@@ -266,7 +266,8 @@ def accuracy_per_label_curves(results: dict, summary: dict) -> dict[str, dict] |
     named = {f"design's baseline: {BASELINE} labels, MobileNetV3Small from scratch": design,
              f"{BASELINE} labels, same learner as recommended": summary["strategies"].get(BASELINE),
              f"{RECOMMENDED} pipeline": summary["strategies"][RECOMMENDED]}
-    return {name: {"labels": entry["labels_mean"], "accuracy": entry["accuracy_mean"], "ci": entry["accuracy_ci"]}
+    return {f"{name} ({entry['seeds']} seeds)": {"labels": entry["labels_mean"], "accuracy": entry["accuracy_mean"],
+                                                 "ci": entry["accuracy_ci"]}
             for name, entry in named.items() if entry is not None}
 
 
@@ -285,8 +286,7 @@ def write_report(results: dict, output_dir: Path, dataset: Dataset | None = None
     if headline is not None:
         plot_accuracy_per_label(headline, next(iter(headline)), "design's baseline",
                                 output_dir / ACCURACY_PER_LABEL_FILENAME,
-                                f"{results['dataset']['name']}: accuracy per label, mean ± 95 % CI over paired "
-                                "seeds")
+                                f"{results['dataset']['name']}: accuracy per label, mean ± 95 % CI over seeds")
     write_text(output_dir / REPORT_FILENAME, render_report(results, summary))
     dataset = dataset if dataset is not None else load_run_dataset(results)
     baseline = load_baseline(results)
