@@ -85,7 +85,8 @@ def plot_learning_curves(summary: dict, ranked: list[str], target: Path, title: 
                 difference_axis.fill_between(x[shown], difference - half, difference + half, alpha=0.12,
                                              color=style["color"], linewidth=0)
         curve_axis.set_title(panel, fontsize=11)
-        curve_axis.legend(fontsize=8, loc="lower right", title="last difference, points", title_fontsize=7)
+        curve_axis.legend(fontsize=8, loc="lower right", title="last difference, points" if compared else None,
+                          title_fontsize=7)
         curve_axis.grid(alpha=0.3)
         if column == 0:
             curve_axis.set_ylabel("test accuracy")
@@ -100,7 +101,7 @@ def plot_learning_curves(summary: dict, ranked: list[str], target: Path, title: 
     subtitle = (f"\nlower panels: paired difference from {BASELINE} at the same number of labels ({BASELINE}'s "
                 "curve interpolated per seed), mean ± 95 % CI" if compared else "")
     figure.suptitle(title + subtitle, fontsize=11)
-    figure.subplots_adjust(left=0.07, right=0.98, top=1 - 0.9 / figure.get_figheight(), bottom=0.02,
+    figure.subplots_adjust(left=0.07, right=0.98, top=1 - 1.15 / figure.get_figheight(), bottom=0.02,
                            wspace=0.18)
     return save_figure(target, figure)
 
