@@ -7,6 +7,7 @@ A project folder holds ``labels.sqlite`` (the label store) and ``batches/`` (exp
     python label.py serve  --project P          # label in the browser (127.0.0.1), or:
     python label.py export --project P          # CSV + Label Studio files for an external tool,
     python label.py import --project P FILE     # and bring the filled-in CSV / Label Studio export back
+    python label.py ml-backend --project P      # or connect Label Studio to the live learner (ML backend)
     python train.py --dataset folder --data-path LABELED --label-store P --output-dir models/round-1
 
 ``select`` leaves out every image that already has a label or waits for one in an earlier round's batch, so each
@@ -27,6 +28,7 @@ from altoolkit.errors import ToolkitError, cli_entry
 from altoolkit.feature_cache import DEFAULT_CACHE_LIMIT_BYTES
 from altoolkit.labeling.exports import MAX_LABELS_FILE_BYTES
 from altoolkit.labeling.live import DEFAULT_REFIT_EVERY
+from altoolkit.labeling.ml_backend import DEFAULT_PORT as ML_BACKEND_PORT
 from altoolkit.labeling.pool import SKIP_CHANGED_OPTION
 from altoolkit.labeling.store import BatchItem, LabelStore, current_user, damage_message
 from altoolkit.validation import check_positive_int
@@ -146,7 +148,10 @@ def select_batch(project: str | Path, pool: str | Path, labeled: str | Path, mod
 
         def features_for(name: str) -> tuple[np.ndarray, np.ndarray]:
             chosen = pool_representation(name)
-            return rows_of(chosen.pool_rows(), rows), chosen.rows_for(labeled_images)
+            # the folder's rows and the store's are cached apart: the folder's stay valid as the store grows, and
+            # the live queue's worker reads them back (altoolkit.labeling.live)
+            return rows_of(chosen.pool_rows(), rows), np.concatenate([chosen.rows_for(folder.x_train),
+                                                                      chosen.rows_for(store_images)])
 
         if model is None:
             pool_embeddings, labeled_embeddings = features_for(representation)
@@ -377,6 +382,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--refit-every", type=positive_int, default=DEFAULT_REFIT_EVERY,
                        help="with --live: new labels between two refits (default: %(default)s)")
 
+    backend = command("ml-backend", "serve Label Studio's ML backend protocol: predictions that order the tasks, "
+                                    "annotations written to the store and refitted on")
+    backend.add_argument("--round", type=int, default=None, help="default: the latest round")
+    backend.add_argument("--pool", default=None, help="the pool folder, if it moved since `select`")
+    backend.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1 (this machine only)")
+    backend.add_argument("--port", type=int, default=ML_BACKEND_PORT, help="default: %(default)s (0: any free port)")
+    backend.add_argument("--allow-remote", action="store_true", help="allow a --host other machines can reach")
+    backend.add_argument("--refit-every", type=positive_int, default=DEFAULT_REFIT_EVERY,
+                         help="new labels between two refits (default: %(default)s)")
+
     command("status", "labels per class and the rounds so far")
     return parser
 
@@ -427,6 +442,13 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             print(f"imported {counts.recorded} labels into round {round_id} ({counts.new} new, {counts.changed} "
                   f"changed, {counts.unchanged} unchanged); retrain: {retrain_command(store, args.project, round_id)}")
+        elif args.command == "ml-backend":
+            import AL_functions as alf
+            from altoolkit.labeling.ml_backend import make_backend_server, serve_backend
+
+            serve_backend(make_backend_server(store, round_id, pool_root(store, args.pool), alf.select,
+                                              host=args.host, port=args.port, allow_remote=args.allow_remote,
+                                              refit_every=args.refit_every))
         elif args.command == "serve":
             import AL_functions as alf
             from altoolkit.labeling.server import serve

@@ -2,8 +2,8 @@
 reorder, and a person labeling 30 images in Chromium against the real ``label.py serve --live`` (its worker
 process refitting meanwhile), then the server killed during a refit.
 
-One digits project (three classes, three labeled images each, a pool of 80) is selected once per module by the
-real ``label.py select`` without a model; each test serves its own copy.
+One digits project (three classes, three labeled images each, a pool of 80) is selected once per session by the
+real ``label.py select`` without a model (tests/test_ml_backend.py uses it too); each test serves its own copy.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def write_digit(digits, index: int, path: Path) -> None:
     Image.fromarray(ink, mode="L").resize((32, 32), Image.NEAREST).convert("RGB").save(path)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def selected_project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """(root holding project/, pool/, labeled/; pool file name → true class): round 1 of 40, no model."""
     from sklearn.datasets import load_digits
@@ -272,6 +272,7 @@ def test_no_label_is_lost_when_the_server_is_killed_during_a_refit(live_server):
         urllib.request.urlopen(request, timeout=10).close()
         given[item["id"]] = classes[item["id"]]
     server.wait_for("refit started")
+    killed_at = time.time()
     server.process.kill()
     server.process.wait(timeout=10)
     deadline = time.monotonic() + 60
@@ -280,8 +281,9 @@ def test_no_label_is_lost_when_the_server_is_killed_during_a_refit(live_server):
     assert not worker_running(worker), "the worker outlived its server"
     with LabelStore(project) as store:
         assert store.current_labels() == given
-        for record in store.reorders(1):
-            assert len(store.reorder_items(record["reorder"])) == BUDGET - REFIT_EVERY
+        (record,) = store.reorders(1)  # the refit the kill interrupted the server during, recorded whole after it
+        assert record["created_at"] > killed_at and record["labels_used"] == REFIT_EVERY
+        assert len(store.reorder_items(record["reorder"])) == BUDGET - REFIT_EVERY
 
     again = Server(project)
     try:

@@ -317,11 +317,11 @@ def read_label_studio_labels(text: str, name: str = "export.json") -> list[Impor
         class_name = (_annotated_choice(task["annotations"], where, name) if "annotations" in task
                       else _single_choice(task.get(LABEL_STUDIO_FROM_NAME), where, name))
         if class_name is not None and class_name.strip():
-            labels.append(ImportedLabel(_task_image_id(data), class_name, where))
+            labels.append(ImportedLabel(task_image_id(data), class_name, where))
     return labels
 
 
-def _task_image_id(data: dict) -> str:
+def task_image_id(data: dict) -> str:
     """The task's ``image_id``; without one, the id in an image URL ending in ``images/<image id>.<ext>``."""
     given = data.get("image_id")
     if given is not None and str(given).strip():
