@@ -7,7 +7,7 @@ DEMO_DIR ?= results/demo
 
 SPEED_MODEL_DIR ?= models/fashion_mnist_500_train
 
-.PHONY: install demo test bench-speed bench-strategies bench-pipelines bench-representations bench-scale readme-reports bench-reports report-screenshots screenshots label-demo bench-live clean
+.PHONY: install demo test bench-speed bench-strategies bench-pipelines bench-representations bench-scale readme-reports bench-reports report-screenshots screenshots label-demo bench-live bench-live-simulation clean
 
 install: $(STAMP)
 
@@ -95,6 +95,10 @@ label-demo: $(STAMP)
 # Label post latency of label.py serve --live while its worker refits (digits, 100 labels; about a minute).
 bench-live: $(STAMP)
 	$(BIN)/python -m benchmarks.live_latency --output benchmarks/results/live_latency.md
+
+# The live queue (rounds of 10) against batch rounds of 100 on Fashion-MNIST, 10 seeds (its report ends with its time).
+bench-live-simulation: $(STAMP)
+	$(BIN)/python -m benchmarks.live_simulation --output benchmarks/results/live_simulation.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache results/demo $(LABEL_DEMO_DIR)

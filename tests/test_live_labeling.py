@@ -27,7 +27,7 @@ from PIL import Image
 
 import AL_functions as alf
 import label
-from altoolkit.labeling.live import LiveRound, refit_order
+from altoolkit.labeling.live import LiveRound, refit_order, start_worker
 from altoolkit.labeling.store import BatchItem, LabelStore
 from altoolkit.stopping import (accuracy_with_error, cohens_kappa, cross_validated_accuracy, fold_count,
                                 stabilizing_predictions)
@@ -300,3 +300,43 @@ def worker_running(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state not in ("Z", "X")
+
+
+FAILED_ONCE: list[str] = []
+
+
+def select_failing_once(*args, **kwargs):
+    """AL_functions.select, except that its first call in a process fails (as a refit's bug would)."""
+    if not FAILED_ONCE:
+        FAILED_ONCE.append("failed")
+        raise RuntimeError("a refit's bug")
+    return alf.select(*args, **kwargs)
+
+
+def test_a_failed_refit_is_printed_and_the_order_stays_until_the_next_one_works(selected_project, tmp_path, capfd):
+    root, truth = selected_project
+    project = tmp_path / "project"
+    shutil.copytree(root / "project", project)
+    classes = true_classes(project, truth)
+    with LabelStore(project) as store:
+        batch = store.batch_image_ids(1)
+        worker = start_worker(project, 1, Path(store.get_meta("pool")), 2, select_failing_once)
+        try:
+            for image_id in batch[:2]:
+                store.set_label(image_id, classes[image_id], labeler="ann", round_id=1)
+            deadline = time.monotonic() + 90
+            errors = ""
+            while "refit failed" not in errors and time.monotonic() < deadline:
+                time.sleep(0.2)
+                errors += capfd.readouterr().err
+            assert "live: refit failed, the page keeps the previous order" in errors and "a refit's bug" in errors
+            assert store.reorders(1) == [] and worker.is_alive()
+            for image_id in batch[2:4]:
+                store.set_label(image_id, classes[image_id], labeler="ann", round_id=1)
+            while not store.reorders(1) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            (record,) = store.reorders(1)
+            assert record["labels_used"] == 4
+        finally:
+            worker.terminate()
+            worker.join(timeout=10)
