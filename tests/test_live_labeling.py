@@ -234,6 +234,10 @@ def test_a_person_labels_30_images_while_the_queue_learns(live_server, capsys):
         assert store.current_labels() == {image_id: classes[image_id] for image_id in shown}
         reorders = store.reorders(1)
         first_order = [item.image_id for item in store.reorder_items(reorders[0]["reorder"])]
+    # "recommended" runs its regime's strategy for the labels each refit had (typical images first, then margin)
+    assert [record["strategy"] for record in reorders] == [
+        alf.recommended_choice(record["details"]["labeled"], len(CLASSES), "linear")[0] for record in reorders]
+    assert reorders[0]["strategy"] == "typicality"
     used = [record["labels_used"] for record in reorders]
     assert used[0] == REFIT_EVERY and all(later - earlier >= REFIT_EVERY for earlier, later in zip(used, used[1:]))
     # the order the person saw after the first refit is the refit's, not the selection's
