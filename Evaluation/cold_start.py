@@ -34,6 +34,7 @@ def choose_labeled_set(dataset: Dataset, strategy: str, labeled_size: int, start
     """``dataset`` with ``labeled_size`` images ``strategy`` chose among training images ``0..start_idx-1`` first,
     and the record of that choice for the base model's metrics (``{"initial": ...}``). Chosen over patch
     features, or over a pretrained network's when ``settings`` (a ``RepresentationSettings``) names a backbone."""
+    from altoolkit.file_images import image_range
     from altoolkit.label_free import RepresentationSettings, label_free_features
 
     if strategy not in INITIAL_CHOICES[1:]:
@@ -44,8 +45,8 @@ def choose_labeled_set(dataset: Dataset, strategy: str, labeled_size: int, start
                            "training images before --start-idx: raise --start-idx or lower --labeled-size")
     settings = settings or RepresentationSettings()
     representation = "backbone" if settings.backbone else COLD_START_REPRESENTATION
-    features = label_free_features(representation, dataset.x_train[:start_idx], seed=seed, settings=settings,
-                                   cache_dir=cache_dir)
+    features = label_free_features(representation, image_range(dataset.x_train, 0, start_idx), seed=seed,
+                                   settings=settings, cache_dir=cache_dir)
     selection = alf.cold_start(strategy, features, labeled_size, seed=seed, representation=representation)
     chosen = [int(index) for index in selection.indices]
     record = {"strategy": strategy, "ran": selection.strategy, "representation": representation,

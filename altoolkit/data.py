@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from altoolkit.errors import ToolkitError
+from altoolkit.file_images import FileImages, ImageFileList
 from altoolkit.limits import check_image_size, check_resized_fit, checked_class_names, listed_names
 from altoolkit.sources import load_cifar10, load_digits, load_fashion_mnist, load_folder, load_npz
 from altoolkit.validation import short_repr
@@ -63,17 +64,22 @@ class Dataset:
                                f"{short_repr(chosen.tolist())}")
         rest = np.setdiff1d(np.arange(prefix), chosen)
         order = np.concatenate([chosen, rest, np.arange(prefix, len(self.x_train))])
-        return Dataset(self.name, f"{self.source}, {len(chosen)} chosen images first", self.x_train[order],
+        return Dataset(self.name, f"{self.source}, {len(chosen)} chosen images first", self.x_train.take(order, axis=0),
                        self.y_train[order], self.x_test, self.y_test, self.class_names,
                        tuple(int(index) for index in chosen))
 
     @functools.cached_property
     def fingerprint(self) -> str:
-        """A short SHA-256 of all images, labels and class names: two runs on the same data share it."""
+        """A short SHA-256 of all images, labels and class names: two runs on the same data share it. Images kept
+        in files count by their files' content hashes, read in chunks."""
         digest = hashlib.sha256()
         for array in (self.x_train, self.y_train, self.x_test, self.y_test):
             digest.update(str(array.shape).encode())
-            digest.update(np.ascontiguousarray(array).tobytes())
+            if isinstance(array, FileImages):
+                digest.update(array.digest.encode())
+                continue
+            for start in range(0, len(array), 4096):
+                digest.update(np.ascontiguousarray(array[start:start + 4096]).tobytes())
         digest.update("\n".join(self.class_names).encode())
         return digest.hexdigest()[:16]
 
@@ -99,15 +105,26 @@ def load_dataset(name: str = "cifar10", *, path: str | os.PathLike | None = None
     if name in ("folder", "npz") and path is None:
         raise ToolkitError(f"dataset {name!r} needs a path: pass --data-path (or path=...)")
     loaders = {"cifar10": lambda: load_cifar10(path, data_dir), "fashion_mnist": lambda: load_fashion_mnist(path),
-               "digits": load_digits, "folder": lambda: load_folder(path, size), "npz": lambda: load_npz(path)}
+               "digits": load_digits, "folder": lambda: folder_images(load_folder(path), size),
+               "npz": lambda: load_npz(path)}
     raw = loaders[name]()
     raw["class_names"] = checked_class_names(raw["class_names"], raw["source"])
     _check_labels(raw)
     dataset = Dataset(name=name, **raw)
     if classes is not None:
         dataset = select_classes(dataset, classes)
+    if isinstance(dataset.x_train, FileImages):
+        return dataset  # decoded at ``size`` as RGB when read, never held whole
     check_resized_fit(len(dataset.x_train) + len(dataset.x_test), size, dataset.source)
     return _as_rgb_size(dataset, size)
+
+
+def folder_images(listed: dict, size: int) -> dict:
+    """The folder reader's file lists as :class:`FileImages` of one listing (each file's header read once)."""
+    root, train, test = listed.pop("root"), listed["x_train"], listed["x_test"]
+    images = FileImages(ImageFileList.of_paths(root, [*train, *test]), size)
+    return {**listed, "x_train": images.take(np.arange(len(train))),
+            "x_test": images.take(np.arange(len(train), len(train) + len(test)))}
 
 
 def check_dataset_argument(dataset, name_option: str | None = "dataset_name=") -> None:
@@ -141,9 +158,10 @@ def select_classes(dataset: Dataset, classes: Sequence[int | str]) -> Dataset:
     keep_train = unlabeled | (lookup[np.where(unlabeled, 0, dataset.y_train)] >= 0)
     keep_test = lookup[dataset.y_test] >= 0
     return Dataset(name=dataset.name, source=dataset.source,
-                   x_train=dataset.x_train[keep_train],
+                   x_train=dataset.x_train.take(np.flatnonzero(keep_train), axis=0),
                    y_train=np.where(unlabeled[keep_train], UNLABELED, lookup[dataset.y_train[keep_train]]),
-                   x_test=dataset.x_test[keep_test], y_test=lookup[dataset.y_test[keep_test]],
+                   x_test=dataset.x_test.take(np.flatnonzero(keep_test), axis=0),
+                   y_test=lookup[dataset.y_test[keep_test]],
                    class_names=tuple(dataset.class_names[i] for i in ids))
 
 

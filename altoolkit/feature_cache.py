@@ -31,7 +31,12 @@ def cache_key(parts: dict) -> str:
 
 
 def images_fingerprint(images) -> str:
-    """A 16-hex-digit SHA-256 of an image array's shape, type and bytes, read in chunks (no full copy)."""
+    """A 16-hex-digit SHA-256 of an image array's shape, type and bytes, read in chunks (no full copy); images
+    kept in files count by their files' content hashes."""
+    from altoolkit.file_images import FileImages
+
+    if isinstance(images, FileImages):
+        return images.digest
     digest = hashlib.sha256(f"{images.shape}|{images.dtype}".encode())
     for start in range(0, len(images), 4096):
         digest.update(np.ascontiguousarray(images[start:start + 4096]).tobytes())
@@ -93,6 +98,14 @@ DEFAULT_CACHE_LIMIT_BYTES = 20 * 2**30
 """How much a cache folder may hold before its least recently used arrays are deleted (``--cache-limit-gb``)."""
 
 
+def pool_array_files(cache_dir: str | os.PathLike, names: Sequence[str], parts: dict, pool) -> list[Path]:
+    """Where :func:`cached_pool_arrays` keeps ``names``' arrays of ``pool`` computed with ``parts``."""
+    from altoolkit.streaming import POOL_ARRAYS_FOLDER
+
+    key = cache_key({**parts, "pool": pool.digest})
+    return [Path(cache_dir) / POOL_ARRAYS_FOLDER / f"{name}_{key}.npy" for name in names]
+
+
 def cached_pool_arrays(cache_dir: str | os.PathLike, names: Sequence[str], parts: dict, pool,
                        compute: Callable[[np.ndarray], Sequence[np.ndarray]], *,
                        limit_bytes: int = DEFAULT_CACHE_LIMIT_BYTES, engine=None, ray_task=None) -> list[np.ndarray]:
@@ -101,10 +114,9 @@ def cached_pool_arrays(cache_dir: str | os.PathLike, names: Sequence[str], parts
     was seen with these ``parts`` before. With ``engine`` (a :class:`~altoolkit.ray_engine.RayEngine`), Ray
     actors run what ``ray_task()`` returns (kind, payload of :class:`~altoolkit.ray_engine.PoolScorer`) instead,
     into the same files. After a new write, the cache is trimmed to ``limit_bytes``."""
-    from altoolkit.streaming import POOL_ARRAYS_FOLDER, streamed_rows
+    from altoolkit.streaming import streamed_rows
 
-    key = cache_key({**parts, "pool": pool.digest})
-    targets = [Path(cache_dir) / POOL_ARRAYS_FOLDER / f"{name}_{key}.npy" for name in names]
+    targets = pool_array_files(cache_dir, names, parts, pool)
     cached = [read_cached(target, len(pool), float32_only=True) for target in targets]
     if all(array is not None for array in cached):
         return cached

@@ -111,9 +111,14 @@ def label_free_features(name: str, images, *, fit_images=None, seed: int = 0,
                         settings: RepresentationSettings = RepresentationSettings(), cache_dir=None) -> np.ndarray:
     """Rows of a label-free representation for ``images``, fitted on ``fit_images`` (default: the images
     themselves, e.g. a pool with its labeled set); read back from ``cache_dir`` (memory-mapped) when these
-    images were seen with these settings before."""
+    images were seen with these settings before. Images kept in files (:class:`~altoolkit.file_images.FileImages`)
+    with a cache folder take the streaming path of :class:`PoolRepresentation`."""
     from altoolkit.feature_cache import cached_rows, images_fingerprint
+    from altoolkit.file_images import FileImages
 
+    if isinstance(images, FileImages) and fit_images is None and cache_dir is not None:
+        pool = images.pool(cache_dir)  # streamed: fitted on a seeded sample, rows written to the cache
+        return PoolRepresentation(name, pool, settings=settings, seed=seed, cache_dir=cache_dir).pool_rows()
     representation = LabelFreeRepresentation(name, settings, seed)
     fit_images = images if fit_images is None else fit_images
     parts = {"representation": name, "images": images_fingerprint(images),

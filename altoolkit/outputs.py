@@ -19,6 +19,7 @@ import numpy as np
 from altoolkit.arrays import check_probabilities
 from altoolkit.data import Dataset
 from altoolkit.errors import ToolkitError
+from altoolkit.file_images import FileImages, image_range
 from altoolkit.files import check_writable_directory, file_sha256, save_npz
 from altoolkit.model import INFERENCE_BATCH_SIZE
 from altoolkit.validation import short_repr
@@ -80,6 +81,8 @@ class ModelOutputCache:
         self.dataset = dataset
         self.cache_dir = check_writable_directory(cache_dir, "--cache-dir") if cache_dir is not None else None
         self.batch_size = batch_size
+        if isinstance(dataset.x_train, FileImages):  # before the fingerprint is first asked for
+            dataset.x_train.file_list.files(self.cache_dir)
         self._model = model if model is not None else load_classifier(self.model_path)
         self._check_model_fits_data(self._model)
         self.model_sha256 = file_sha256(self.model_path)
@@ -103,7 +106,11 @@ class ModelOutputCache:
             if cached is not None:
                 results[(start, end)] = RangeOutputs(start, end, *cached, True, time.perf_counter() - started)
         missing = [(start, end) for start, end in dict.fromkeys(ranges) if (start, end) not in results]
-        if missing:
+        if missing and isinstance(self.dataset.x_train, FileImages):
+            for start, end in missing:
+                results[(start, end)] = RangeOutputs(start, end, *self._streamed(start, end),
+                                                     time.perf_counter() - started)
+        elif missing:
             images = np.concatenate([self.dataset.x_train[start:end] for start, end in missing])
             probabilities, embeddings = self._predict(images)
             seconds = time.perf_counter() - started
@@ -116,10 +123,21 @@ class ModelOutputCache:
                                                      seconds)
         return [results[(start, end)] for start, end in ranges]
 
+    def _streamed(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(probabilities, embeddings, read from the cache) for images kept in files: streamed in decoded batches,
+        and with a cache folder written there as memory-mapped arrays keyed by the model and the files' content
+        (:func:`streamed_model_outputs`)."""
+        images = image_range(self.dataset.x_train, start, end)
+        if self.cache_dir is None:
+            return (*self._predict(images), False)
+        pool = images.pool(self.cache_dir)
+        cached = streamed_outputs_cached(self.model_sha256, pool, self.cache_dir)
+        return (*streamed_model_outputs(self._two_output_model(), self.model_sha256, pool, self.cache_dir), cached)
+
     def _read_cache(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The cached outputs of ``start..end-1`` if a cache file holds valid ones; a bad file is deleted."""
         cache_file = self._cache_file(start, end)
-        if cache_file is None or not os.path.lexists(cache_file):
+        if cache_file is None or not os.path.lexists(cache_file) or isinstance(self.dataset.x_train, FileImages):
             return None
         if cache_file.is_dir() or not cache_file.is_file():
             raise ToolkitError(f"the cache file {cache_file} is a folder or a link to nothing: move it away or "
@@ -194,6 +212,18 @@ class ModelOutputCache:
                                "pass the --dataset/--classes the model was trained on")
 
 
+MODEL_OUTPUT_NAMES = ("probabilities", "embeddings")
+"""The arrays a streamed pass over a file pool writes, one row per image."""
+
+
+def streamed_outputs_cached(model_sha256: str, pool, cache_dir: str | os.PathLike) -> bool:
+    """True if :func:`streamed_model_outputs` would read this model's outputs for ``pool`` from ``cache_dir``."""
+    from altoolkit.feature_cache import pool_array_files
+
+    return all(file.is_file() for file in
+               pool_array_files(cache_dir, MODEL_OUTPUT_NAMES, {"outputs of model": model_sha256}, pool))
+
+
 def streamed_model_outputs(model, model_sha256: str, pool, cache_dir: str | os.PathLike,
                            limit_bytes: int | None = None, *, engine=None,
                            model_path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +239,7 @@ def streamed_model_outputs(model, model_sha256: str, pool, cache_dir: str | os.P
     check_input_shape(two_outputs, image_shape)
     infer = inference_function(two_outputs, image_shape, np.uint8)
     probabilities, embeddings = cached_pool_arrays(
-        cache_dir, ("probabilities", "embeddings"), {"outputs of model": model_sha256}, pool,
+        cache_dir, MODEL_OUTPUT_NAMES, {"outputs of model": model_sha256}, pool,
         lambda batch: [output.numpy() for output in infer(batch)],
         limit_bytes=DEFAULT_CACHE_LIMIT_BYTES if limit_bytes is None else limit_bytes, engine=engine,
         ray_task=lambda: ("model", str(Path(model_path).resolve())))

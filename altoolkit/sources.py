@@ -23,7 +23,7 @@ import numpy as np
 
 from altoolkit.errors import ToolkitError
 from altoolkit.limits import (MAX_CLASSES_VARIABLE, PIXEL_LIMIT_ADVICE, byte_size, check_fits_in_memory,
-                              check_image_shape, check_resized_fit, checked_class_names, listed_names,
+                              check_image_shape, checked_class_names, listed_names,
                               max_classes, max_image_pixels)
 from altoolkit.validation import display_text, short_repr
 
@@ -269,10 +269,12 @@ def _read_idx(file: Path, ndim: int) -> np.ndarray:
     return np.frombuffer(body, dtype=np.uint8).reshape(shape)
 
 
-def load_folder(path, size: int) -> dict:
+def load_folder(path) -> dict:
     """Class sub-folders; ``train/`` and ``test/`` splits if present, else a fixed 80/20 split.
 
-    Every file is listed and checked for count and memory before the first image is decoded.
+    Lists the files and decodes nothing: ``x_train``/``x_test`` are lists of image files (under ``root``), which
+    :func:`altoolkit.data.load_dataset` turns into :class:`~altoolkit.file_images.FileImages`, decoded in batches
+    by whatever reads them (a pool is streamed).
     """
     root = _existing(path, "image folder")
     source = f"image folder {display_text(root)}"
@@ -285,21 +287,21 @@ def load_folder(path, size: int) -> dict:
             raise ToolkitError(f"{display_text(root / 'test')} has classes missing from train/: {listed_names(unknown)}")
         train_files = _class_files(root / "train", class_names)
         test_files = _class_files(root / "test", class_names, allow_missing=True)
-        check_resized_fit(len(train_files) + len(test_files), size, source)
-        x_train, y_train = _decode_images(train_files, size)
-        x_test, y_test = _decode_images(test_files, size)
-        order = np.random.default_rng(FOLDER_ORDER_SEED).permutation(len(x_train))
-        return dict(source=source, x_train=x_train[order], y_train=y_train[order],
-                    x_test=x_test, y_test=y_test, class_names=tuple(class_names))
+        order = np.random.default_rng(FOLDER_ORDER_SEED).permutation(len(train_files))
+        return dict(source=source, root=root, x_train=[train_files[row][0] for row in order],
+                    y_train=np.asarray([train_files[row][1] for row in order], dtype=np.int64),
+                    x_test=[file for file, _ in test_files],
+                    y_test=np.asarray([label for _, label in test_files], dtype=np.int64),
+                    class_names=tuple(class_names))
     class_names = _class_folders(root, source)
     files = _class_files(root, class_names)
-    check_resized_fit(len(files), size, source)
-    images, labels = _decode_images(files, size)
-    order = np.random.default_rng(FOLDER_ORDER_SEED).permutation(len(images))
-    n_test = int(round(len(images) * FOLDER_TEST_FRACTION))
+    order = np.random.default_rng(FOLDER_ORDER_SEED).permutation(len(files))
+    n_test = int(round(len(files) * FOLDER_TEST_FRACTION))
     train_part, test_part = order[:len(order) - n_test], order[len(order) - n_test:]
-    return dict(source=source, x_train=images[train_part], y_train=labels[train_part], x_test=images[test_part],
-                y_test=labels[test_part], class_names=tuple(class_names))
+    return dict(source=source, root=root, x_train=[files[row][0] for row in train_part],
+                y_train=np.asarray([files[row][1] for row in train_part], dtype=np.int64),
+                x_test=[files[row][0] for row in test_part],
+                y_test=np.asarray([files[row][1] for row in test_part], dtype=np.int64), class_names=tuple(class_names))
 
 
 def _class_folders(root: Path, source: str) -> list[str]:
@@ -351,18 +353,12 @@ def _class_files(root: Path, class_names: list[str], allow_missing: bool = False
     return files
 
 
-def _decode_images(files: list[tuple[Path, int]], size: int) -> tuple[np.ndarray, np.ndarray]:
-    images = np.empty((len(files), size, size, 3), dtype=np.uint8)
-    for index, (file, _) in enumerate(files):
-        images[index] = read_image(file, size)
-    return images, np.asarray([label for _, label in files], dtype=np.int64)
-
-
-def read_image(file: Path, size: int) -> np.ndarray:
+def read_image(file: Path, size: int, header_only: bool = False) -> np.ndarray | None:
     """Decode the first frame of one image file to uint8 RGB size×size; a bad file is an error that names it.
 
     Width × height is checked on the header, before decoding, against :func:`max_image_pixels`; Pillow's own
-    decompression-bomb check is set to the same limit, so no limit of Pillow's contradicts it.
+    decompression-bomb check is set to the same limit, so no limit of Pillow's contradicts it. ``header_only``
+    stops after that check (a cheap look at every file of a pool before any work), returning None.
     """
     from PIL import Image
 
@@ -374,6 +370,8 @@ def read_image(file: Path, size: int) -> np.ndarray:
             warnings.simplefilter("ignore")  # Pillow's notes on odd but readable files would add lines to the output
             with Image.open(file) as image:
                 check_image_shape(image.height, image.width, f"image {shown}")
+                if header_only:
+                    return None
                 rgb = image.convert("RGB")
                 if rgb.size != (size, size):
                     rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)

@@ -583,6 +583,31 @@ def test_folder_empty_class(tmp_path):
     assert_one_line(excinfo)
 
 
+def decode_all(data) -> np.ndarray:
+    """Every image of a folder dataset, decoded: the folder reader itself decodes nothing."""
+    return np.concatenate([data.x_train, data.x_test])
+
+
+def test_folder_images_stay_in_their_files_until_read(tmp_path):
+    from altoolkit.file_images import FileImages
+
+    """Loading reads headers only (a file whose pixels are cut off loads); reading decodes just the rows asked,
+    each from its own file."""
+    root = write_flat_folder(tmp_path)
+    save_image(root / "cat" / "cut.png", 5, size=(200, 200))
+    (root / "cat" / "cut.png").write_bytes((root / "cat" / "cut.png").read_bytes()[:60])
+    data = load_dataset("folder", path=root, image_size=16)
+    assert isinstance(data.x_train, FileImages) and isinstance(data.x_test, FileImages)
+    paths = data.x_train.relative_paths()
+    good = [row for row, path in enumerate(paths) if not path.endswith("cut.png")]
+    expected = [(10 if path.startswith("cat") else 110) + 10 * int(path[-5]) for path in np.take(paths, good)]
+    assert list(data.x_train[good][:, 0, 0, 0]) == expected
+    assert np.array_equal(data.x_train.take(good)[2:4], data.x_train[good[2:4]])
+    assert data.x_train[good[0]].shape == (16, 16, 3)
+    with pytest.raises(ToolkitError, match=r"cannot read image .*cat/cut\.png"):
+        decode_all(data)
+
+
 def test_folder_corrupt_image(tmp_path):
     root = write_flat_folder(tmp_path)
     (root / "dog" / "broken.png").write_bytes(b"these bytes are not an image")
@@ -596,7 +621,7 @@ def test_folder_truncated_image(tmp_path):
     file = root / "cat" / "big.png"
     file.write_bytes(file.read_bytes()[:60])
     with pytest.raises(ToolkitError, match=r"cannot read image .*cat/big\.png"):
-        load_dataset("folder", path=root)
+        decode_all(load_dataset("folder", path=root))
 
 
 def test_folder_without_class_folders(tmp_path):
@@ -729,14 +754,16 @@ def test_only_the_first_frame_of_a_multi_frame_image_is_decoded(tmp_path, suffix
     assert tuple(decoded[8, 8]) == (200, 0, 0) or (suffix == ".gif" and decoded[8, 8, 0] > 150)
 
 
-def test_folder_too_large_for_memory_is_refused_before_decoding(tmp_path, monkeypatch):
+def test_folder_larger_than_memory_loads_and_is_refused_only_whole(tmp_path, monkeypatch):
+    """A folder is never decoded whole by the loader (a pool may exceed memory); decoding more than fits is
+    refused before any image is read, with the memory it would need."""
     root = write_flat_folder(tmp_path)
-    monkeypatch.setattr(altoolkit.limits, "memory_budget", lambda: 10 * 64 * 64 * 3 - 1)
-    monkeypatch.setattr(altoolkit.sources, "read_image", lambda file, size: pytest.fail("decoded an image"))
-    with pytest.raises(ToolkitError, match=r"image folder .* as 10 images of 64×64 needs 122\.9 kB of memory, more "
-                                           r"than 122\.9 kB \(50% of this machine's\): use a smaller file, image size "
-                                           r"or class list"):
-        load_dataset("folder", path=root, image_size=64)
+    monkeypatch.setattr(altoolkit.limits, "memory_budget", lambda: 8 * 64 * 64 * 3 - 1)
+    data = load_dataset("folder", path=root, image_size=64)
+    assert data.x_train.shape == (8, 64, 64, 3) and data.x_train[:7].shape == (7, 64, 64, 3)
+    with pytest.raises(ToolkitError, match=r"8 images of .* as 8 images of 64×64 needs 98\.3 kB of memory, more "
+                                           r"than 98\.3 kB \(50% of this machine's\)"):
+        np.concatenate([data.x_train, data.x_test])
 
 
 @pytest.mark.parametrize("name", ["folder", "npz"])

@@ -171,6 +171,7 @@ def run_selection(context: PoolContext, output_dir: str | os.PathLike, strategy:
     Writes ``selection_indices.npy`` (relative to the pool start), ``selection_run.json``, ``summary.txt``,
     the images and a grid; returns (indices, stats).
     """
+    from altoolkit.file_images import concatenated_images, image_range
     from altoolkit.model import classifier_head
     from altoolkit.label_free import RepresentationSettings, label_free_features
 
@@ -180,8 +181,9 @@ def run_selection(context: PoolContext, output_dir: str | os.PathLike, strategy:
     pool, labeled = context.pool, context.labeled
 
     def features_for(name: str) -> tuple[np.ndarray, np.ndarray]:
-        images = np.concatenate([context.dataset.x_train[context.start_idx:context.end_idx],
-                                 context.dataset.x_train[:context.labeled_size]])
+        x_train = context.dataset.x_train
+        images = concatenated_images([image_range(x_train, context.start_idx, context.end_idx),
+                                      image_range(x_train, 0, context.labeled_size)])
         features = label_free_features(name, images, seed=seed, settings=settings or RepresentationSettings(),
                                        cache_dir=context.cache.cache_dir)
         return features[:context.pool_size], features[context.pool_size:]
