@@ -47,13 +47,16 @@ bench-strategies: $(STAMP) $(SPEED_MODEL_DIR)/best_model.keras
 	$(BIN)/python benchmarks/strategy_speed.py --model $(SPEED_MODEL_DIR)/best_model.keras --repeats 3 --output benchmarks/results/strategy_speed.md
 
 # The label-efficiency benchmarks in the README: the design's baseline (about 1.5 hours on two cores), the pipelines
-# (about 40 minutes), the scarce regime (about 20) and label spreading (about 25); each resumes where it stopped,
-# and a finished one re-renders its report.
+# (about 40 minutes), the scarce regime (about 20), label spreading (about 25) and the pipelines choosing among a
+# sample of 2,000 candidates (about 30, then compared with the whole-pool run); each resumes where it stopped, and a
+# finished one re-renders its report.
 bench-pipelines: $(STAMP)
 	$(BIN)/python -m Evaluation.Benchmark.benchmark --preset fashion-baseline --workers 2 --output-dir benchmarks/results/fashion-baseline
 	$(BIN)/python -m Evaluation.Benchmark.benchmark --preset fashion-pipeline --workers 2 --output-dir benchmarks/results/fashion-pipeline --baseline benchmarks/results/fashion-baseline
 	$(BIN)/python -m Evaluation.Benchmark.benchmark --preset fashion-pipeline-scarce --output-dir benchmarks/results/fashion-pipeline-scarce --baseline benchmarks/results/fashion-baseline
 	$(BIN)/python -m Evaluation.Benchmark.benchmark --preset fashion-pipeline-spreading --workers 2 --output-dir benchmarks/results/fashion-pipeline-spreading --baseline benchmarks/results/fashion-baseline
+	$(BIN)/python -m Evaluation.Benchmark.benchmark --preset fashion-pipeline-candidates --workers 2 --output-dir benchmarks/results/fashion-pipeline-candidates
+	$(BIN)/python benchmarks/candidates.py --sampled benchmarks/results/fashion-pipeline-candidates --whole benchmarks/results/fashion-pipeline --output benchmarks/results/max_candidates.md
 	$(BIN)/python benchmarks/embed_reports.py
 
 # Linear-probe accuracy and cost of each label-free representation, and one pipeline round on a 50,000-image pool.
@@ -71,7 +74,8 @@ readme-reports: $(STAMP)
 bench-reports: $(STAMP)
 	$(BIN)/python -m Evaluation.Benchmark.report benchmarks/results/fashion benchmarks/results/fashion-scarce \
 		benchmarks/results/fashion-baseline benchmarks/results/fashion-pipeline \
-		benchmarks/results/fashion-pipeline-scarce benchmarks/results/fashion-pipeline-spreading
+		benchmarks/results/fashion-pipeline-scarce benchmarks/results/fashion-pipeline-spreading \
+		benchmarks/results/fashion-pipeline-candidates
 	$(BIN)/python benchmarks/embed_reports.py
 
 # The README's pictures of the HTML reports: the committed fashion-pipeline run's and the demo cycle's (make demo).

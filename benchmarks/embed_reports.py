@@ -28,6 +28,7 @@ EMBEDDED_REPORTS = {"headline": "benchmarks/results/fashion-pipeline/report.md#L
                     "pipeline-speed": "benchmarks/results/pipeline_speed.md",
                     "scale-32": "benchmarks/results/scale_32px.md",
                     "scale-128": "benchmarks/results/scale_128px.md",
+                    "max-candidates": "benchmarks/results/max_candidates.md",
                     "fashion-benchmark": "benchmarks/results/fashion/report.md",
                     "fashion-scarce-benchmark": "benchmarks/results/fashion-scarce/report.md",
                     "strategy-speed": "benchmarks/results/strategy_speed.md",

@@ -4,13 +4,14 @@ around it); TensorFlow is an extra that fits the machine — `[cpu]`: tensorflow
 and CI install, each of which must lie inside pyproject's range.
 
 Checked offline, on pyproject.toml and on the metadata setuptools builds from it (what pip reads for `.[gpu]`),
-for three kinds of machine. A `pip install --dry-run '.[gpu]'` against the index would check the resolution too,
-but the index this project installs from serves no separate wheel metadata, so pip downloads every wheel it
-considers (about 3 GB for TensorFlow and the CUDA libraries, 1-2 minutes here): too slow for a test.
+for three kinds of machine; and once against the package index: `pip install --dry-run '.[gpu]'` must resolve to
+the GPU TensorFlow build with its CUDA libraries (about 30 s here, so it is marked slow).
 """
 
 from __future__ import annotations
 
+import json
+import platform
 import subprocess
 import sys
 from email.parser import Parser
@@ -162,3 +163,18 @@ def test_the_built_metadata_gives_pip_the_same_extras(tmp_path):
             assert with_extra == {key(req) for req in active(requirements[extra], machine, extra)}, (machine, extra)
     (gpu_tensorflow,) = tensorflow_in([req for req in active(built, "linux-x86_64", "gpu")])
     assert (gpu_tensorflow.name, gpu_tensorflow.extras) == ("tensorflow", {"and-cuda"})
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux" or platform.machine() != "x86_64",
+                    reason="the CUDA wheels tensorflow[and-cuda] brings exist for Linux x86_64")
+def test_pip_resolves_the_gpu_extra_to_the_gpu_tensorflow_build(tmp_path):
+    """What a user on a GPU machine gets: pip's own resolution of `.[gpu]` against the index (nothing installed)."""
+    report = tmp_path / "report.json"
+    completed = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+                                "--report", str(report), f"{REPO}[gpu]"], capture_output=True, text=True,
+                               timeout=900)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    names = {canonicalize_name(item["metadata"]["name"]) for item in json.loads(report.read_text())["install"]}
+    assert "tensorflow" in names and "tensorflow-cpu" not in names
+    assert {"nvidia-cudnn-cu12", "nvidia-cublas-cu12"} <= names

@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline", default=None, metavar="DIR",
                         help="a finished benchmark folder of the design's baseline (random + MobileNetV3Small): the "
                              "report adds every strategy's label efficiency against it")
+    parser.add_argument("--max-candidates", type=positive_int, default=None,
+                        help="each selection chooses among a seeded random sample of this many unlabeled images "
+                             "(default: all), to measure what label.py select --max-candidates costs")
     parser.add_argument("--cache-dir", default=None, help=f"where representations are cached (default: "
                                                           f"{DEFAULT_CACHE_DIR})")
     parser.add_argument("--workers", type=positive_int, default=1,
@@ -151,7 +154,7 @@ def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
     """The preset with every given option replacing its value."""
     changes = {key: getattr(args, key) for key in ("dataset", "data_path", "image_size", "n0", "budget", "rounds",
                                                    "seeds", "epochs", "pool_size", "batch_size", "learner",
-                                                   "representation", "initial", "first_seed")
+                                                   "representation", "initial", "first_seed", "max_candidates")
                if getattr(args, key) is not None}
     if args.classes is not None:
         changes["classes"] = (None if args.classes.strip().lower() == "all"

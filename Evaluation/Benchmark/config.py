@@ -13,6 +13,7 @@ import numpy as np
 import AL_functions as alf
 from altoolkit.data import Dataset, load_dataset
 from altoolkit.errors import ToolkitError
+from altoolkit.sampling import seeded_subsample
 from altoolkit.training import TrainingRecipe
 from altoolkit.validation import short_repr
 
@@ -99,6 +100,9 @@ class BenchmarkConfig:
     """See :data:`INITIAL_CHOICES`."""
     first_seed: int = 0
     """Seeds ``first_seed`` … ``first_seed + seeds − 1``: tuning runs use seeds the README's reports do not."""
+    max_candidates: int | None = None
+    """Each selection (the cold start's too) chooses among a seeded random sample of this many unlabeled images,
+    as ``label.py select --max-candidates`` does; None: among all of them."""
 
     @property
     def fast(self) -> bool:
@@ -126,8 +130,10 @@ class BenchmarkConfig:
             if not isinstance(value, int) or value < (2 if name == "n0" else 1):
                 raise ToolkitError(f"--{name.replace('_', '-')} must be a positive integer"
                                    f"{' of at least 2' if name == 'n0' else ''}, got {value!r}")
-        if self.pool_size is not None and self.pool_size < 1:
-            raise ToolkitError(f"--pool-size must be a positive integer, got {self.pool_size!r}")
+        for name in ("pool_size", "max_candidates"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ToolkitError(f"--{name.replace('_', '-')} must be a positive integer, got {short_repr(value)}")
         if not self.strategies:
             raise ToolkitError("--strategies is empty: name at least one strategy")
         for name in self.strategies:
@@ -212,6 +218,10 @@ PRESETS: dict[str, BenchmarkConfig] = {
                                                   rounds=14, seeds=10, pool_size=10_000, learner="label_spreading",
                                                   representation="patches", initial="each",
                                                   strategies=("random", alf.RECOMMENDED)),
+    "fashion-pipeline-candidates": BenchmarkConfig(dataset="fashion_mnist", classes=None, n0=100, budget=100,
+                                                   rounds=14, seeds=5, pool_size=10_000, learner="linear",
+                                                   representation="patches", initial="each",
+                                                   strategies=PIPELINE_STRATEGIES, max_candidates=2_000),
 }
 """quick: bundled digits (10 classes), a few minutes. seed-experiment: the design's CIFAR-10 3-class experiment
 (needs the CIFAR-10 archive). fashion: Fashion-MNIST, all 10 classes (on 3 easy classes the base model is already
@@ -224,7 +234,9 @@ label-free patch features) and its strategies, every strategy choosing its own f
 per class, 10 seeds (run it with --baseline benchmarks/results/fashion-baseline). fashion-pipeline-scarce: the
 same from 1 to 10 labels per class. fashion-pipeline-spreading: random and recommended with the semi-supervised
 learner (label spreading over the pool, distilled into the linear model), the same seeds and label counts as
-fashion-pipeline: what using the unlabeled pool adds to the labels."""
+fashion-pipeline: what using the unlabeled pool adds to the labels. fashion-pipeline-candidates: fashion-pipeline
+with every selection among a seeded sample of 2,000 unlabeled images (label.py select --max-candidates), on its first
+five seeds: what subsampling the candidates costs (benchmarks/candidates.py compares the two runs)."""
 
 
 def config_hash(config: BenchmarkConfig, dataset_fingerprint: str) -> str:
@@ -234,7 +246,7 @@ def config_hash(config: BenchmarkConfig, dataset_fingerprint: str) -> str:
     benchmark can be extended with another strategy or more seeds without rerunning the rest.
     """
     settings = {key: value for key, value in config.as_dict().items()
-                if key not in ("strategies", "seeds", "first_seed")}
+                if key not in ("strategies", "seeds", "first_seed") and not (key == "max_candidates" and value is None)}
     text = json.dumps({"config": settings, "data": dataset_fingerprint, "format": FORMAT_VERSION}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -254,6 +266,13 @@ def seed_order(n_train: int, config: BenchmarkConfig, seed: int) -> np.ndarray:
         raise ToolkitError(f"the pool of {pool_size} images cannot supply {config.rounds} rounds × {config.budget}: "
                            "lower --rounds or --budget, or raise --pool-size")
     return np.random.default_rng(seed).permutation(n_train)[:config.n0 + pool_size].astype(np.int64)
+
+
+def candidate_rows(rows: np.ndarray, config: BenchmarkConfig, seed: int, round_number: int) -> np.ndarray:
+    """The rows a selection chooses among: all of ``rows``, or a seeded sample of ``config.max_candidates``."""
+    if config.max_candidates is None or len(rows) <= config.max_candidates:
+        return rows
+    return rows[seeded_subsample(len(rows), config.max_candidates, selection_seed(seed, round_number))]
 
 
 def selection_seed(seed: int, round_number: int) -> int:

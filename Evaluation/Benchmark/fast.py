@@ -8,6 +8,7 @@ run continues from its recorded cells alone. With ``initial = "each"`` every str
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Callable
@@ -20,7 +21,8 @@ from altoolkit.label_free import RepresentationSettings, label_free_features
 from altoolkit.pipelines import fit_fast_learner
 from altoolkit.strategies import pixel_pca_features
 from altoolkit.training import accuracy_report
-from Evaluation.Benchmark.config import BenchmarkConfig, benchmark_strategy, seed_order, selection_seed
+from Evaluation.Benchmark.config import (BenchmarkConfig, benchmark_strategy, candidate_rows, seed_order,
+                                          selection_seed)
 from Evaluation.Benchmark.records import cell_record, completed_rounds
 
 REPRESENTATION_SEED = 0
@@ -104,12 +106,15 @@ class FastSeedRun:
     def cold_start(self, name: str) -> alf.Selection:
         """The first ``n0`` positions ``name`` picks from the whole seed's images with no label at all."""
         strategy, representation = benchmark_strategy(name)
-        uniform = np.full((len(self.order), self.dataset.num_classes), 1.0 / self.dataset.num_classes)
-        inputs = alf.SelectionRound(uniform, self.features, self.features[:0], self.labels[:0],
-                                    features_for=lambda _: (self.pixel_features(), self.pixel_features()[:0]),
+        candidates = candidate_rows(np.arange(len(self.order)), self.config, self.seed, 0)
+        uniform = np.full((len(candidates), self.dataset.num_classes), 1.0 / self.dataset.num_classes)
+        inputs = alf.SelectionRound(uniform, self.features[candidates], self.features[:0], self.labels[:0],
+                                    features_for=lambda _: (self.pixel_features()[candidates],
+                                                            self.pixel_features()[:0]),
                                     learner=self.config.learner)
-        return alf.select(strategy, inputs, self.config.n0, seed=selection_seed(self.seed, 0),
-                          representation=representation)
+        selection = alf.select(strategy, inputs, self.config.n0, seed=selection_seed(self.seed, 0),
+                               representation=representation)
+        return dataclasses.replace(selection, indices=candidates[np.asarray(selection.indices, dtype=np.int64)])
 
     def run_round(self, name: str, labeled: np.ndarray, round_number: int) -> tuple[dict, np.ndarray]:
         """Fit on ``labeled``, score the rest of the seed's images, pick ``budget`` of them, refit and evaluate."""
@@ -117,18 +122,19 @@ class FastSeedRun:
         began = time.perf_counter()
         learner = fit_fast_learner(self.config.learner, self.features, self.labels, labeled, remaining,
                                    self.dataset.num_classes, self.seed)
-        probabilities = learner.predict_proba(self.features[remaining])
+        candidates = candidate_rows(remaining, self.config, self.seed, round_number)
+        probabilities = learner.predict_proba(self.features[candidates])
         scored = time.perf_counter()
         strategy, representation = benchmark_strategy(name)
 
         def features_for(_: str) -> tuple[np.ndarray, np.ndarray]:
-            return self.pixel_features()[remaining], self.pixel_features()[labeled]
+            return self.pixel_features()[candidates], self.pixel_features()[labeled]
 
         selection = alf.select(strategy, alf.SelectionRound(
-            probabilities, self.features[remaining], self.features[labeled], self.labels[labeled],
+            probabilities, self.features[candidates], self.features[labeled], self.labels[labeled],
             features_for=features_for, learner=self.config.learner), self.config.budget,
             seed=selection_seed(self.seed, round_number), representation=representation)
-        chosen = remaining[selection.indices]
+        chosen = candidates[selection.indices]
         selected = time.perf_counter()
         cell = self.evaluate_rows(round_number, np.concatenate([labeled, chosen]), chosen,
                                   {"forward_s": scored - began, "selection_s": selected - scored})

@@ -18,7 +18,7 @@ from altoolkit.progress import Countdown, current_log_file, logger, start_log_fi
 from altoolkit.strategies import pixel_pca_features
 from altoolkit.training import training_indices
 from Evaluation.Benchmark.config import (PSEUDO_LABEL_REPRESENTATION, STATE_DIRNAME, BenchmarkConfig,
-                                         benchmark_strategy, seed_order, selection_seed)
+                                         benchmark_strategy, candidate_rows, seed_order, selection_seed)
 from Evaluation.Benchmark.records import cell_record, completed_rounds, seed_record, worker_cells_path
 from Evaluation.Benchmark.trainer import SeedTrainer, restore_weights, save_weights, state_path
 
@@ -229,7 +229,8 @@ def run_round(config: BenchmarkConfig, view: Dataset, order: np.ndarray, trainer
     absolute training indices of the dataset (``order[position]``).
     """
     labeled = np.concatenate([np.arange(config.n0), selected]).astype(np.int64)
-    remaining = np.setdiff1d(np.arange(config.n0, len(view.x_train)), selected)
+    remaining = candidate_rows(np.setdiff1d(np.arange(config.n0, len(view.x_train)), selected), config, seed,
+                               round_number)
     rows = np.concatenate([remaining, labeled])
     began = time.perf_counter()
     probabilities, embeddings = trainer.infer(rows)
