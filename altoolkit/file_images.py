@@ -73,8 +73,10 @@ class ImageFileList:
 
 def check_headers(paths: Sequence[Path], workers: int = HEADER_WORKERS) -> None:
     """Read every file's header (not its pixels), in parallel: a file that is no image, or an image over the
-    pixel limit, is refused before any work starts rather than in the middle of a pass over the pool."""
+    pixel limit, is refused before any work starts rather than in the middle of a pass over the pool. Files are
+    checked in name order, so the error names the first bad file by name."""
     max_image_pixels()  # a bad AL_MAX_IMAGE_PIXELS is refused even for an empty list
+    paths = sorted(paths)
     chunks = [paths[start:start + HEADER_CHUNK] for start in range(0, len(paths), HEADER_CHUNK)]
     with ThreadPoolExecutor(workers) as executor:
         for _ in executor.map(lambda chunk: [read_image(path, 1, header_only=True) for path in chunk], chunks):
