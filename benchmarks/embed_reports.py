@@ -32,7 +32,8 @@ EMBEDDED_REPORTS = {"headline": "benchmarks/results/fashion-pipeline/report.md#L
                     "fashion-benchmark": "benchmarks/results/fashion/report.md",
                     "fashion-scarce-benchmark": "benchmarks/results/fashion-scarce/report.md",
                     "strategy-speed": "benchmarks/results/strategy_speed.md",
-                    "live-latency": "benchmarks/results/live_latency.md"}
+                    "live-latency": "benchmarks/results/live_latency.md",
+                    "live-simulation": "benchmarks/results/live_simulation.md"}
 """Embed name → report file, relative to the repository (``file#Section title`` for one section's body)."""
 
 
