@@ -178,9 +178,12 @@ class PoolRepresentation:
     def rows_for(self, images) -> np.ndarray:
         """The representation of other ``images`` (N×H×W×C), by the pool's fit; cached by their content."""
         from altoolkit.feature_cache import cached_rows, images_fingerprint
+        from altoolkit.file_images import FileImages
 
         if len(images) == 0:
             return np.empty((0, self.pool_rows().shape[1]), np.float32)
+        if isinstance(images, FileImages):  # files (a labeled folder): hashed once, their hashes kept in the cache
+            images.file_list.files(self.cache_dir)
         parts = {**self._parts, "pool": self.pool.digest, "images": images_fingerprint(images)}
         return cached_rows(self.cache_dir, self.representation.name, parts, len(images),
                            lambda: self._fitted().transform(images))
