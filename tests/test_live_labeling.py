@@ -39,6 +39,8 @@ BUDGET = 40
 LABELED_IN_SESSION = 30
 REFIT_EVERY = 10
 LATENCY_P95_MS = 100
+REFIT_STARTED = r"live: refit started"
+REORDER_RECORDED = r"live: reorder \d+ recorded"
 
 
 def test_cohens_kappa_on_hand_made_predictions():
@@ -156,15 +158,19 @@ class Server:
         for line in self.process.stderr:
             self.errors.append(line)
 
-    def wait_for(self, pattern: str, timeout: float = 90) -> re.Match:
+    def wait_for(self, pattern: str, timeout: float = 90, occurrence: int = 1) -> re.Match:
+        """The ``occurrence``-th stderr line matching ``pattern``, as soon as it is printed (polled every 10 ms)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in list(self.errors):
-                match = re.search(pattern, line)
-                if match:
-                    return match
-            time.sleep(0.05)
-        raise AssertionError(f"no {pattern!r} on the server's stderr: {''.join(self.errors)}")
+            matches = [match for match in map(lambda line: re.search(pattern, line), list(self.errors)) if match]
+            if len(matches) >= occurrence:
+                return matches[occurrence - 1]
+            time.sleep(0.01)
+        raise AssertionError(f"no {pattern!r} (#{occurrence}) on the server's stderr: {''.join(self.errors)}")
+
+    def printed(self, pattern: str) -> int:
+        """How many stderr lines so far match ``pattern``."""
+        return sum(1 for line in list(self.errors) if re.search(pattern, line))
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -217,8 +223,12 @@ def test_a_person_labels_30_images_while_the_queue_learns(live_server, capsys):
                 page.keyboard.press(classes[image_id])
                 if count == REFIT_EVERY:
                     sync_api.expect(page.locator("body")).to_have_attribute("data-reorder", "1", timeout=90000)
-                else:
-                    page.wait_for_timeout(150)  # a person's pace: refits run while the next labels are posted
+                elif count == 2 * REFIT_EVERY:
+                    # the next labels are posted the moment the second refit starts, without a pause until it is
+                    # recorded: so posts are measured while it runs, however fast this machine refits
+                    server.wait_for(REFIT_STARTED, occurrence=2)
+                elif server.printed(REFIT_STARTED) < 2 or server.printed(REORDER_RECORDED) >= 2:
+                    page.wait_for_timeout(150)  # a person's pace
             page.wait_for_selector("body[data-pending='0']", state="attached")
             sync_api.expect(page.locator("#progress")).to_have_text(f"{LABELED_IN_SESSION} of {BUDGET} labeled")
             # the second refit starts at the 20th label or a little later (the worker looks every 0.25 s)
