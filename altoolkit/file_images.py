@@ -142,8 +142,10 @@ class FileImages:
     def __getitem__(self, key) -> np.ndarray:
         if isinstance(key, (int, np.integer)):
             return self._decode(self.rows[[int(key)]])[0]
-        if isinstance(key, tuple):
-            return self._decode(self.rows[key[0]])[(slice(None),) + key[1:]]
+        if isinstance(key, tuple):  # images[rows, y, x, channel]: decode the rows, then index within them
+            rows, within = key[0], key[1:]
+            images = self[rows]
+            return images[within] if isinstance(rows, (int, np.integer)) else images[(slice(None), *within)]
         return self._decode(self.rows[key])
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:

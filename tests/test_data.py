@@ -604,6 +604,7 @@ def test_folder_images_stay_in_their_files_until_read(tmp_path):
     assert list(data.x_train[good][:, 0, 0, 0]) == expected
     assert np.array_equal(data.x_train.take(good)[2:4], data.x_train[good[2:4]])
     assert data.x_train[good[0]].shape == (16, 16, 3)
+    assert data.x_train[good[0], 0, 0, 0] == expected[0] and data.x_train[good, 0, 0, 0].tolist() == expected
     with pytest.raises(ToolkitError, match=r"cannot read image .*cat/cut\.png"):
         decode_all(data)
 
