@@ -81,7 +81,8 @@ class ModelOutputCache:
         self.dataset = dataset
         self.cache_dir = check_writable_directory(cache_dir, "--cache-dir") if cache_dir is not None else None
         self.batch_size = batch_size
-        if isinstance(dataset.x_train, FileImages):  # before the fingerprint is first asked for
+        self._in_files = isinstance(dataset.x_train, FileImages)
+        if self._in_files:  # hashed with the cache's index before the fingerprint is first asked for
             dataset.x_train.file_list.files(self.cache_dir)
         self._model = model if model is not None else load_classifier(self.model_path)
         self._check_model_fits_data(self._model)
@@ -106,7 +107,7 @@ class ModelOutputCache:
             if cached is not None:
                 results[(start, end)] = RangeOutputs(start, end, *cached, True, time.perf_counter() - started)
         missing = [(start, end) for start, end in dict.fromkeys(ranges) if (start, end) not in results]
-        if missing and isinstance(self.dataset.x_train, FileImages):
+        if missing and self._in_files:
             for start, end in missing:
                 results[(start, end)] = RangeOutputs(start, end, *self._streamed(start, end),
                                                      time.perf_counter() - started)
@@ -137,7 +138,7 @@ class ModelOutputCache:
     def _read_cache(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The cached outputs of ``start..end-1`` if a cache file holds valid ones; a bad file is deleted."""
         cache_file = self._cache_file(start, end)
-        if cache_file is None or not os.path.lexists(cache_file) or isinstance(self.dataset.x_train, FileImages):
+        if cache_file is None or not os.path.lexists(cache_file) or self._in_files:
             return None
         if cache_file.is_dir() or not cache_file.is_file():
             raise ToolkitError(f"the cache file {cache_file} is a folder or a link to nothing: move it away or "
@@ -221,7 +222,12 @@ def streamed_outputs_cached(model_sha256: str, pool, cache_dir: str | os.PathLik
     from altoolkit.feature_cache import pool_array_files
 
     return all(file.is_file() for file in
-               pool_array_files(cache_dir, MODEL_OUTPUT_NAMES, {"outputs of model": model_sha256}, pool))
+               pool_array_files(cache_dir, MODEL_OUTPUT_NAMES, model_output_parts(model_sha256), pool))
+
+
+def model_output_parts(model_sha256: str) -> dict:
+    """What keys a pool's streamed model outputs in the cache: the model file's content."""
+    return {"outputs of model": model_sha256}
 
 
 def streamed_model_outputs(model, model_sha256: str, pool, cache_dir: str | os.PathLike,
@@ -239,7 +245,7 @@ def streamed_model_outputs(model, model_sha256: str, pool, cache_dir: str | os.P
     check_input_shape(two_outputs, image_shape)
     infer = inference_function(two_outputs, image_shape, np.uint8)
     probabilities, embeddings = cached_pool_arrays(
-        cache_dir, MODEL_OUTPUT_NAMES, {"outputs of model": model_sha256}, pool,
+        cache_dir, MODEL_OUTPUT_NAMES, model_output_parts(model_sha256), pool,
         lambda batch: [output.numpy() for output in infer(batch)],
         limit_bytes=DEFAULT_CACHE_LIMIT_BYTES if limit_bytes is None else limit_bytes, engine=engine,
         ray_task=lambda: ("model", str(Path(model_path).resolve())))

@@ -12,6 +12,7 @@ a few batches of pixels plus the rows a caller reads.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections import deque
@@ -124,9 +125,10 @@ class FilePool:
     files: tuple[PoolFile, ...]
     size: int
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
-        """Names the pool's content and decoding (files, hashes, image size): part of every cache key."""
+        """Names the pool's content and decoding (files, hashes, image size): part of every cache key; computed
+        once per pool (it hashes every file's entry, and each cached array's key asks for it)."""
         return f"{pool_digest(self.files)}-{self.size}"
 
     def __len__(self) -> int:
