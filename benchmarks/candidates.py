@@ -11,7 +11,6 @@ runs finished. (Selection time is not compared here: the two runs need not have 
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 import time
@@ -22,6 +21,7 @@ import numpy as np
 from altoolkit.cli import ToolkitArgumentParser
 from altoolkit.errors import ToolkitError, cli_entry
 from benchmarks.reporting import finish_report
+from Evaluation.Benchmark.records import read_results_folder
 from Evaluation.Benchmark.stats import curves, finished_seed_numbers, mean_ci, paired_difference
 
 SCRIPT = "benchmarks/candidates.py"
@@ -37,9 +37,9 @@ def on_seeds(results: dict, seeds: list[str]) -> dict:
 def candidate_costs(sampled: dict, whole: dict) -> tuple[list[str], list[dict]]:
     """(paired seeds, one row per strategy both runs hold): the accuracy difference sampled − whole pool at each
     label count of :data:`REPORT_LABELS` both reached (mean, CI half-width, p-value)."""
-    difference = sorted(set(sampled["config"]) ^ set(whole["config"]) |
-                        {key for key in set(sampled["config"]) & set(whole["config"])
-                         if sampled["config"][key] != whole["config"][key]})
+    absent = object()  # a setting only one run records differs, whatever its value
+    difference = sorted(key for key in set(sampled["config"]) | set(whole["config"])
+                        if sampled["config"].get(key, absent) != whole["config"].get(key, absent))
     if set(difference) - {"max_candidates", "seeds", "strategies", "first_seed"}:
         raise ToolkitError(f"the two runs differ in {', '.join(difference)}: compare runs that differ only in "
                            "--max-candidates")
@@ -91,14 +91,6 @@ def report_lines(command: str, sampled_dir: Path, whole_dir: Path, sampled: dict
     return lines
 
 
-def read_results(directory: Path) -> dict:
-    file = directory / "results.json"
-    try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ToolkitError(f"cannot read {file} ({error}): run that benchmark first") from None
-
-
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
@@ -107,10 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--whole", required=True, type=Path, help="the same benchmark over the whole pool")
     parser.add_argument("--output", default=None, help="write the report here (markdown)")
     args = parser.parse_args(argv)
-    sampled = read_results(args.sampled)
+    sampled = read_results_folder(args.sampled)
     if sampled["config"].get("max_candidates") is None:
         raise ToolkitError(f"{args.sampled} was not run with --max-candidates: pass it as --whole, or another run")
-    seeds, rows = candidate_costs(sampled, read_results(args.whole))
+    seeds, rows = candidate_costs(sampled, read_results_folder(args.whole))
     command = shlex.join(["python", SCRIPT, *(argv if argv is not None else sys.argv[1:])])
     finish_report(report_lines(command, args.sampled, args.whole, sampled, seeds, rows), started, args.output)
     return 0

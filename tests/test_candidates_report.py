@@ -20,16 +20,19 @@ CONFIG = {"dataset": "fashion_mnist", "pool_size": 1000, "n0": 100, "budget": 10
 
 
 def cell(round_number: int, accuracy: float, seconds: float = 1.0) -> dict:
-    return {"round": round_number, "labels": 100 + 100 * round_number, "accuracy": accuracy,
-            "timings": {"selection_s": seconds}}
+    """A cell as the benchmark records it (selected indices and per-class accuracies are not read here)."""
+    return {"round": round_number, "labels": 100 + 100 * round_number, "n_selected": 100, "accuracy": accuracy,
+            "per_class_accuracy": {}, "selected_indices": [],
+            "timings": {"forward_s": 0.0, "selection_s": seconds, "training_s": 0.0, "evaluation_s": 0.0}}
 
 
 def run(max_candidates, accuracy, seconds: float) -> dict:
     """A finished run: ``accuracy(strategy, seed, round)`` gives each cell's accuracy."""
-    seeds = {str(seed): {"base": cell(0, 0.5), "strategies": {
+    seeds = {str(seed): {"pool_size": 1000, "initial_indices": [], "base": cell(0, 0.5), "strategies": {
         name: [cell(r, accuracy(name, seed, r), seconds) for r in range(1, 5)] for name in CONFIG["strategies"]}}
         for seed in range(3)}
-    return {"config": {**CONFIG, "max_candidates": max_candidates}, "seeds": seeds}
+    return {"config": {**CONFIG, "max_candidates": max_candidates}, "config_hash": "0" * 16,
+            "dataset": {"train_size": 1100}, "seeds": seeds}
 
 
 def whole_accuracy(name, seed, round_number):
@@ -73,6 +76,9 @@ def test_the_report_names_its_runs_and_is_refused_without_a_sampled_run(tmp_path
     assert "among a seeded sample of 200 unlabeled images" in report
     assert candidates.main(["--sampled", str(tmp_path / "whole"), "--whole", str(tmp_path / "sampled")]) == 2
     assert "was not run with --max-candidates" in capsys.readouterr().err
+    (tmp_path / "whole" / "results.json").write_text("{}")
+    assert candidates.main(["--sampled", str(tmp_path / "sampled"), "--whole", str(tmp_path / "whole")]) == 2
+    assert "is not benchmark results a report can be rendered from (no config" in capsys.readouterr().err
 
 
 def test_a_selection_chooses_among_a_seeded_sample_only_when_max_candidates_is_set():

@@ -55,6 +55,21 @@ def read_json_record(path: Path, what: str, advice: str):
         raise ToolkitError(f"{path} is not readable as {what} ({type(error).__name__}): {advice}") from None
 
 
+def read_results_folder(folder: Path) -> dict:
+    """A benchmark folder's results.json, checked for the shape the reports read; a missing, corrupt or malformed
+    file is one error naming it."""
+    results = read_json_record(folder / RESULTS_FILENAME, "benchmark results",
+                               "give a folder a benchmark run wrote (it holds results.json)")
+    shape = isinstance(results, dict) and isinstance(results.get("config"), dict) and isinstance(
+        results.get("dataset"), dict) and isinstance(results["dataset"].get("train_size"), int)
+    problem = (results_problem(results, results["dataset"]["train_size"]) if shape else
+               "no config, or no dataset with its train_size")
+    if problem is not None:
+        raise ToolkitError(f"{folder / RESULTS_FILENAME} is not benchmark results a report can be rendered from "
+                           f"({problem}): give a folder a benchmark run wrote")
+    return results
+
+
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 

@@ -298,19 +298,11 @@ def write_report(results: dict, output_dir: Path, dataset: Dataset | None = None
 
 def render_folders(folders: list[str]) -> list[Path]:
     """Re-render the report of each finished benchmark folder from its results.json alone (nothing is trained)."""
-    from Evaluation.Benchmark.records import read_json_record, results_problem
+    from Evaluation.Benchmark.records import read_results_folder
 
     written = []
     for folder in map(Path, folders):
-        results = read_json_record(folder / RESULTS_FILENAME, "benchmark results",
-                                   "give a folder a benchmark run wrote (it holds results.json)")
-        shape = isinstance(results, dict) and isinstance(results.get("config"), dict) and isinstance(
-            results.get("dataset"), dict) and isinstance(results["dataset"].get("train_size"), int)
-        problem = (results_problem(results, results["dataset"]["train_size"]) if shape else
-                   "no config, or no dataset with its train_size")
-        if problem is not None:
-            raise ToolkitError(f"{folder / RESULTS_FILENAME} is not benchmark results a report can be rendered from "
-                               f"({problem}): give a folder a benchmark run wrote")
+        results = read_results_folder(folder)
         if not finished_seeds(results):
             raise ToolkitError(f"{folder} has no finished seed yet: run or resume its benchmark first")
         write_report(results, folder)
